@@ -1,0 +1,1 @@
+"""Quantized models of the study (Brevitas)."""

@@ -1,0 +1,104 @@
+"""The study's CNV, with configurable bit widths and per-layer channel widths.
+
+Built from ``brevitas_examples.bnn_pynq`` quantizers and TensorNorm, and laid out module for module
+like Brevitas's ``cnv`` (same ``conv_features`` / ``linear_features`` indices), so Brevitas's
+published pretrained state_dicts load with ``strict=True`` and FINN's CNV flow sees the same graph.
+Brevitas's own class hard-codes the channel widths, which pruning needs to change.
+"""
+
+import torch
+from brevitas.core.restrict_val import RestrictValueType
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+from brevitas_examples.bnn_pynq.models.common import CommonActQuant, CommonWeightQuant
+from brevitas_examples.bnn_pynq.models.tensor_norm import TensorNorm
+from torch import nn
+
+from pynqrepro.core.errors import UserError
+
+BIT_WIDTHS = (1, 2, 4, 8)
+CONV_CHANNELS = (64, 64, 128, 128, 256, 256)
+FC_FEATURES = (512, 512)
+POOL_AFTER = (1, 3)  # max-pool 2x2 after conv 2 and conv 4 (0-based conv index)
+KERNEL_SIZE = 3
+IN_CHANNELS = 3
+INPUT_SIZE = 32  # 32x32 -> 1x1 after six unpadded 3x3 convs and two pools
+
+
+def check_bits(name: str, bits: int) -> int:
+    if bits not in BIT_WIDTHS:
+        raise UserError(f"{name} {bits!r} is not supported: choose one of {BIT_WIDTHS}")
+    return bits
+
+
+def _check_widths(name: str, widths, length: int) -> tuple:
+    widths = tuple(widths)
+    if len(widths) != length or not all(isinstance(w, int) and w > 0 for w in widths):
+        raise UserError(f"{name} must be {length} positive integers, got {widths!r}")
+    return widths
+
+
+class CNV(nn.Module):
+    """CNV: six 3x3 conv (no padding) + BN + quant act, pools after conv 2 and 4, three FC, TensorNorm.
+
+    Input: images in [0, 1], scaled to ``2x - 1`` and quantized to 8-bit Q1.7 as in the study.
+    """
+
+    def __init__(self, weight_bits: int, act_bits: int, in_bits: int = 8,
+                 conv_channels=CONV_CHANNELS, fc_features=FC_FEATURES, num_classes: int = 10):
+        super().__init__()
+        self.weight_bits = check_bits("weight bit width", weight_bits)
+        self.act_bits = check_bits("activation bit width", act_bits)
+        self.in_bits = check_bits("input bit width", in_bits)
+        self.conv_channels = _check_widths("conv_channels", conv_channels, len(CONV_CHANNELS))
+        self.fc_features = _check_widths("fc_features", fc_features, len(FC_FEATURES))
+        self.num_classes = num_classes
+
+        self.conv_features = nn.ModuleList()
+        self.linear_features = nn.ModuleList()
+        self.conv_features.append(QuantIdentity(  # Q1.7 input format
+            act_quant=CommonActQuant, bit_width=in_bits, min_val=-1.0, max_val=1.0 - 2.0 ** (-7),
+            narrow_range=False, restrict_scaling_type=RestrictValueType.POWER_OF_TWO))
+        in_ch = IN_CHANNELS
+        for i, out_ch in enumerate(self.conv_channels):
+            self.conv_features.append(QuantConv2d(
+                in_ch, out_ch, KERNEL_SIZE, bias=False,
+                weight_quant=CommonWeightQuant, weight_bit_width=weight_bits))
+            self.conv_features.append(nn.BatchNorm2d(out_ch, eps=1e-4))
+            self.conv_features.append(QuantIdentity(act_quant=CommonActQuant, bit_width=act_bits))
+            if i in POOL_AFTER:
+                self.conv_features.append(nn.MaxPool2d(kernel_size=2))
+            in_ch = out_ch
+
+        in_features = in_ch
+        for out_features in self.fc_features:
+            self.linear_features.append(QuantLinear(
+                in_features, out_features, bias=False,
+                weight_quant=CommonWeightQuant, weight_bit_width=weight_bits))
+            self.linear_features.append(nn.BatchNorm1d(out_features, eps=1e-4))
+            self.linear_features.append(QuantIdentity(act_quant=CommonActQuant, bit_width=act_bits))
+            in_features = out_features
+        self.linear_features.append(QuantLinear(
+            in_features, num_classes, bias=False,
+            weight_quant=CommonWeightQuant, weight_bit_width=weight_bits))
+        self.linear_features.append(TensorNorm())
+
+        for layer in self.quant_layers():
+            nn.init.uniform_(layer.weight.data, -1, 1)
+
+    def quant_layers(self):
+        """The QuantConv2d / QuantLinear layers in network order."""
+        return [m for m in self.modules() if isinstance(m, (QuantConv2d, QuantLinear))]
+
+    def clip_weights(self, min_val: float = -1.0, max_val: float = 1.0) -> None:
+        """Clamp weights in place after each optimizer step (the study's recipe)."""
+        for layer in self.quant_layers():
+            layer.weight.data.clamp_(min_val, max_val)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = 2.0 * x - torch.tensor([1.0], device=x.device)
+        for mod in self.conv_features:
+            x = mod(x)
+        x = x.view(x.shape[0], -1)
+        for mod in self.linear_features:
+            x = mod(x)
+        return x

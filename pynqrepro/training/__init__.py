@@ -1,0 +1,1 @@
+"""CNV quantization-aware training: config, trainer, checkpoints, DDP, per-scale recipes."""

@@ -1,0 +1,115 @@
+"""Checkpoints in the study's layout (``checkpoint.tar`` / ``model_best.pth.tar``) and loading.
+
+A checkpoint holds the model state_dict, optimizer (``optim_dict``, the key Brevitas's trainer
+reads), scheduler, epoch, best accuracies and the full TrainConfig, so a model can be rebuilt from
+the file alone. Writes are atomic: a run killed while saving leaves the previous checkpoint intact.
+"""
+
+import io
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import hub
+
+from pynqrepro.core.atomic import atomic_write_bytes
+from pynqrepro.core.errors import UserError
+from pynqrepro.models.cnv import CNV
+from pynqrepro.training.config import TrainConfig
+
+LAST = "checkpoint.tar"
+BEST = "model_best.pth.tar"
+PRETRAINED_NAMES = {(1, 1): "cnv_1w1a", (1, 2): "cnv_1w2a", (2, 2): "cnv_2w2a"}
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_checkpoint(path: Path) -> dict:
+    """The checkpoint dict at ``path``; a missing or unreadable file is a UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist: pass the path of a {LAST} or {BEST} file")
+    try:
+        package = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
+        raise UserError(f"checkpoint {path} is corrupt ({type(exc).__name__}): delete it and "
+                        f"resume from another checkpoint or retrain") from None
+    if not isinstance(package, dict) or "state_dict" not in package:
+        raise UserError(f"{path} is not a training checkpoint (no state_dict): pass a {LAST} or {BEST} file")
+    return package
+
+
+def strip_ddp_prefix(state_dict: dict) -> dict:
+    """State dicts saved from a DistributedDataParallel wrapper carry a ``module.`` prefix."""
+    return {k.removeprefix("module."): v for k, v in state_dict.items()}
+
+
+def find_checkpoint(path: Path) -> Path:
+    """A checkpoint file, or the best (else last) one inside a run or artifact directory."""
+    path = Path(path)
+    if path.is_dir():
+        for directory in (path, path / "checkpoints"):
+            for name in (BEST, LAST):
+                if (directory / name).is_file():
+                    return directory / name
+        raise UserError(f"no {BEST} or {LAST} in {path}: pass a checkpoint file or a run directory")
+    return path
+
+
+def load_model(path: Path) -> tuple[CNV, TrainConfig]:
+    """Rebuild the trained CNV and its TrainConfig from a checkpoint file or run directory."""
+    path = find_checkpoint(path)
+    package = read_checkpoint(path)
+    if "config" not in package:
+        raise UserError(f"{path} has no training config (a bare Brevitas checkpoint?): "
+                        f"load it with --pretrained instead")
+    config = TrainConfig.from_dict(package["config"])
+    model = config.build_model()
+    model.load_state_dict(strip_ddp_prefix(package["state_dict"]), strict=True)
+    model.eval()
+    return model, config
+
+
+def pretrained_url(weight_bits: int, act_bits: int) -> str:
+    """URL of Brevitas's published CNV weights for these bit widths (from brevitas_examples' cfg)."""
+    from brevitas_examples.bnn_pynq.models import get_model_cfg
+
+    name = PRETRAINED_NAMES.get((weight_bits, act_bits))
+    if name is None:
+        known = ", ".join(f"{w}w{a}a" for w, a in PRETRAINED_NAMES)
+        raise UserError(f"Brevitas publishes no CNV {weight_bits}w{act_bits}a weights: "
+                        f"use one of {known} or pass a state_dict file to --pretrained")
+    return get_model_cfg(name).get("MODEL", "PRETRAINED_URL")
+
+
+def load_pretrained(model: CNV, source: str) -> None:
+    """Load ``source`` ("brevitas" = the published weights, else a local file) into ``model``."""
+    if source == "brevitas":
+        url = pretrained_url(model.weight_bits, model.act_bits)
+        try:
+            state_dict = hub.load_state_dict_from_url(url, map_location="cpu", progress=False)
+        except OSError as exc:
+            target = Path(hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[1]
+            raise UserError(f"cannot download {url} ({exc}): put the file at {target} "
+                            f"or pass its local path to --pretrained") from None
+    else:
+        file = Path(source)
+        if not file.is_file():
+            raise UserError(f"pretrained weights {file} do not exist: pass a state_dict file or 'brevitas'")
+        try:
+            state_dict = torch.load(file, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+            raise UserError(f"pretrained weights {file} are corrupt ({type(exc).__name__}): download them again") from None
+        if "state_dict" in state_dict:
+            state_dict = state_dict["state_dict"]
+    try:
+        model.load_state_dict(strip_ddp_prefix(state_dict), strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+        raise UserError(f"pretrained weights {source} do not fit CNV {model.weight_bits}w{model.act_bits}a "
+                        f"with channels {model.conv_channels} ({first}): pick matching bit widths/widths") from None
