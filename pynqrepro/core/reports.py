@@ -1,0 +1,196 @@
+"""Merging recorded rows into ``reports/``: Markdown (tabulate), CSV and JSON with provenance.
+
+The JSON file of a report is its source of truth: a merge replaces the rows of every test that
+ran again (same test, scale and board) and keeps all others, so running one experiment never
+loses another's rows. Each file is written atomically.
+"""
+
+import csv
+import datetime
+import importlib
+import io
+import json
+import shutil
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from tabulate import tabulate
+
+from pynqrepro.core.atomic import atomic_write_json, atomic_write_text
+from pynqrepro.core.results import STAGING
+
+HEADER_PACKAGES = ("torch", "brevitas", "qonnx", "finn-plus")
+ROW_IDENTITY = ("test", "scale", "board")
+
+
+def _identity(row: dict) -> tuple:
+    return tuple(row[k] for k in ROW_IDENTITY)
+
+
+def _load_staging(reports_dir: Path) -> tuple[list[Path], dict, dict, dict]:
+    """All staged sessions (oldest first): their dirs, sessions, table metadata and rows by table."""
+    sessions, tables, rows = {}, {}, defaultdict(list)
+    staged = sorted(p for p in (reports_dir / STAGING).glob("*") if p.is_dir())
+    for session_dir in staged:
+        for path in sorted(session_dir.glob("*.json")):
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue  # a file torn by a crash mid-write cannot exist (atomic), but be safe
+            sessions[data["session"]["session"]] = data["session"]
+            tables.update(data["tables"])
+            for row in data["rows"]:
+                rows[row["table"]].append(row)
+    return staged, sessions, tables, rows
+
+
+def _merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
+    """Old rows with those of re-run tests replaced in place by the new ones; new tests appended."""
+    new_by_identity = defaultdict(list)
+    for row in new:
+        new_by_identity[_identity(row)].append(row)
+    merged, placed = [], set()
+    for row in old:
+        identity = _identity(row)
+        if identity in new_by_identity:
+            if identity not in placed:
+                merged.extend(new_by_identity[identity])
+                placed.add(identity)
+        else:
+            merged.append(row)
+    for identity, rows in new_by_identity.items():
+        if identity not in placed:
+            merged.extend(rows)
+    return merged
+
+
+def _format(value) -> object:
+    if isinstance(value, float):
+        return f"{value:.2f}" if abs(value) < 1e5 else f"{value:.0f}"
+    if value is None:
+        return ""
+    return value
+
+
+def _columns(rows: list[dict]) -> list[str]:
+    columns = []
+    for row in rows:
+        for key in row["values"]:
+            if key not in columns:
+                columns.append(key)
+    return columns
+
+
+def _header_line(rows: list[dict], runs: dict) -> str:
+    def distinct(values):
+        return ", ".join(dict.fromkeys(str(v) for v in values))
+
+    used = [runs[s] for s in dict.fromkeys(r["session"] for r in rows) if s in runs]
+    commits = distinct(
+        f"{r['environment']['git']['commit']}{'+dirty' if r['environment']['git']['dirty'] else ''}" for r in used
+    )
+    packages = ", ".join(
+        f"{name} {distinct(r['environment']['packages'].get(name) for r in used)}" for name in HEADER_PACKAGES
+    )
+    return (
+        f"_scale {distinct(r['scale'] for r in rows)} · board {distinct(r['board'] for r in rows)} · "
+        f"commit {commits} · {distinct(r['date'] for r in used)} · {packages}_"
+    )
+
+
+def render_markdown(name: str, meta: dict, rows: list[dict], runs: dict) -> str:
+    columns = _columns(rows)
+    body = [[_format(row["values"].get(c)) for c in columns] for row in rows]
+    parts = [f"# {meta['title']}", "", _header_line(rows, runs), ""]
+    if meta.get("notes"):
+        parts += [f"- {note}" for note in meta["notes"]] + [""]
+    parts += [tabulate(body, headers=columns, tablefmt="github", disable_numparse=True), ""]
+    parts += [f"Machine-readable: [{name}.csv]({name}.csv), [{name}.json]({name}.json) (full provenance).", ""]
+    return "\n".join(parts)
+
+
+def render_csv(rows: list[dict], runs: dict) -> str:
+    columns = _columns(rows)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns + ["test", "scale", "board", "date", "commit", "seed", "config"])
+    for row in rows:
+        run = runs.get(row["session"], {})
+        writer.writerow(
+            [row["values"].get(c, "") for c in columns]
+            + [row["test"], row["scale"], row["board"], run.get("date", ""),
+               run.get("environment", {}).get("git", {}).get("commit", ""), row["seed"],
+               json.dumps(row["config"], sort_keys=True)]
+        )
+    return out.getvalue()
+
+
+def _draw_plot(target: str, rows: list[dict], reports_dir: Path) -> None:
+    module_name, function_name = target.split(":")
+    draw = getattr(importlib.import_module(module_name), function_name)
+    draw([row["values"] for row in rows], reports_dir)
+
+
+def write_report(reports_dir: Path, name: str, meta: dict, rows: list[dict], runs: dict) -> None:
+    atomic_write_json(reports_dir / f"{name}.json", {"name": name, **meta, "runs": runs, "rows": rows})
+    atomic_write_text(reports_dir / f"{name}.csv", render_csv(rows, runs))
+    atomic_write_text(reports_dir / f"{name}.md", render_markdown(name, meta, rows, runs))
+    if meta.get("plot"):
+        try:
+            _draw_plot(meta["plot"], rows, reports_dir)
+        except Exception as exc:  # a broken figure must not cost the tables
+            print(f"pynqrepro: warning: plot {meta['plot']} for {name} failed: {exc}", file=sys.stderr)
+
+
+def write_index(reports_dir: Path) -> None:
+    lines = ["# pynqrepro reports", "",
+             "Regenerated tables of 'Optimizing Neural Networks for PYNQ'; references are labelled as such.", ""]
+    entries = []
+    for path in sorted(reports_dir.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            continue
+        entries.append([f"[{data['title']}]({path.stem}.md)", len(data["rows"]),
+                        ", ".join(sorted({run["date"] for run in data["runs"].values()}))])
+    lines.append(tabulate(entries, headers=["report", "rows", "run on"], tablefmt="github"))
+    figures = sorted(p.name for p in reports_dir.glob("*.png"))
+    if figures:
+        lines += ["", "## Figures", ""] + [f"- [{name}]({name})" for name in figures]
+    atomic_write_text(reports_dir / "index.md", "\n".join(lines) + "\n")
+
+
+def _load_existing(path: Path) -> dict:
+    """The report's current rows; a corrupt file is kept aside (never lost) and starts afresh."""
+    empty = {"runs": {}, "rows": []}
+    if not path.exists():
+        return empty
+    try:
+        data = json.loads(path.read_text())
+        if isinstance(data.get("rows"), list) and isinstance(data.get("runs"), dict):
+            return data
+    except ValueError:
+        pass
+    kept = path.with_name(f"{path.name}.corrupt-{datetime.datetime.now():%Y%m%dT%H%M%S}")
+    path.rename(kept)
+    print(f"pynqrepro: warning: {path} was unreadable; kept as {kept.name}, report rebuilt from this run",
+          file=sys.stderr)
+    return empty
+
+
+def merge_reports(reports_dir: Path) -> list[str]:
+    """Fold every staged session into the reports; returns the names of the reports rewritten."""
+    reports_dir = Path(reports_dir)
+    staged, sessions, tables, new_rows = _load_staging(reports_dir)
+    for name, rows in new_rows.items():
+        old = _load_existing(reports_dir / f"{name}.json")
+        merged = _merge_rows(old["rows"], rows)
+        used = {row["session"] for row in merged}
+        runs = {s: r for s, r in {**old["runs"], **sessions}.items() if s in used}
+        write_report(reports_dir, name, tables[name], merged, runs)
+    if new_rows or not (reports_dir / "index.md").exists():
+        write_index(reports_dir)
+    for session_dir in staged:
+        shutil.rmtree(session_dir, ignore_errors=True)
+    return sorted(new_rows)
