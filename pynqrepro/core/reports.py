@@ -10,6 +10,7 @@ import datetime
 import importlib
 import io
 import json
+import re
 import shutil
 import sys
 from collections import defaultdict
@@ -45,24 +46,17 @@ def _load_staging(reports_dir: Path) -> tuple[list[Path], dict, dict, dict]:
     return staged, sessions, tables, rows
 
 
+def _natural(text: str) -> list:
+    """Sort key that puts test[2w2a] before test[10w10a]."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
 def _merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
-    """Old rows with those of re-run tests replaced in place by the new ones; new tests appended."""
-    new_by_identity = defaultdict(list)
-    for row in new:
-        new_by_identity[_identity(row)].append(row)
-    merged, placed = [], set()
-    for row in old:
-        identity = _identity(row)
-        if identity in new_by_identity:
-            if identity not in placed:
-                merged.extend(new_by_identity[identity])
-                placed.add(identity)
-        else:
-            merged.append(row)
-    for identity, rows in new_by_identity.items():
-        if identity not in placed:
-            merged.extend(rows)
-    return merged
+    """Old rows minus those of tests that ran again (same test, scale, board), plus the new rows;
+    ordered by scale, board and test name (stable within a test), whatever order workers finished."""
+    rerun = {_identity(row) for row in new}
+    merged = [row for row in old if _identity(row) not in rerun] + new
+    return sorted(merged, key=lambda row: (row["scale"], row["board"], _natural(row["test"])))
 
 
 def _format(value) -> object:

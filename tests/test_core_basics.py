@@ -1,0 +1,55 @@
+import os
+
+import pytest
+
+from pynqrepro.core.atomic import atomic_write_text, ensure_writable_dir
+from pynqrepro.core.boards import BOARDS, get_board
+from pynqrepro.core.errors import UserError
+from pynqrepro.core.provenance import environment
+from pynqrepro.core.scale import get_scale
+
+
+def test_boards_are_the_study_parts():
+    assert get_board("Pynq-Z1").part == "xc7z020clg400-1"
+    assert get_board("ultra96").part == "xczu3eg-sbva484-1-e"
+    assert (BOARDS["pynq-z1"].luts, BOARDS["pynq-z1"].bram18, BOARDS["pynq-z1"].dsp) == (53_200, 280, 220)
+    assert (BOARDS["ultra96"].luts, BOARDS["ultra96"].bram18, BOARDS["ultra96"].dsp) == (70_560, 432, 360)
+
+
+def test_unknown_board_and_scale_name_the_choices():
+    with pytest.raises(UserError, match="choose one of pynq-z1, ultra96"):
+        get_board("zcu104")
+    with pytest.raises(UserError, match="choose one of smoke, paper"):
+        get_scale("huge")
+
+
+def test_atomic_write_keeps_old_content_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "report.md"
+    atomic_write_text(target, "old")
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", fail)
+    with pytest.raises(OSError):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+
+
+def test_unwritable_dir_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(UserError, match=r"--reports-dir .* is not writable .*choose a writable directory") as err:
+        ensure_writable_dir(blocker / "reports", "--reports-dir")
+    assert "\n" not in str(err.value)
+
+
+def test_provenance_names_versions_machine_and_commit():
+    env = environment()
+    assert env["packages"]["torch"].startswith("2.13")
+    assert env["packages"]["brevitas"] == "0.13.4"
+    assert env["packages"]["finn-plus"] == "1.6.1"
+    assert env["python"].startswith("3.")
+    assert env["cpu_count"] >= 1 and env["cpu"]
+    assert set(env["git"]) == {"commit", "dirty"}

@@ -1,0 +1,87 @@
+"""The pytest plugin as users meet it: markers, options, skips and reports under xdist."""
+
+import json
+
+import pytest
+
+EXPERIMENT = """
+import pytest
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+def test_rows(results, scale, board, bits):
+    results.table("demo", title="Demo table").add({"bits": bits, "scale": scale.name, "board": board.name})
+
+@pytest.mark.vivado
+def test_synthesis():
+    raise AssertionError("must not run without Vivado")
+
+@pytest.mark.gpu
+def test_paper_training():
+    raise AssertionError("must not run without a GPU")
+
+@pytest.mark.board
+def test_on_board():
+    raise AssertionError("must not run without a board")
+"""
+
+
+@pytest.fixture
+def project(pytester, monkeypatch):
+    monkeypatch.delenv("XILINX_VIVADO", raising=False)
+    monkeypatch.delenv("PYNQ_BOARD_HOST", raising=False)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no vivado on PATH
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    pytester.makepyfile(test_demo=EXPERIMENT)
+    pytester.makeini("[pytest]\naddopts = --strict-markers -p pynqrepro.pytest_plugin\n")
+    return pytester
+
+
+def test_vivado_selection_is_green_with_every_test_skipped(project):
+    result = project.runpytest_subprocess("-m", "vivado", "-rs")
+    result.assert_outcomes(skipped=1, deselected=6)
+    result.stdout.fnmatch_lines(["*vivado: needs Vivado/Vitis HLS: set XILINX_VIVADO or put vivado on PATH*"])
+
+
+def test_missing_resources_skip_with_one_line_reasons(project):
+    result = project.runpytest_subprocess("-rs")
+    result.assert_outcomes(passed=4, skipped=3)
+    result.stdout.fnmatch_lines_random([
+        "*gpu: needs a CUDA GPU*",
+        "*board: needs a PYNQ board: pass --board-host HOST or set PYNQ_BOARD_HOST*",
+    ])
+
+
+def test_rows_merge_into_reports_under_xdist(project):
+    result = project.runpytest_subprocess("-n", "2", "--board", "ultra96", "-m", "not vivado")
+    result.assert_outcomes(passed=4, skipped=2)
+    reports = project.path / "reports"
+    data = json.loads((reports / "demo.json").read_text())
+    assert sorted(r["values"]["bits"] for r in data["rows"]) == [1, 2, 4, 8]
+    assert {r["values"]["board"] for r in data["rows"]} == {"ultra96"}
+    assert len(data["runs"]) == 1  # one session id shared by both workers
+    assert "board ultra96" in (reports / "demo.md").read_text()
+    assert "[Demo table](demo.md)" in (reports / "index.md").read_text()
+
+
+def test_unknown_marker_is_an_error(project):
+    project.makepyfile(test_typo="import pytest\n@pytest.mark.vivaldo\ndef test_x():\n    pass\n")
+    result = project.runpytest_subprocess("test_typo.py")
+    result.stdout.fnmatch_lines(["*'vivaldo' not found in `markers` configuration option*"])
+    assert result.ret != 0
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--scale", "huge", "*argument --scale: invalid choice: 'huge'*"),
+    ("--board", "zcu104", "*argument --board: invalid choice: 'zcu104'*"),
+])
+def test_bad_options_are_one_line_errors(project, option, value, message):
+    result = project.runpytest_subprocess(option, value)
+    result.stderr.fnmatch_lines([message])
+    assert result.ret == 4
+
+
+def test_unwritable_reports_dir_is_a_usage_error(project):
+    (project.path / "blocker").write_text("")
+    result = project.runpytest_subprocess("--reports-dir", str(project.path / "blocker" / "reports"))
+    result.stderr.fnmatch_lines(["*--reports-dir * is not writable*choose a writable directory*"])
+    assert result.ret == 4

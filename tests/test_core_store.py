@@ -1,0 +1,120 @@
+import json
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+
+from pynqrepro.core.store import MANIFEST, ArtifactStore, canonical_json
+
+
+def write_value(value):
+    def build(out: Path):
+        (out / "value.txt").write_text(str(value))
+    return build
+
+
+def test_same_config_hits_and_any_change_misses(tmp_path):
+    store = ArtifactStore(tmp_path)
+    calls = []
+
+    def build(out):
+        calls.append(1)
+        (out / "w.bin").write_bytes(b"weights")
+
+    config = {"bits": 2, "seed": 1, "lr": 0.02}
+    first = store.get_or_build("train", config, build)
+    again = store.get_or_build("train", dict(reversed(list(config.items()))), build)
+    assert first.key == again.key and len(calls) == 1
+    assert first.file("w.bin").read_bytes() == b"weights"
+
+    keys = {first.key}
+    for changed in ({**config, "seed": 2}, {**config, "lr": 0.01}, {**config, "bits": 4}):
+        keys.add(store.get_or_build("train", changed, build).key)
+    keys.add(store.get_or_build("export", config, build).key)
+    assert len(keys) == 5 and len(calls) == 5
+
+
+def test_upstream_artifact_change_gives_new_key(tmp_path):
+    store = ArtifactStore(tmp_path)
+    ckpt_a = store.get_or_build("train", {"seed": 1}, write_value("a"))
+    ckpt_b = store.get_or_build("train", {"seed": 2}, write_value("b"))
+    onnx_a = store.get_or_build("export", {"opset": 13}, write_value("x"), inputs={"checkpoint": ckpt_a})
+    onnx_b = store.get_or_build("export", {"opset": 13}, write_value("x"), inputs={"checkpoint": ckpt_b})
+    assert onnx_a.key != onnx_b.key
+
+
+def test_failed_build_publishes_nothing(tmp_path):
+    store = ArtifactStore(tmp_path)
+
+    def broken(out):
+        (out / "half.bin").write_bytes(b"x")
+        raise RuntimeError("killed mid-build")
+
+    with pytest.raises(RuntimeError):
+        store.get_or_build("train", {"seed": 1}, broken)
+    stage_dir = tmp_path / "train"
+    assert [p.name for p in stage_dir.iterdir() if not p.name.endswith(".lock")] == []
+    assert store.get_or_build("train", {"seed": 1}, write_value(1)).file("value.txt").read_text() == "1"
+
+
+def test_corrupt_entry_is_rebuilt(tmp_path):
+    store = ArtifactStore(tmp_path)
+    art = store.get_or_build("train", {"seed": 1}, write_value("good"))
+    art.file("value.txt").write_text("bit rot")
+    rebuilt = store.get_or_build("train", {"seed": 1}, write_value("good"))
+    assert rebuilt.file("value.txt").read_text() == "good"
+    (art.path / MANIFEST).write_text("{not json")
+    assert store.get_or_build("train", {"seed": 1}, write_value("good")).file("value.txt").read_text() == "good"
+
+
+def test_fresh_rebuilds_old_entries_once(tmp_path):
+    ArtifactStore(tmp_path).get_or_build("train", {"seed": 1}, write_value("old"))
+    fresh = ArtifactStore(tmp_path, fresh_since=time.time() + 1e-3)
+    time.sleep(0.01)
+    calls = []
+
+    def build(out):
+        calls.append(1)
+        (out / "value.txt").write_text("new")
+
+    assert fresh.get_or_build("train", {"seed": 1}, build).file("value.txt").read_text() == "new"
+    fresh.get_or_build("train", {"seed": 1}, build)
+    assert len(calls) == 1
+
+
+def _build_slowly(root, counter):
+    def build(out):
+        with open(counter, "a") as handle:
+            handle.write("built\n")
+        time.sleep(1.0)
+        (out / "value.txt").write_text("shared")
+    art = ArtifactStore(Path(root)).get_or_build("train", {"seed": 7}, build)
+    assert art.file("value.txt").read_text() == "shared"
+
+
+def test_two_processes_build_once(tmp_path):
+    counter = tmp_path / "builds.log"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_build_slowly, args=(tmp_path / "store", counter)) for _ in range(2)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    assert counter.read_text().count("built") == 1
+
+
+def test_manifest_records_config_and_inputs(tmp_path):
+    store = ArtifactStore(tmp_path)
+    up = store.get_or_build("train", {"seed": 1}, write_value(1))
+    art = store.get_or_build("export", {"board": "pynq-z1"}, write_value(2), inputs={"checkpoint": up})
+    manifest = json.loads((art.path / MANIFEST).read_text())
+    assert manifest["config"] == {"board": "pynq-z1"}
+    assert manifest["inputs"] == {"checkpoint": up.key}
+    assert manifest["environment"]["torch"].startswith("2.13")
+
+
+def test_unhashable_config_is_refused():
+    with pytest.raises(TypeError, match="plain data"):
+        canonical_json({"model": object()})
