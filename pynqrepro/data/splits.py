@@ -1,0 +1,87 @@
+"""Train / validation / test splits as an augmenting torch Dataset.
+
+Augmentation draws (crop offset, flip) for every image once per epoch from ``(seed, epoch)``, so
+an epoch's batches are the same whatever the worker count, and a resumed run replays them exactly.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+from torch.utils.data import Dataset
+
+from pynqrepro.core.errors import UserError
+
+PAD = 4
+SPLIT_SEED = 0
+
+
+class ImageSet(Dataset):
+    """uint8 (N, 3, 32, 32) images + labels; items are float images in [0, 1] as ToTensor gives."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, augment: str = "none", seed: int = 0):
+        self.images = torch.from_numpy(np.ascontiguousarray(images))
+        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        self.augment = augment
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's random crop offsets and flips (study: crop 32 pad 4, h-flip)."""
+        rng = np.random.default_rng([self.seed, epoch])
+        n = len(self.labels)
+        self._offsets = rng.integers(0, 2 * PAD + 1, size=(n, 2)) if self.augment != "none" else None
+        self._flips = rng.random(n) < 0.5 if self.augment == "crop_flip" else None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        image = self.images[index]
+        if self._offsets is not None:
+            dy, dx = self._offsets[index]
+            padded = torch.nn.functional.pad(image, (PAD, PAD, PAD, PAD))
+            image = padded[:, dy:dy + 32, dx:dx + 32]
+            if self._flips[index]:
+                image = image.flip(-1)
+        return image.float().div_(255.0), self.labels[index]
+
+
+@dataclass
+class Splits:
+    train: ImageSet
+    val: ImageSet | None
+    test: ImageSet
+
+
+def hold_out(images, labels, fraction: float):
+    """Stratified validation split held out of the training set (fixed seed: same across runs)."""
+    if fraction == 0:
+        return images, labels, None, None
+    train_x, val_x, train_y, val_y = train_test_split(
+        images, labels, test_size=fraction, stratify=labels, random_state=SPLIT_SEED)
+    return train_x, train_y, val_x, val_y
+
+
+def load_splits(dataset: str, data_dir: Path | None, val_fraction: float, augment: str, seed: int) -> Splits:
+    """The dataset's splits; ``data_dir`` holds the CIFAR-10 archive (unused for digits)."""
+    if dataset == "digits":
+        from pynqrepro.data.digits import load_digits32
+
+        train_x, train_y, test_x, test_y = load_digits32()
+    elif dataset == "cifar10":
+        from pynqrepro.data.cifar10 import load_cifar10
+
+        if data_dir is None:
+            raise UserError("CIFAR-10 needs a data directory: pass --data-dir DIR holding cifar-10-python.tar.gz")
+        train_x, train_y, test_x, test_y = load_cifar10(data_dir)
+    else:
+        raise UserError(f"unknown dataset {dataset!r}: choose cifar10 or digits")
+    train_x, train_y, val_x, val_y = hold_out(train_x, train_y, val_fraction)
+    return Splits(
+        train=ImageSet(train_x, train_y, augment=augment, seed=seed),
+        val=None if val_x is None else ImageSet(val_x, val_y),
+        test=ImageSet(test_x, test_y),
+    )
