@@ -7,6 +7,7 @@ import importlib
 import sys
 from pathlib import Path
 
+from pynqrepro.core.atomic import ensure_writable_dir
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.reports import merge_reports, write_index
 
@@ -21,6 +22,7 @@ COMMANDS = (
 
 
 def _report(args) -> None:
+    ensure_writable_dir(args.reports_dir, "--reports-dir")
     written = merge_reports(args.reports_dir)
     write_index(args.reports_dir)
     print(f"merged {', '.join(written) or 'no new rows'}; index at {args.reports_dir / 'index.md'}")
