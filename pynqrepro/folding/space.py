@@ -1,0 +1,158 @@
+"""The search space: per *group* of HW nodes whose folding is tied, every legal candidate with
+its FINN-estimated costs.
+
+Groups are single nodes except a depthwise ConvolutionInputGenerator and the Pool/VVAU it feeds,
+whose SIMD and PE FINN requires to be equal. Legality follows FINN: PE divides MH (channels),
+SIMD divides MW (IFMChannels), and an MVAU's weight bits per PE (SIMD x W) stay within
+``mvau_wwidth_max`` as in SetFolding. Nodes FINN's SetFolding does not fold keep their setting
+(one candidate) but still count towards the totals.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+
+from pynqrepro.core.errors import UserError
+from pynqrepro.folding import costmodel as cm
+from pynqrepro.pruning.rules import pruned_columns
+
+DEPTHWISE_CONSUMERS = ("Pool_hls", "VVAU_hls", "VVAU_rtl")
+MVAU_WWIDTH_MAX = 36  # FINN SetFolding's default
+
+
+def divisors(n: int) -> np.ndarray:
+    n = int(n)
+    return np.asarray([d for d in range(1, n + 1) if n % d == 0], dtype=np.int64)
+
+
+@dataclass
+class Group:
+    """One decision of the optimiser: candidates are rows of ``params`` and ``costs``."""
+
+    name: str
+    nodes: list  # NodeSpec of every node the decision sets
+    params: dict  # attribute -> per-candidate np.ndarray (PE, SIMD, ram_style code, MW)
+    costs: cm.Costs
+    node_attrs: dict = field(default_factory=dict)  # node name -> attributes it takes from params
+
+    def __len__(self) -> int:
+        return len(self.costs.cycles)
+
+    def assignment(self, i: int) -> dict:
+        """{node name: {attr: value}} of candidate ``i`` in FINN folding-config form."""
+        out = {}
+        for node, attrs in self.node_attrs.items():
+            entry = {}
+            for attr, param in attrs.items():
+                value = int(self.params[param][i])
+                entry[attr] = cm.RAM_STYLES[value] if attr == "ram_style" else value
+            out[node] = entry
+        return out
+
+
+@dataclass(frozen=True)
+class SpaceOptions:
+    mvau_wwidth_max: int = MVAU_WWIDTH_MAX
+    choose_ram_style: bool = False  # MVAU weights in block or distributed RAM as a decision
+    pruning: tuple = ()  # ((MVAU node name, prune fraction), ...): the study's SIMD-block rule
+
+
+def hw_nodes(model: ModelWrapper) -> list:
+    nodes = [n for n in model.graph.node if cm.is_hw_node(n)]
+    if not nodes:
+        raise UserError("the model has no FINN HW layers: pass the HW-layer ONNX from `pynqrepro finnflow`")
+    return nodes
+
+
+def build_space(model: ModelWrapper, fpgapart: str, options: SpaceOptions = SpaceOptions()) -> list[Group]:
+    """Every group of ``model`` with its legal candidates and their costs, in graph order."""
+    nodes = hw_nodes(model)
+    pruning = dict(options.pruning)
+    unknown = set(pruning) - {n.name for n in nodes if n.op_type.startswith("MVAU")}
+    if unknown:
+        raise UserError(f"pruning names {sorted(unknown)} are not MVAU nodes of the model: use MVAU node names")
+    tied = {}  # depthwise SWG name -> its Pool/VVAU consumer
+    for node in nodes:
+        if node.op_type in DEPTHWISE_CONSUMERS:
+            producer = model.find_producer(node.input[0])
+            if producer is not None and producer.op_type.startswith("ConvolutionInputGenerator"):
+                tied[producer.name] = node
+    groups = []
+    for node in nodes:
+        if node.name in tied:
+            continue
+        spec = cm.node_spec(node, fpgapart)
+        if node.op_type.startswith("MVAU"):
+            groups.append(_mvau_group(spec, options, pruning.get(node.name, 0.0)))
+        elif node.op_type.startswith("ConvolutionInputGenerator") and not spec.attrs["depthwise"]:
+            groups.append(_swg_group(spec))
+        elif node.op_type in DEPTHWISE_CONSUMERS:
+            producer = model.find_producer(node.input[0])
+            swg = cm.node_spec(producer, fpgapart) if producer is not None and producer.name in tied else None
+            groups.append(_pe_group(spec, spec.attrs["Channels"], swg))
+        elif "PE" in spec.attrs:
+            groups.append(_pe_group(spec, _pe_limit(node, spec), None))
+        else:
+            groups.append(_fixed_group(spec))
+    return groups
+
+
+def _pe_limit(node, spec) -> int:
+    """The maximum PE SetFolding uses: NumChannels, Labels, or the output's channel count."""
+    for key in ("NumChannels", "Labels", "Channels"):
+        if key in spec.attrs:
+            return int(spec.attrs[key])
+    return int(cm.getHWCustomOp(node).get_normal_output_shape()[-1])
+
+
+def _mvau_group(spec, options: SpaceOptions, prune: float) -> Group:
+    a = spec.attrs
+    simds = divisors(a["MW"])
+    simds = simds[simds * a["W"] <= options.mvau_wwidth_max]
+    if len(simds) == 0:
+        simds = np.asarray([1])
+    pes = divisors(a["MH"])
+    current = cm.RAM_STYLES.index(a["ram_style"])
+    styles = [cm.RAM_STYLES.index("block"), cm.RAM_STYLES.index("distributed")] if options.choose_ram_style else [current]
+    pe, simd, style = (x.ravel() for x in np.meshgrid(pes, simds, styles, indexing="ij"))
+    if spec.op_type == "MVAU_hls":  # HLS weight streams are ap_uint, at most 8191 bits wide
+        keep = pe * simd * a["W"] <= 8191
+        pe, simd, style = pe[keep], simd[keep], style[keep]
+    mw = np.asarray([pruned_columns(a["MW"], int(s), prune) for s in simd]) if prune else np.full(pe.shape, a["MW"])
+    params = {"PE": pe, "SIMD": simd, "ram_style": style, "MW": mw}
+    attrs = {"PE": "PE", "SIMD": "SIMD"}
+    if options.choose_ram_style:
+        attrs["ram_style"] = "ram_style"
+    return Group(spec.name, [spec], params, cm.mvau_costs(spec, pe, simd, style, mw), {spec.name: attrs})
+
+
+def _swg_group(spec) -> Group:
+    simd = divisors(spec.attrs["IFMChannels"])
+    if cm.swg_vectorised(spec):
+        costs = cm.swg_costs(spec, simd)
+    else:
+        costs = cm.finn_costs(spec, [{"SIMD": int(s)} for s in simd])
+    return Group(spec.name, [spec], {"SIMD": simd}, costs, {spec.name: {"SIMD": "SIMD"}})
+
+
+def _pe_group(spec, limit: int, swg) -> Group:
+    pe = divisors(limit)
+    costs = cm.finn_costs(spec, [{"PE": int(p)} for p in pe])
+    node_attrs = {spec.name: {"PE": "PE"}}
+    nodes = [spec]
+    if swg is not None:
+        swg_costs = cm.swg_costs(swg, pe) if cm.swg_vectorised(swg) else cm.finn_costs(swg, [{"SIMD": int(p)} for p in pe])
+        costs = combine(costs, swg_costs)
+        node_attrs = {swg.name: {"SIMD": "PE"}, **node_attrs}
+        nodes = [swg, spec]
+    return Group(spec.name, nodes, {"PE": pe}, costs, node_attrs)
+
+
+def _fixed_group(spec) -> Group:
+    return Group(spec.name, [spec], {}, cm.finn_costs(spec, [{}]), {})
+
+
+def combine(a: cm.Costs, b: cm.Costs) -> cm.Costs:
+    """Costs of two tied nodes: the slower one sets the cycles, resources add up."""
+    return cm.Costs(np.maximum(a.cycles, b.cycles), *(a.resource(r) + b.resource(r) for r in cm.RESOURCES))
