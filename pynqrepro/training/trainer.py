@@ -10,6 +10,7 @@ over the ranks; rank 0 evaluates and writes checkpoints.
 import csv
 import io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,10 @@ class RunOptions:
     progress: bool = True
     rank: int = 0
     world_size: int = 1
+    # Called on the freshly built model (after --pretrained, before a resume loads its state):
+    # fine-tuning stages use it to load their starting weights and attach hooks (pruning masks) and
+    # key their own artifacts on what it does.
+    init_model: Callable[[nn.Module], None] | None = None
 
 
 @dataclass
@@ -138,6 +143,8 @@ def train(cfg: TrainConfig, opts: RunOptions) -> TrainResult:
     model = cfg.build_model()
     if cfg.pretrained:
         load_pretrained(model, cfg.pretrained)
+    if opts.init_model is not None:
+        opts.init_model(model)
     splits = load_splits(cfg.dataset, opts.data_dir, cfg.val_fraction, cfg.augment, cfg.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
