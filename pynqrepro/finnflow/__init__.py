@@ -1,0 +1,31 @@
+"""FINN flow stage: trained CNV -> QONNX -> HW-layer model for a board -> FINN's estimates.
+
+Public API (everything runs without Xilinx tools):
+
+- ``export_qonnx(model) -> ModelWrapper`` and ``load_cnv(checkpoint)``        (export.py)
+- ``build_hw_model(qonnx_model, board) -> HWBuild`` (FINN's estimate-only builder steps up to
+  layer specialisation) and ``hw_model_artifact(store, checkpoint_artifact, board)``, its cached
+  form per (checkpoint, board); ``load_hw_model(artifact)``                  (build.py)
+- ``apply_folding(hw_model, folding) -> ModelWrapper`` (FINN ApplyConfig dict, None = all
+  PE=SIMD=1, validated; then FINN's bit-width minimisation), ``validate_folding``,
+  ``all_ones_folding``, ``conv_swg_names_to_model`` for FINN's published CNV foldings (folding.py)
+- ``estimate(model, part, clock_ns) -> NetworkEstimate``                     (estimate.py)
+
+FINN is booted (settings, build dir, Vivado-less import of its builder) by ``finn_setup``.
+"""
+
+from pynqrepro.finnflow.build import HWBuild, build_hw_model, hw_model_artifact, load_hw_model
+from pynqrepro.finnflow.estimate import LayerEstimate, NetworkEstimate, estimate
+from pynqrepro.finnflow.export import export_qonnx, load_cnv
+from pynqrepro.finnflow.folding import (
+    all_ones_folding,
+    apply_folding,
+    conv_swg_names_to_model,
+    validate_folding,
+)
+
+__all__ = [
+    "HWBuild", "LayerEstimate", "NetworkEstimate", "all_ones_folding", "apply_folding",
+    "build_hw_model", "conv_swg_names_to_model", "estimate", "export_qonnx", "hw_model_artifact",
+    "load_cnv", "load_hw_model", "validate_folding",
+]
