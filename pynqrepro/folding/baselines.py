@@ -1,0 +1,141 @@
+"""The foldings the exact optimiser is compared with, as ``Folding`` objects over the same groups:
+all-1, a given config (FINN's published CNV foldings), FINN's SetFolding at the best target that
+fits, and the study's greedy search."""
+
+import copy
+import logging
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+
+from pynqrepro.core.errors import UserError
+from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding.optimise import Budget, Folding
+from pynqrepro.folding.space import Group
+
+
+def _match(group: Group, wanted: dict) -> int:
+    """Index of the candidate of ``group`` that sets ``wanted`` {node: {attr: value}} (missing
+    attributes free), cheapest (LUT, BRAM) first; UserError if it is not a legal candidate."""
+    ok = np.ones(len(group), dtype=bool)
+    for node, attrs in group.node_attrs.items():
+        for attr, param in attrs.items():
+            if attr in wanted.get(node, {}):
+                value = wanted[node][attr]
+                code = cm.RAM_STYLES.index(value) if attr == "ram_style" else value
+                ok &= group.params[param] == code
+    if not ok.any():
+        raise UserError(f"{group.name}: {wanted.get(group.name)} is not a legal folding of this model "
+                        "(PE/SIMD must divide the layer, SIMD x weight bits <= mvau_wwidth_max)")
+    score = group.costs.LUT * 10**6 + group.costs.BRAM_18K
+    return int(np.flatnonzero(ok)[np.argmin(score[ok])])
+
+
+def from_config(groups: list[Group], config: dict, method: str) -> Folding:
+    """The folding a FINN ApplyConfig dict describes; nodes it omits take PE = SIMD = 1."""
+    ones = {attr: 1 for attr in ("PE", "SIMD")}
+    choice = []
+    for group in groups:
+        wanted = {node: {**{a: v for a, v in ones.items() if a in attrs}, **config.get(node, {})}
+                  for node, attrs in group.node_attrs.items()}
+        choice.append(_match(group, wanted) if group.node_attrs else 0)
+    return Folding(method, groups, choice)
+
+
+def all_ones(groups: list[Group]) -> Folding:
+    return from_config(groups, {}, "all-1")
+
+
+def _light_copy(model: ModelWrapper) -> ModelWrapper:
+    """The graph without weight initializers: SetFolding and the estimates never read them, and
+    copying a few attributes per target is 10x cheaper than copying the weights."""
+    proto = copy.deepcopy(model.model)
+    del proto.graph.initializer[:]
+    return ModelWrapper(proto)
+
+
+def _model_config(model: ModelWrapper, groups: list[Group]) -> dict:
+    config = {}
+    for group in groups:
+        for node_name, attrs in group.node_attrs.items():
+            inst = getCustomOp(model.get_node_from_name(node_name))
+            config[node_name] = {a: inst.get_nodeattr(a) for a in attrs}
+    return config
+
+
+def setfolding_at_budget(model: ModelWrapper, groups: list[Group], budget: Budget, floor: int = 0,
+                         mvau_wwidth_max: int = 36) -> Folding | None:
+    """FINN's SetFolding at the fastest target whose result fits ``budget`` (None if none does).
+
+    ``groups`` must not cap SIMD by ``mvau_wwidth_max``: SetFolding checks the cap only after a
+    SIMD step missed the target, so a step that meets it may exceed the cap. Targets are the
+    distinct candidate cycle counts from ``floor`` (the exact optimum over those groups: no
+    fitting folding is faster) upwards. Whether SetFolding's result fits is not monotone in the target, so
+    every target is tried in ascending order; each node's choice only relaxes as the target grows,
+    so the first fitting result is the fastest one.
+    """
+    from finn.transformation.fpgadataflow.set_folding import SetFolding
+
+    light = _light_copy(model)
+    targets = np.unique(np.concatenate([g.costs.cycles for g in groups]))
+    logging.disable(logging.WARNING)  # SetFolding warns for every node missing a target
+    try:
+        for target in targets[targets >= floor]:
+            folded = light.transform(SetFolding(int(target), mvau_wwidth_max=mvau_wwidth_max))
+            result = from_config(groups, _model_config(folded, groups), f"FINN SetFolding (target {int(target)})")
+            if result.fits(budget):
+                return result
+    finally:
+        logging.disable(logging.NOTSET)
+    return None
+
+
+def _parallelism(group: Group, i: int) -> tuple[int, int]:
+    """Elements per cycle a group consumes and produces (SIMD in, PE out for an MVAU)."""
+    p = {k: int(v[i]) for k, v in group.params.items()}
+    if "SIMD" in p and "PE" in p:
+        return p["SIMD"], p["PE"]
+    value = p.get("SIMD", p.get("PE", 1))
+    return value, value
+
+
+def study_greedy(groups: list[Group], budget: Budget, prio: str = "simd") -> Folding:
+    """The study's ``set_folding_exhaustive`` search as it describes it: from all-1, repeatedly move
+    the slowest group to its next faster candidate (ties in cycles broken by larger SIMD for
+    ``prio="simd"``, by PE closest to SIMD for ``"balanced"``) whose stream widths stay
+    compatible with its neighbours (one divides the other) and whose total LUTs stay within the
+    budget; stop when the slowest group cannot move. BRAM is not checked, as in the study."""
+    if prio not in ("simd", "balanced"):
+        raise UserError(f"greedy priority {prio!r} unknown: use 'simd' or 'balanced'")
+    choice = all_ones(groups).choice
+    lut = sum(int(g.costs.LUT[i]) for g, i in zip(groups, choice))
+
+    def viable(k: int, i: int) -> bool:
+        inp, out = _parallelism(groups[k], i)
+        for j, mine in ((k - 1, inp), (k + 1, out)):
+            if 0 <= j < len(groups):
+                other = _parallelism(groups[j], choice[j])[1 if j < k else 0]
+                if max(mine, other) % min(mine, other):
+                    return False
+        return True
+
+    while True:
+        cycles = np.asarray([g.costs.cycles[i] for g, i in zip(groups, choice)])
+        k = int(np.argmax(cycles))
+        group, current = groups[k], choice[k]
+        faster = np.flatnonzero(group.costs.cycles < group.costs.cycles[current])
+        if len(faster) == 0:
+            break
+        simd = group.params.get("SIMD", np.ones(len(group)))[faster]
+        pe = group.params.get("PE", np.ones(len(group)))[faster]
+        tie = -simd if prio == "simd" else np.abs(np.log(pe / simd))
+        moved = False
+        for i in faster[np.lexsort((tie, -group.costs.cycles[faster]))]:
+            step_lut = lut - int(group.costs.LUT[current]) + int(group.costs.LUT[i])
+            if step_lut <= budget.LUT and viable(k, i):
+                choice[k], lut, moved = int(i), step_lut, True
+                break
+        if not moved:
+            break
+    return Folding(f"study greedy (prio {prio})", groups, choice)
