@@ -57,8 +57,13 @@ def _attr(op, name: str):
     return op.get_nodeattr(name) if name in op.get_nodeattr_types() else None
 
 
-def estimate(model: ModelWrapper, part: str, clock_ns: float = DEFAULT_CLOCK_NS) -> NetworkEstimate:
-    """FINN's cycle, resource and throughput estimates of a folded, specialised HW-layer model."""
+def estimate(model: ModelWrapper, part: str, clock_ns: float = DEFAULT_CLOCK_NS,
+             annotate_in_place: bool = False) -> NetworkEstimate:
+    """FINN's cycle, resource and throughput estimates of a folded, specialised HW-layer model.
+
+    ``annotate_in_place`` lets AnnotateCycles write its attribute into ``model`` instead of a
+    copy (for callers that own the model and evaluate many foldings).
+    """
     boot_finn()
     from finn.analysis.fpgadataflow.dataflow_performance import dataflow_performance
     from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
@@ -67,7 +72,8 @@ def estimate(model: ModelWrapper, part: str, clock_ns: float = DEFAULT_CLOCK_NS)
 
     cycles = model.analysis(exp_cycles_per_layer)
     resources = model.analysis(partial(res_estimation, fpgapart=part))
-    performance = model.transform(AnnotateCycles()).analysis(dataflow_performance)
+    annotated = model.transform(AnnotateCycles(), make_deepcopy=not annotate_in_place)
+    performance = annotated.analysis(dataflow_performance)
     layers = []
     for node in model.graph.node:
         if node.name not in cycles:
@@ -87,3 +93,40 @@ def estimate(model: ModelWrapper, part: str, clock_ns: float = DEFAULT_CLOCK_NS)
         critical_path_cycles=int(performance["critical_path_cycles"]),
         est_fps=(10**9 / clock_ns) / max_cycles,
         latency_ns=int(performance["critical_path_cycles"]) * clock_ns)
+
+
+class FoldingEvaluator:
+    """Estimates many foldings of one HW-layer model quickly (design-space search).
+
+    FINN's bit-width minimisation depends on weight, threshold and accumulator values, not on
+    PE/SIMD, so it runs once here (FINN's ``apply_folding`` path with an empty folding); each
+    evaluation then only sets attributes on a private copy and runs FINN's analyses. Attributes a
+    folding leaves out keep the HW model's own values, as with ``apply_folding``.
+    tests/test_finnflow.py checks both paths give the same estimates and datatypes.
+    """
+
+    def __init__(self, hw_model: ModelWrapper, part: str, clock_ns: float = DEFAULT_CLOCK_NS):
+        from pynqrepro.finnflow.folding import apply_folding
+
+        self.model = apply_folding(hw_model, {})
+        self.part = part
+        self.clock_ns = clock_ns
+        self._original: dict[str, dict] = {}  # node -> attribute -> value before any folding
+
+    def evaluate(self, folding: dict) -> NetworkEstimate:
+        """The estimate at ``folding``, validated as ``apply_folding`` validates it."""
+        from finn.transformation.general import ApplyConfig
+
+        from pynqrepro.finnflow.folding import check_depthwise_swg, validate_folding
+
+        validate_folding(self.model, folding)
+        for name, attrs in folding.items():
+            if name != "Defaults":
+                op = getCustomOp(self.model.get_node_from_name(name))
+                for attr in attrs:
+                    self._original.setdefault(name, {}).setdefault(attr, op.get_nodeattr(attr))
+        config = {name: {**original, **folding.get(name, {})} for name, original in self._original.items()}
+        config["Defaults"] = folding.get("Defaults", {})
+        self.model = self.model.transform(ApplyConfig(config), make_deepcopy=False)
+        check_depthwise_swg(self.model)
+        return estimate(self.model, self.part, self.clock_ns, annotate_in_place=True)

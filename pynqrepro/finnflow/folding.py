@@ -87,7 +87,7 @@ def validate_folding(model: ModelWrapper, folding: dict) -> None:
         raise UserError("illegal folding: " + "; ".join(problems))
 
 
-def _check_depthwise_swg(model: ModelWrapper) -> None:
+def check_depthwise_swg(model: ModelWrapper) -> None:
     """A depthwise SWG must stream exactly as many channels per cycle as its Pool/VVAU consumes."""
     problems = []
     for node in model.graph.node:
@@ -113,8 +113,8 @@ def apply_folding(hw_model: ModelWrapper, folding: dict | None = None) -> ModelW
     steps = builder_steps()
     folding = all_ones_folding(hw_model) if folding is None else folding
     validate_folding(hw_model, folding)
-    model = hw_model.transform(ApplyConfig(folding))
-    _check_depthwise_swg(model)
+    model = hw_model.transform(ApplyConfig({"Defaults": {}, **folding}))
+    check_depthwise_swg(model)
     with tempfile.TemporaryDirectory(prefix="pynqrepro-fold-") as tmp:
         return steps.step_minimize_bit_width(model, DataflowBuildConfig(output_dir=tmp))
 

@@ -1,0 +1,140 @@
+"""The FINN estimate flow on an untrained CNV (random weights, randomised BatchNorm statistics)."""
+
+import numpy as np
+import pytest
+import torch
+from qonnx.custom_op.registry import getCustomOp
+
+from pynqrepro.core.boards import get_board
+from pynqrepro.core.errors import UserError
+from pynqrepro.finnflow import (
+    all_ones_folding,
+    apply_folding,
+    conv_swg_names_to_model,
+    estimate,
+    hw_model_artifact,
+    load_cnv,
+    load_hw_model,
+)
+from pynqrepro.finnflow.estimate import FoldingEvaluator
+from pynqrepro.finnflow.finn_setup import builder_steps
+from pynqrepro.references import finn_folding
+from pynqrepro.training.checkpoint import save_checkpoint
+from pynqrepro.training.config import TrainConfig
+
+PYNQ_Z1 = get_board("pynq-z1")
+
+
+def random_cnv_checkpoint(store, weight_bits: int, act_bits: int, seed: int = 0):
+    """A checkpoint artifact of an untrained CNV whose BatchNorm statistics are not the identity."""
+
+    def build(out_dir):
+        config = TrainConfig(weight_bits, act_bits)
+        torch.manual_seed(seed)
+        model = config.build_model()
+        for module in model.modules():
+            if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.data.uniform_(0.5, 1.5)
+                module.bias.data.uniform_(-0.3, 0.3)
+        save_checkpoint(out_dir / "checkpoint.tar", {"state_dict": model.state_dict(), "config": config.to_dict()})
+
+    return store.get_or_build("test_random_cnv", {"w": weight_bits, "a": act_bits, "seed": seed}, build)
+
+
+@pytest.fixture(scope="module")
+def w2a2(store):
+    checkpoint = random_cnv_checkpoint(store, 2, 2)
+    return checkpoint, hw_model_artifact(store, checkpoint, PYNQ_Z1)
+
+
+@pytest.fixture(scope="module")
+def hw_model(w2a2):
+    return load_hw_model(w2a2[1])
+
+
+def test_builder_steps_import_without_vivado():
+    assert "step_streamline" in builder_steps().build_dataflow_step_lookup
+
+
+def test_hw_model_is_specialised_cnv_dataflow(hw_model):
+    op_types = [node.op_type for node in hw_model.graph.node]
+    assert op_types[0] == "Thresholding_rtl"  # uint8 input quantiser
+    assert op_types[-1] == "LabelSelect_hls"  # TopK(1) post-processing
+    assert op_types.count("MVAU_hls") == 9
+    assert all(t.endswith(("_hls", "_rtl")) for t in op_types)
+
+
+def test_hw_model_artifact_is_reused(store, w2a2):
+    checkpoint, artifact = w2a2
+    again = hw_model_artifact(store, checkpoint, PYNQ_Z1)
+    assert again.path == artifact.path
+    assert hw_model_artifact(store, checkpoint, get_board("ultra96")).key != artifact.key
+
+
+def test_mvau_cycles_are_finn_formula(hw_model):
+    """exp cycles of an MVAU = MH/PE * MW/SIMD * output pixels (FINN's MVAU.get_exp_cycles)."""
+    folded = apply_folding(hw_model, None)
+    result = estimate(folded, PYNQ_Z1.part, clock_ns=5.0)
+    for layer in result.layers:
+        if layer.op_type == "MVAU_hls":
+            pixels = int(np.prod(getCustomOp(folded.get_node_from_name(layer.name)).get_nodeattr("numInputVectors")))
+            assert layer.cycles == layer.mh // layer.pe * layer.mw // layer.simd * pixels
+    assert result.max_cycles == max(layer.cycles for layer in result.layers)
+    assert result.bottleneck == max(result.layers, key=lambda layer: layer.cycles).name
+    assert result.est_fps == pytest.approx(2e8 / result.max_cycles)
+
+
+def test_published_w2a2_folding(hw_model):
+    """FINN's w2a2 folding on finn-plus's graph: conv SWGs renamed, MVAU bottleneck as published."""
+    folding = conv_swg_names_to_model(finn_folding(2, 2), hw_model)
+    result = estimate(apply_folding(hw_model, folding), PYNQ_Z1.part)
+    by_name = {layer.name: layer for layer in result.layers}
+    assert (by_name["MVAU_hls_1"].pe, by_name["MVAU_hls_1"].simd) == (16, 16)
+    # each conv SWG streams as many channels per cycle as its MVAU consumes
+    for node in hw_model.graph.node:
+        if node.op_type.startswith("ConvolutionInputGenerator") and not getCustomOp(node).get_nodeattr("depthwise"):
+            consumer = hw_model.find_consumer(node.output[0])
+            assert by_name[node.name].simd == by_name[consumer.name].simd
+    assert result.bottleneck.startswith("MVAU_hls")
+    assert 0 < result.totals["lut"] < PYNQ_Z1.luts
+
+
+def test_evaluator_equals_finn_path(hw_model):
+    """The fast evaluator (one bit-width minimisation) gives FINN's full-path numbers."""
+    evaluator = FoldingEvaluator(hw_model, PYNQ_Z1.part)
+    for folding in (conv_swg_names_to_model(finn_folding(2, 2), hw_model), all_ones_folding(hw_model), {}):
+        full_model = apply_folding(hw_model, folding)
+        assert evaluator.evaluate(folding) == estimate(full_model, PYNQ_Z1.part)
+        for node in full_model.graph.node:
+            for tensor in list(node.input) + list(node.output):
+                assert evaluator.model.get_tensor_datatype(tensor) == full_model.get_tensor_datatype(tensor)
+
+
+def test_folding_unknown_node_is_user_error(hw_model):
+    with pytest.raises(UserError, match=r"unknown node\(s\) MVAU_hls_42.*MVAU_hls_0"):
+        apply_folding(hw_model, {"MVAU_hls_42": {"PE": 2}})
+
+
+def test_folding_illegal_pe_lists_legal_values(hw_model):
+    with pytest.raises(UserError, match=r"MVAU_hls_0 PE=3 \(legal: 1, 2, 4, 8, 16, 32, 64\).*MVAU_hls_1 SIMD=7"):
+        apply_folding(hw_model, {"MVAU_hls_0": {"PE": 3}, "MVAU_hls_1": {"SIMD": 7}})
+
+
+def test_folding_unknown_attribute_is_user_error(hw_model):
+    with pytest.raises(UserError, match="MVAU_hls_0 has no attribute PEE"):
+        apply_folding(hw_model, {"MVAU_hls_0": {"PEE": 2}})
+
+
+def test_depthwise_swg_must_match_pool(hw_model):
+    with pytest.raises(UserError, match="ConvolutionInputGenerator_rtl_2 SIMD=2 but Pool_hls_0 PE=1"):
+        apply_folding(hw_model, {"ConvolutionInputGenerator_rtl_2": {"SIMD": 2}, "Pool_hls_0": {"PE": 1}})
+
+
+def test_checkpoint_of_other_architecture_is_user_error(tmp_path):
+    small = TrainConfig(2, 2, conv_channels=(32, 32, 64, 64, 128, 128))
+    save_checkpoint(tmp_path / "checkpoint.tar",
+                    {"state_dict": TrainConfig(2, 2).build_model().state_dict(), "config": small.to_dict()})
+    with pytest.raises(UserError, match="is not a CNV checkpoint"):
+        load_cnv(tmp_path)
