@@ -1,0 +1,106 @@
+"""The pruning sweep end to end on a tiny digits CNV: schedule, held masks, stored steps, export."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pynqrepro.core.errors import UserError
+from pynqrepro.core.store import ArtifactStore
+from pynqrepro.pruning.masks import MASKS_FILE, conv_layers, load_masks
+from pynqrepro.pruning.sweep import SweepConfig, import_checkpoint, run_sweep
+from pynqrepro.training.checkpoint import LAST, load_model, read_checkpoint
+from pynqrepro.training.config import TrainConfig
+from pynqrepro.training.trainer import RunOptions, train
+
+SIMD = (9, 8, 6, 9, 3, 4)  # the study's 4-bit list: legal for these widths too
+TINY = dict(dataset="digits", epochs=2, batch_size=64, augment="none", conv_channels=(16, 16, 32, 32, 64, 64),
+            fc_features=(64, 64))
+
+
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("sweep")
+    result = train(TrainConfig(4, 4, **TINY), RunOptions(experiments=root / "dense", progress=False))
+    store = ArtifactStore(root / "store")
+    return store, import_checkpoint(store, result.run_dir), root
+
+
+def _run(root: Path) -> RunOptions:
+    return RunOptions(experiments=root / "runs", progress=False)
+
+
+def test_simd_sweep_follows_the_study_schedule_and_masks_hold(dense):
+    store, checkpoint, root = dense
+    sweep = SweepConfig("simd_blocks", SIMD, max_sparsity=0.2, epochs=1)
+    steps = run_sweep(store, checkpoint, sweep, _run(root), bit_width=4)
+    assert [s.step for _, s in steps] == [1, 2]
+    assert steps[0][1].amount == 0.15
+    assert steps[1][1].amount == pytest.approx(steps[0][1].sparsity + 0.15, abs=1e-6)
+    assert steps[-1][1].sparsity > 0.2 > steps[0][1].sparsity
+    for artifact, result in steps:
+        masks, meta = load_masks(artifact.file(MASKS_FILE))
+        assert meta["step"] == result.step
+        model, _ = load_model(artifact.file(result.checkpoint))
+        for name, layer in conv_layers(model).items():
+            assert (layer.weight[~masks[name]] == 0).all()
+        last = read_checkpoint(artifact.file("checkpoints") / LAST)["state_dict"]
+        assert all((last[f"{n}.weight"][~m] == 0).all() for n, m in masks.items())
+    first, second = (load_masks(a.file(MASKS_FILE))[0] for a, _ in steps)
+    assert all(not (second[n] & ~first[n]).any() for n in first)  # pruned stays pruned
+
+    again = run_sweep(store, checkpoint, SweepConfig("simd_blocks", SIMD, max_sparsity=0.1, epochs=1),
+                      _run(root), bit_width=4)
+    assert [a.key for a, _ in again] == [steps[0][0].key]  # a lower limit reuses the stored step
+
+
+def test_pruned_weights_are_exact_zeros_in_the_qonnx_export(dense):
+    from pynqrepro.finnflow.export import export_qonnx
+
+    store, checkpoint, root = dense
+    artifact, result = run_sweep(store, checkpoint, SweepConfig("simd_blocks", SIMD, max_sparsity=0.1, epochs=1),
+                                 _run(root), bit_width=4)[0]
+    model, _ = load_model(artifact.file(result.checkpoint))
+    masks, _ = load_masks(artifact.file(MASKS_FILE))
+    onnx_model = export_qonnx(model)
+    weights = {tuple(init.dims): init for init in onnx_model.graph.initializer}
+    for name, mask in masks.items():
+        exported = onnx_model.get_initializer(weights[tuple(mask.shape)].name)
+        assert np.all(exported[~mask.numpy()] == 0)
+        assert np.all(exported[mask.numpy()] != 0)
+
+
+def test_channel_sweep_shrinks_the_network(dense):
+    store, checkpoint, root = dense
+    sweep = SweepConfig("channels", SIMD, pe=(2, 2, 2, 2, 2, 2), max_sparsity=0.1, epochs=1)
+    (artifact, result), = run_sweep(store, checkpoint, sweep, _run(root), bit_width=4)
+    model, config = load_model(artifact.file(result.checkpoint))
+    assert config.conv_channels == result.conv_channels
+    assert sum(result.conv_channels) < sum(TINY["conv_channels"])
+    assert all(c % 2 == 0 for c in result.conv_channels)
+    assert result.sparsity == pytest.approx(0.15, abs=0.06)
+    assert not artifact.file(MASKS_FILE).exists()
+
+
+@pytest.mark.parametrize("kwargs, bits, match", [
+    (dict(method="simd_blocks", simd=SIMD), 2, "is CNV 4W4A, not 2-bit: pass --bit-width 4"),
+    (dict(method="simd_blocks", simd=SIMD[:5]), 4, "5 entries, the model has 6 conv layers"),
+    (dict(method="channels", simd=SIMD, pe=(3,) * 6), 4, "conv width 16 is not a multiple of"),
+])
+def test_checkpoints_that_do_not_fit_are_rejected(dense, kwargs, bits, match):
+    store, checkpoint, root = dense
+    with pytest.raises(UserError, match=match):
+        run_sweep(store, checkpoint, SweepConfig(**kwargs, epochs=1), _run(root), bit_width=bits)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(max_sparsity=1.0), r"--max-sparsity 1.0 is outside \[0, 1\)"),
+    (dict(max_sparsity=-0.1), r"outside \[0, 1\)"),
+    (dict(method="magnitude"), "choose one of simd_blocks, channels"),
+    (dict(increment=0.0), "--increment"),
+])
+def test_bad_sweep_options(kwargs, match):
+    with pytest.raises(UserError, match=match):
+        SweepConfig(**{"method": "simd_blocks", "simd": SIMD, **kwargs})
