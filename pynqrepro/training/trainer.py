@@ -105,6 +105,13 @@ def train_epoch(model, loader, optimizer, criterion, clip, device, bar=None) -> 
     return loss_sum / max(seen, 1), 100.0 * correct / max(seen, 1), seen
 
 
+def same_run(saved: dict | None, cfg: TrainConfig) -> bool:
+    """A checkpoint continues ``cfg`` if only the epoch count differs (resuming may extend a run)."""
+    if saved is None:
+        return False
+    return {**saved, "epochs": cfg.epochs} == cfg.to_dict()
+
+
 def _device(opts: RunOptions) -> torch.device:
     if opts.device:
         return torch.device(opts.device)
@@ -152,7 +159,7 @@ def train(cfg: TrainConfig, opts: RunOptions) -> TrainResult:
              "best_test_acc": 0.0, "train_seconds": 0.0, "train_images": 0}
     if opts.resume:
         package = read_checkpoint(opts.resume)
-        if package.get("config") != cfg.to_dict():
+        if not same_run(package.get("config"), cfg):
             raise UserError(f"{opts.resume} was trained with a different configuration: "
                             f"resume with the same options or start a new --experiments directory")
         model.load_state_dict(package["state_dict"])

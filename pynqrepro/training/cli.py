@@ -1,0 +1,113 @@
+"""``pynqrepro train``: the study's trainer options (``trainer.py``), plus bits/widths/dataset."""
+
+import argparse
+from dataclasses import fields
+from pathlib import Path
+
+from pynqrepro.core.errors import UserError
+from pynqrepro.training.config import AUGMENTATIONS, DATASETS, TrainConfig
+
+DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not f.default_factory}
+
+
+def _int_tuple(text: str) -> tuple:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="quantization-aware training of CNV (Brevitas)",
+                              description="Train CNV as the study did; checkpoints go to "
+                                          "<experiments>/<CNV_xWyA>/checkpoints/.")
+    p.add_argument("--bit-width", type=int, help="weight and activation bits (1, 2, 4, 8)")
+    p.add_argument("--weight-bits", type=int, help="weight bits (overrides --bit-width)")
+    p.add_argument("--act-bits", type=int, help="activation bits (overrides --bit-width)")
+    p.add_argument("--dataset", choices=DATASETS, help=f"default {DEFAULTS['dataset']}")
+    p.add_argument("--data-dir", type=Path, default=Path("data"), help="holds cifar-10-python.tar.gz")
+    p.add_argument("--lr", type=float, help=f"Adam learning rate (default {DEFAULTS['lr']})")
+    p.add_argument("-b", "--batch-size", type=int, help=f"global batch (default {DEFAULTS['batch_size']})")
+    p.add_argument("--epochs", type=int, help=f"default {DEFAULTS['epochs']}")
+    p.add_argument("--lr-step", type=int, help=f"epochs between lr halvings (default {DEFAULTS['lr_step']})")
+    p.add_argument("--augment", choices=AUGMENTATIONS, help=f"default {DEFAULTS['augment']}")
+    p.add_argument("--val-fraction", type=float, help=f"validation split held out of train "
+                                                      f"(default {DEFAULTS['val_fraction']})")
+    p.add_argument("--seed", type=int, help=f"default {DEFAULTS['seed']}")
+    p.add_argument("--conv-channels", type=_int_tuple, help="six comma-separated conv widths")
+    p.add_argument("--fc-features", type=_int_tuple, help="two comma-separated FC widths")
+    p.add_argument("--pretrained", help="'brevitas' (published 1w1a/1w2a/2w2a weights) or a state_dict file")
+    p.add_argument("-j", "--workers", type=int, default=0, help="data loader processes")
+    p.add_argument("--experiments", type=Path, default=Path("experiments_out"), help="output root")
+    p.add_argument("--resume", type=Path, help="continue from this checkpoint.tar (its config is used)")
+    p.add_argument("--evaluate", action="store_true", help="only evaluate the --resume checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    p.add_argument("--dist-url", default="env://")
+    p.add_argument("--dist-backend", choices=("nccl", "gloo"), help="default nccl with CUDA, else gloo")
+    p.add_argument("--multiprocessing-distributed", action="store_true",
+                   help="spawn one process per GPU (or --nproc-per-node) on this node")
+    p.add_argument("--nproc-per-node", type=int, help="processes to spawn (default: visible GPUs)")
+    p.add_argument("--world-size", type=int, default=1, help="processes (nodes with --multiprocessing-distributed)")
+    p.add_argument("--rank", type=int, default=0, help="this process's (node's) rank")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args) -> TrainConfig:
+    """TrainConfig from the options given; with --resume, the checkpoint's config (--epochs may extend it)."""
+    given = {name: getattr(args, name) for name in (
+        "dataset", "lr", "batch_size", "epochs", "lr_step", "augment", "val_fraction", "seed",
+        "conv_channels", "fc_features", "pretrained") if getattr(args, name) is not None}
+    for name in ("weight_bits", "act_bits"):
+        bits = getattr(args, name) if getattr(args, name) is not None else args.bit_width
+        if bits is not None:
+            given[name] = bits
+    if args.resume:
+        from pynqrepro.training.checkpoint import read_checkpoint
+
+        saved = read_checkpoint(args.resume).get("config")
+        if saved is None:
+            raise UserError(f"{args.resume} has no training config: resume from a checkpoint written by pynqrepro train")
+        clash = sorted(k for k, v in given.items() if k != "epochs" and saved.get(k) != v)
+        if clash:
+            raise UserError(f"--resume continues the checkpoint's run, but {', '.join(clash)} differ: "
+                            f"drop those options or start a new run")
+        return TrainConfig.from_dict({**saved, **given})
+    if "weight_bits" not in given or "act_bits" not in given:
+        raise UserError("no bit widths given: pass --bit-width N or --weight-bits N --act-bits M")
+    return TrainConfig(**given)
+
+
+def _evaluate(args) -> None:
+    from pynqrepro.data.splits import load_splits
+    from pynqrepro.training.checkpoint import load_model
+    from pynqrepro.training.trainer import evaluate
+
+    if args.resume is None:
+        raise UserError("--evaluate needs the checkpoint to evaluate: pass --resume PATH")
+    model, cfg = load_model(args.resume)
+    splits = load_splits(cfg.dataset, args.data_dir, cfg.val_fraction, "none", cfg.seed)
+    val = f"{evaluate(model, splits.val, 'cpu'):.2f}%" if splits.val is not None else "-"
+    print(f"{cfg.name} {args.resume}: val {val} test {evaluate(model, splits.test, 'cpu'):.2f}%")
+
+
+def run(args) -> None:
+    from pynqrepro.training.distributed import launch, resolve
+    from pynqrepro.training.trainer import RunOptions
+
+    if args.workers < 0:
+        raise UserError(f"--workers must be 0 or more, got {args.workers}")
+    if args.evaluate:
+        _evaluate(args)
+        return
+    cfg = config_from_args(args)
+    spec = resolve(args.world_size, args.rank, args.dist_url, args.dist_backend,
+                   args.multiprocessing_distributed, args.nproc_per_node)
+    run_dir = args.resume.resolve().parent.parent if args.resume else None
+    opts = RunOptions(experiments=args.experiments, data_dir=args.data_dir, workers=args.workers,
+                      resume=args.resume, run_dir=run_dir, progress=not args.no_progress)
+    result = launch(cfg, opts, spec)
+    if result is not None:
+        val = "-" if result.val_acc is None else f"{result.val_acc:.2f}%"
+        print(f"{cfg.name}: best epoch {result.best_epoch} val {val} test {result.test_acc:.2f}% "
+              f"(best test {result.best_test_acc:.2f}%), {result.images_per_s:.0f} images/s; "
+              f"checkpoints in {result.run_dir / 'checkpoints'}")
