@@ -1,0 +1,152 @@
+"""Folding search on untrained CNVs: the vectorised cost model equals FINN for every candidate, the
+optimiser is exact (brute force on reduced networks) and reaches the issue's targets, FINN
+re-estimates our JSON identically."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from pynqrepro.core.boards import get_board
+from pynqrepro.core.errors import UserError
+from pynqrepro.finnflow import build_hw_model, export_qonnx
+from pynqrepro.folding import baselines, costmodel as cm, outputs
+from pynqrepro.folding.optimise import Budget, Folding, board_budget, optimise
+from pynqrepro.folding.space import Group, SpaceOptions, build_space
+from pynqrepro.models.cnv import CNV
+
+PYNQ_Z1 = get_board("pynq-z1")
+_MODELS = {}
+
+
+def hw_model(bits: int):
+    """Untrained CNV (seed 0) at ``bits``w``bits``a as a specialised HW model, built once per session."""
+    if bits not in _MODELS:
+        torch.manual_seed(0)
+        _MODELS[bits] = build_hw_model(export_qonnx(CNV(bits, bits).eval()), PYNQ_Z1).hw_model
+    return _MODELS[bits]
+
+
+def check_against_finn(groups, per_group: int, seed: int = 0) -> int:
+    """Compare random candidates of every single-node group with FINN's node methods."""
+    rng = np.random.default_rng(seed)
+    checked = 0
+    for group in groups:
+        spec = group.nodes[-1]
+        for i in rng.choice(len(group), min(len(group), per_group), replace=False):
+            assignment = group.assignment(i).get(spec.name, {})
+            if "MW" in group.params:
+                assignment["MW"] = int(group.params["MW"][i])
+            ref = cm.finn_costs(spec, [assignment])
+            fields = ("cycles",) + cm.RESOURCES
+            if len(group.nodes) == 1:
+                assert [int(group.costs.resource(f)[i]) for f in fields] == [int(ref.resource(f)[0]) for f in fields], (group.name, assignment)
+                checked += 1
+    return checked
+
+
+def test_cost_model_equals_finn_2w2a():
+    groups = build_space(hw_model(2), PYNQ_Z1.part, SpaceOptions(choose_ram_style=True))
+    assert check_against_finn(groups, per_group=12) > 100
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bits", [1, 4, 8])
+def test_cost_model_equals_finn_other_widths(bits):
+    groups = build_space(hw_model(bits), PYNQ_Z1.part, SpaceOptions(choose_ram_style=True))
+    assert check_against_finn(groups, per_group=12, seed=bits) > 100
+
+
+def test_cost_model_equals_finn_pruning_aware():
+    model = hw_model(2)
+    pruning = (("MVAU_hls_1", 0.3), ("MVAU_hls_4", 0.5))
+    groups = build_space(model, PYNQ_Z1.part, SpaceOptions(pruning=pruning))
+    pruned = next(g for g in groups if g.name == "MVAU_hls_1")
+    assert pruned.params["MW"].max() <= 576 and pruned.params["MW"].min() < 576  # the rule can keep all blocks
+    assert check_against_finn(groups, per_group=8) > 50
+
+
+def test_candidates_are_legal():
+    groups = build_space(hw_model(2), PYNQ_Z1.part)
+    mvau = next(g for g in groups if g.name == "MVAU_hls_5")
+    assert (2304 % mvau.params["SIMD"] == 0).all() and (256 % mvau.params["PE"] == 0).all()
+    assert mvau.params["SIMD"].max() * 2 <= 36
+    tied = next(g for g in groups if len(g.nodes) == 2)  # depthwise SWG + Pool share one value
+    names = list(tied.node_attrs)
+    assert tied.assignment(len(tied) - 1)[names[0]]["SIMD"] == tied.assignment(len(tied) - 1)[names[1]]["PE"]
+
+
+def _reduced(groups, k: int, per_group: int) -> list[Group]:
+    """The first ``k`` foldable groups, each cut to ``per_group`` candidates."""
+    out = []
+    for g in [g for g in groups if len(g) > 1][:k]:
+        idx = np.linspace(0, len(g) - 1, min(per_group, len(g))).astype(int)
+        costs = cm.Costs(*(g.costs.resource(f)[idx] for f in ("cycles",) + cm.RESOURCES))
+        out.append(Group(g.name, g.nodes, {p: v[idx] for p, v in g.params.items()}, costs, g.node_attrs))
+    return out
+
+
+@pytest.mark.parametrize("lut_fraction", [0.35, 0.5, 0.8])
+def test_optimiser_matches_brute_force(lut_fraction):
+    groups = _reduced(build_space(hw_model(2), PYNQ_Z1.part, SpaceOptions(choose_ram_style=True)), 5, 7)
+    lut_all = sum(int(g.costs.LUT.max()) for g in groups)
+    budget = Budget(int(lut_all * lut_fraction), 60, 0, 10)
+    best = None
+    for choice in itertools.product(*(range(len(g)) for g in groups)):
+        f = Folding("brute", groups, list(choice))
+        if f.fits(budget):
+            key = (f.max_cycles, f.total("LUT"), f.total("BRAM_18K"))
+            best = key if best is None or key < best else best
+    assert best is not None
+    exact = optimise(groups, budget)
+    assert (exact.max_cycles, exact.total("LUT"), exact.total("BRAM_18K")) == best
+
+
+@pytest.mark.slow
+def test_targets_pynq_z1_full_lut():
+    """The issue's figures: exact 7,972 / 3,906 fps (3,986 with the RAM choice), SetFolding 7,813 / 3,052."""
+    budget = board_budget(PYNQ_Z1, 1.0)
+    for bits, exact_fps, ram_fps, sf_fps in ((1, 7972, None, 7813), (2, 3906, 3986, 3052)):
+        model = hw_model(bits)
+        groups = build_space(model, PYNQ_Z1.part)
+        exact = optimise(groups, budget)
+        assert round(exact.fps(10.0)) >= exact_fps
+        uncapped = build_space(model, PYNQ_Z1.part, SpaceOptions(mvau_wwidth_max=10**6))
+        sf = baselines.setfolding_at_budget(model, uncapped, budget, optimise(uncapped, budget).max_cycles)
+        assert round(sf.fps(10.0)) == sf_fps and sf.fits(budget)
+        assert exact.max_cycles <= baselines.study_greedy(groups, budget).max_cycles
+        if ram_fps:
+            ram = optimise(build_space(model, PYNQ_Z1.part, SpaceOptions(choose_ram_style=True)), budget)
+            assert round(ram.fps(10.0)) >= ram_fps
+
+
+def test_finn_reestimates_our_json(tmp_path):
+    model = hw_model(2)
+    budget = board_budget(PYNQ_Z1, 0.85)
+    folding = optimise(build_space(model, PYNQ_Z1.part, SpaceOptions(choose_ram_style=True)), budget)
+    path = outputs.write_config(folding, tmp_path / "folding.json")
+    assert path.exists()
+    estimate = outputs.finn_reestimate(model, folding, PYNQ_Z1.part, 10.0)
+    assert outputs.disagreements(folding, estimate) == []
+    rows = outputs.get_res(folding, budget)
+    assert sum(r["LUT"] for r in rows) == folding.total("LUT") <= budget.LUT
+    png = outputs.plot_cycles_remainder(folding, budget, tmp_path / "plot.png")
+    assert png.stat().st_size > 1000
+
+
+def test_infeasible_budget_names_smallest_fit():
+    groups = build_space(hw_model(2), PYNQ_Z1.part)
+    with pytest.raises(UserError, match=r"smallest fitting budget is [\d,]+ LUT \(ratio"):
+        optimise(groups, Budget(5000, 280, 0, 220, 5000 / PYNQ_Z1.luts))
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.2, -0.5])
+def test_bad_ratio_is_user_error(ratio):
+    with pytest.raises(UserError, match="outside"):
+        board_budget(PYNQ_Z1, ratio)
+
+
+def test_pruning_on_unknown_node_is_user_error():
+    with pytest.raises(UserError, match="not MVAU nodes"):
+        build_space(hw_model(2), PYNQ_Z1.part, SpaceOptions(pruning=(("Pool_hls_0", 0.3),)))
