@@ -104,3 +104,17 @@ def test_checkpoints_that_do_not_fit_are_rejected(dense, kwargs, bits, match):
 def test_bad_sweep_options(kwargs, match):
     with pytest.raises(UserError, match=match):
         SweepConfig(**{"method": "simd_blocks", "simd": SIMD, **kwargs})
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--bit-width", "2"], "pynqrepro: error: the checkpoint is CNV 4W4A, not 2-bit: pass --bit-width 4"),
+    (["--bit-width", "4", "--max-sparsity", "1"], r"pynqrepro: error: --max-sparsity 1.0 is outside [0, 1)"),
+    (["--bit-width", "4", "--simd-list", "9,x"], "pynqrepro: error: --simd-list '9,x' is not a comma-separated"),
+])
+def test_prune_command_reports_bad_input_in_one_line(dense, capsys, extra, message):
+    from pynqrepro.cli import main
+
+    store, checkpoint, root = dense
+    code = main(["prune", "--model", str(checkpoint.path), "--store-dir", str(root / "store"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(message) and err.count("\n") == 1

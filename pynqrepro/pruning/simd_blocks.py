@@ -38,12 +38,12 @@ def study_preset(bit_width: int) -> StudyPreset:
     return preset
 
 
-def parse_simd_list(text: str) -> tuple[int, ...]:
+def parse_simd_list(text: str, option: str = "--simd-list") -> tuple[int, ...]:
     """``"9, 16, 16, 12, 8, 6"`` (the study's ``--simd-list`` syntax) -> (9, 16, 16, 12, 8, 6)."""
     try:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise UserError(f"--simd-list {text!r} is not a comma-separated list of integers, e.g. \"9,16,16,12,8,6\"") from None
+        raise UserError(f"{option} {text!r} is not a comma-separated list of integers, e.g. \"9,16,16,12,8,6\"") from None
 
 
 def mvau_columns(layer) -> int:
