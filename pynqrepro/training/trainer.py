@@ -59,7 +59,8 @@ class TrainResult:
     val_acc: float | None
     test_acc: float  # test accuracy of the selected epoch
     best_test_acc: float  # the study's selection: best test accuracy over all epochs
-    train_seconds: float
+    train_seconds: float  # training passes only
+    wall_seconds: float  # training and evaluation, all epochs
     images_per_s: float
 
 
@@ -156,7 +157,7 @@ def train(cfg: TrainConfig, opts: RunOptions) -> TrainResult:
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
     state = {"epoch": 0, "best_val_acc": -1.0, "best_epoch": 0, "test_acc_at_best": 0.0,
-             "best_test_acc": 0.0, "train_seconds": 0.0, "train_images": 0}
+             "best_test_acc": 0.0, "train_seconds": 0.0, "wall_seconds": 0.0, "train_images": 0}
     if opts.resume:
         package = read_checkpoint(opts.resume)
         if not same_run(package.get("config"), cfg):
@@ -197,6 +198,7 @@ def train(cfg: TrainConfig, opts: RunOptions) -> TrainResult:
         if is_best:
             state.update(best_val_acc=selected, best_epoch=epoch, test_acc_at_best=test_acc)
         state["best_test_acc"] = max(state["best_test_acc"], test_acc)
+        state["wall_seconds"] += time.perf_counter() - start
         rows.append({"epoch": epoch, "lr": lr, "train_loss": round(loss, 5), "train_acc": round(acc, 3),
                      "val_acc": "" if val_acc is None else round(val_acc, 3), "test_acc": round(test_acc, 3),
                      "epoch_s": round(seconds, 3), "images_per_s": round(seen * opts.world_size / seconds, 1)})
@@ -216,5 +218,5 @@ def train(cfg: TrainConfig, opts: RunOptions) -> TrainResult:
         run_dir=run_dir, epochs=state["epoch"], best_epoch=state["best_epoch"],
         val_acc=state["best_val_acc"] if splits.val is not None else None,
         test_acc=state["test_acc_at_best"], best_test_acc=state["best_test_acc"],
-        train_seconds=state["train_seconds"],
+        train_seconds=state["train_seconds"], wall_seconds=state["wall_seconds"],
         images_per_s=state["train_images"] / state["train_seconds"] if state["train_seconds"] else 0.0)
