@@ -1,0 +1,61 @@
+"""``pynqrepro fold``: the exact folding of a HW-layer model under a board's resource budget."""
+
+from pathlib import Path
+
+from pynqrepro.core.errors import UserError
+
+
+def _pruning(items: list[str]) -> tuple:
+    """``NODE=FRACTION`` pairs (the study's SIMD-block pruning per MVAU)."""
+    out = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out.append((name, float(value)))
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise UserError(f"--pruning {item!r} is not NODE=FRACTION: use e.g. MVAU_hls_1=0.3")
+    return tuple(out)
+
+
+def _fold(args) -> None:
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from pynqrepro.core.boards import get_board
+    from pynqrepro.folding import outputs
+    from pynqrepro.folding.optimise import board_budget, optimise
+    from pynqrepro.folding.space import SpaceOptions, build_space
+
+    board = get_board(args.board)
+    budget = board_budget(board, args.lut_ratio, args.bram_ratio, args.dsp_ratio)
+    if not Path(args.model).is_file():
+        raise UserError(f"model {args.model} does not exist: pass the HW-layer ONNX from the FINN flow")
+    options = SpaceOptions(args.mvau_wwidth_max, args.ram_style_choice, _pruning(args.pruning))
+    folding = optimise(build_space(ModelWrapper(str(args.model)), board.part, options), budget)
+    outputs.write_config(folding, args.out)
+    from tabulate import tabulate
+
+    print(tabulate(outputs.get_res(folding, budget), headers="keys"))
+    print(f"est. {folding.fps(args.clock_ns or board.clock_ns):,.1f} fps, bottleneck {folding.bottleneck}, "
+          f"{folding.total('LUT'):,} LUT, {folding.total('BRAM_18K')} BRAM18, {folding.total('DSP')} DSP; "
+          f"folding written to {args.out}")
+    if args.plot:
+        outputs.plot_cycles_remainder(folding, budget, args.plot)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("fold", help="exact PE/SIMD folding of a HW model under a resource budget")
+    parser.add_argument("--model", type=Path, required=True, help="specialised HW-layer ONNX")
+    parser.add_argument("--board", default="pynq-z1")
+    parser.add_argument("--lut-ratio", type=float, default=0.85, help="LUT budget as a fraction of the device")
+    parser.add_argument("--bram-ratio", type=float, default=1.0)
+    parser.add_argument("--dsp-ratio", type=float, default=1.0)
+    parser.add_argument("--clock-ns", type=float, default=None, help="clock for the fps figure (board default)")
+    parser.add_argument("--mvau-wwidth-max", type=int, default=36, help="max SIMD x weight bits (FINN default)")
+    parser.add_argument("--ram-style-choice", action="store_true", help="let MVAU weights go to LUTRAM")
+    parser.add_argument("--pruning", nargs="*", default=[], metavar="NODE=FRACTION",
+                        help="study's SIMD-block pruning per MVAU node")
+    parser.add_argument("--out", type=Path, default=Path("folding.json"))
+    parser.add_argument("--plot", type=Path, default=None, help="PNG of per-layer cycles and budget use")
+    parser.set_defaults(func=_fold)
