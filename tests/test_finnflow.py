@@ -1,8 +1,12 @@
 """The FINN estimate flow on an untrained CNV (random weights, randomised BatchNorm statistics)."""
 
+import dataclasses
+import shutil
+
 import numpy as np
 import pytest
 import torch
+from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from pynqrepro.core.boards import get_board
@@ -18,6 +22,7 @@ from pynqrepro.finnflow import (
 )
 from pynqrepro.finnflow.estimate import FoldingEvaluator
 from pynqrepro.finnflow.finn_setup import builder_steps
+from pynqrepro.finnflow.verify import FINN_STAGES, verify
 from pynqrepro.references import finn_folding
 from pynqrepro.training.checkpoint import save_checkpoint
 from pynqrepro.training.config import TrainConfig
@@ -138,3 +143,36 @@ def test_checkpoint_of_other_architecture_is_user_error(tmp_path):
                     {"state_dict": TrainConfig(2, 2).build_model().state_dict(), "config": small.to_dict()})
     with pytest.raises(UserError, match="is not a CNV checkpoint"):
         load_cnv(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from pynqrepro.data.digits import load_digits32
+
+    return load_digits32()[2][:8]
+
+
+def test_verify_all_stages_agree(w2a2, digits):
+    checkpoint, artifact = w2a2
+    result = verify(load_cnv(checkpoint.path), artifact, digits)
+    assert [s.stage for s in result.stages] == ["qonnx", "finn_tidy", "streamlined", "hw_generic"]
+    assert all(s.agree == s.total == 8 for s in result.stages)
+    assert result.stages[0].max_logit_diff < 1e-4 and result.stages[1].max_logit_diff < 1e-4
+    assert result.first_divergence is None
+
+
+def test_verify_names_first_diverging_stage(w2a2, digits, tmp_path):
+    """A streamlined model with one layer's weights negated diverges there, not later."""
+    checkpoint, artifact = w2a2
+    shutil.copytree(artifact.path, tmp_path / "copy")
+    broken = dataclasses.replace(artifact, path=tmp_path / "copy")
+    streamlined = ModelWrapper(str(broken.file(FINN_STAGES["streamlined"])))
+    weight = streamlined.get_nodes_by_op_type("MatMul")[-1].input[1]
+    streamlined.set_initializer(weight, -streamlined.get_initializer(weight))
+    streamlined.save(str(broken.file(FINN_STAGES["streamlined"])))
+    assert verify(load_cnv(checkpoint.path), broken, digits).first_divergence == "streamlined"
+
+
+def test_verify_rejects_float_images(w2a2, digits):
+    with pytest.raises(UserError, match="uint8 N x 3 x 32 x 32"):
+        verify(load_cnv(w2a2[0].path), w2a2[1], digits.astype(np.float32))

@@ -9,13 +9,16 @@ Public API (everything runs without Xilinx tools):
 - ``apply_folding(hw_model, folding) -> ModelWrapper`` (FINN ApplyConfig dict, None = all
   PE=SIMD=1, validated; then FINN's bit-width minimisation), ``validate_folding``,
   ``all_ones_folding``, ``conv_swg_names_to_model`` for FINN's published CNV foldings (folding.py)
-- ``estimate(model, part, clock_ns) -> NetworkEstimate``                     (estimate.py)
+- ``estimate(model, part, clock_ns) -> NetworkEstimate`` and ``FoldingEvaluator`` (many foldings
+  of one HW model, ~tens of ms each)                                         (estimate.py)
+- ``verify(model, hw_artifact, uint8_images) -> Verification``: top-1 agreement and logit
+  differences per stage, first diverging stage                               (verify.py)
 
 FINN is booted (settings, build dir, Vivado-less import of its builder) by ``finn_setup``.
 """
 
 from pynqrepro.finnflow.build import HWBuild, build_hw_model, hw_model_artifact, load_hw_model
-from pynqrepro.finnflow.estimate import LayerEstimate, NetworkEstimate, estimate
+from pynqrepro.finnflow.estimate import FoldingEvaluator, LayerEstimate, NetworkEstimate, estimate
 from pynqrepro.finnflow.export import export_qonnx, load_cnv
 from pynqrepro.finnflow.folding import (
     all_ones_folding,
@@ -23,9 +26,10 @@ from pynqrepro.finnflow.folding import (
     conv_swg_names_to_model,
     validate_folding,
 )
+from pynqrepro.finnflow.verify import Verification, verify
 
 __all__ = [
-    "HWBuild", "LayerEstimate", "NetworkEstimate", "all_ones_folding", "apply_folding",
+    "FoldingEvaluator", "HWBuild", "Verification", "LayerEstimate", "NetworkEstimate", "all_ones_folding", "apply_folding",
     "build_hw_model", "conv_swg_names_to_model", "estimate", "export_qonnx", "hw_model_artifact",
-    "load_cnv", "load_hw_model", "validate_folding",
+    "load_cnv", "load_hw_model", "validate_folding", "verify",
 ]
