@@ -1,6 +1,7 @@
 """The FINN estimate flow on an untrained CNV (random weights, randomised BatchNorm statistics)."""
 
 import dataclasses
+import json
 import shutil
 
 import numpy as np
@@ -176,3 +177,19 @@ def test_verify_names_first_diverging_stage(w2a2, digits, tmp_path):
 def test_verify_rejects_float_images(w2a2, digits):
     with pytest.raises(UserError, match="uint8 N x 3 x 32 x 32"):
         verify(load_cnv(w2a2[0].path), w2a2[1], digits.astype(np.float32))
+
+
+def test_cli_estimate_published_folding(w2a2, store, capsys):
+    from pynqrepro.cli import main
+
+    checkpoint = w2a2[0].file("checkpoint.tar")
+    assert main(["estimate", str(checkpoint), "--folding", "finn:w2a2", "--store-dir", str(store.root), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["bottleneck"].startswith("MVAU_hls") and out["est_fps"] == pytest.approx(1e8 / out["max_cycles"])
+
+
+def test_cli_unknown_board_is_one_line_error(capsys):
+    from pynqrepro.cli import main
+
+    assert main(["estimate", "missing.tar", "--board", "zedboard"]) == 2
+    assert capsys.readouterr().err.strip() == "pynqrepro: error: unknown board 'zedboard': choose one of pynq-z1, ultra96"

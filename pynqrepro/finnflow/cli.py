@@ -1,0 +1,52 @@
+"""``pynqrepro estimate``: FINN's estimates of a checkpoint on a board at a folding."""
+
+import json
+from pathlib import Path
+
+
+def _estimate(args) -> None:
+    from tabulate import tabulate
+
+    from pynqrepro.core.boards import get_board
+    from pynqrepro.core.store import ArtifactStore
+    from pynqrepro.finnflow.build import checkpoint_file_artifact, hw_model_artifact, load_hw_model
+    from pynqrepro.finnflow.estimate import estimate
+    from pynqrepro.finnflow.folding import apply_folding, conv_swg_names_to_model, read_folding
+
+    board = get_board(args.board)
+    store = ArtifactStore(args.store_dir)
+    hw_model = load_hw_model(hw_model_artifact(store, checkpoint_file_artifact(store, args.checkpoint), board))
+    if args.folding == "all-ones":
+        folding = None
+    elif args.folding.startswith("finn:"):
+        from pynqrepro.references import finn_folding
+
+        weight_bits, act_bits = (int(x) for x in args.folding[len("finn:w"):].split("a"))
+        folding = conv_swg_names_to_model(finn_folding(weight_bits, act_bits), hw_model)
+    else:
+        folding = read_folding(Path(args.folding))
+    result = estimate(apply_folding(hw_model, folding), board.part, args.clock_ns or board.clock_ns)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    rows = [(l.name, l.op_type, l.pe, l.simd, l.mw, l.mh, l.channels, l.cycles, l.lut, l.bram18, l.uram, l.dsp)
+            for l in result.layers]
+    print(tabulate(rows, headers=["layer", "op", "PE", "SIMD", "MW", "MH", "ch", "cycles", "LUT", "BRAM18", "URAM", "DSP"]))
+    totals = result.totals
+    print(f"\n{board.name} ({board.part}) @ {result.clock_ns} ns: max cycles {result.max_cycles} "
+          f"({result.bottleneck}), est. {result.est_fps:.1f} fps, latency {result.latency_ns / 1e6:.3f} ms; "
+          f"LUT {totals['lut']:.0f}/{board.luts}, BRAM18 {totals['bram18']:.0f}/{board.bram18}, "
+          f"URAM {totals['uram']:.0f}, DSP {totals['dsp']:.0f}/{board.dsp}")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("estimate", help="FINN's cycle/resource estimates of a checkpoint on a board")
+    parser.add_argument("checkpoint", type=Path, help="training checkpoint file or run directory")
+    parser.add_argument("--board", default="pynq-z1", help="pynq-z1 or ultra96")
+    parser.add_argument("--folding", default="all-ones",
+                        help="FINN ApplyConfig JSON file, 'all-ones', or finn:w1a1 / finn:w1a2 / finn:w2a2 "
+                             "(FINN's published CNV foldings)")
+    parser.add_argument("--clock-ns", type=float, default=None, help="clock period (default: the board's, 10 ns)")
+    parser.add_argument("--store-dir", type=Path, default=Path(".pynqrepro-store"), help="artifact cache")
+    parser.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    parser.set_defaults(func=_estimate)
