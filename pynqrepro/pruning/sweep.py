@@ -24,7 +24,7 @@ from pynqrepro.data.splits import load_splits
 from pynqrepro.pruning.channels import channel_multiples, channel_sparsity, prune_channels
 from pynqrepro.pruning.masks import (MASKS_FILE, MaskHold, apply_masks, conv_layers, conv_sparsity, load_masks,
                                      save_masks)
-from pynqrepro.pruning.simd_blocks import check_simd_list, kept_columns, mvau_columns, simd_block_masks
+from pynqrepro.pruning.simd_blocks import check_simd_list, kept_columns, mvau_columns, simd_block_masks, study_preset
 from pynqrepro.training.checkpoint import BEST, find_checkpoint, load_model
 from pynqrepro.training.config import TrainConfig
 from pynqrepro.training.trainer import RunOptions, evaluate, train
@@ -190,3 +190,16 @@ def run_sweep(store: ArtifactStore, dense: Artifact, sweep: SweepConfig, run: Ru
         sparsity = result.sparsity
         previous = artifact
     return steps
+
+
+# smoke: digits on CPU, a few steps of short fine-tuning; paper: the study's scripts (50 epochs, to 90%).
+_SCALE = {"smoke": dict(epochs=2, max_sparsity=0.45), "paper": dict(epochs=50, max_sparsity=0.9)}
+
+
+def sweep_recipe(scale: str, bit_width: int, method: str = "simd_blocks", simd=None, pe=None) -> SweepConfig:
+    """The sweep experiments run at ``scale``: the study's preset for ``bit_width``; ``simd``/``pe``
+    (the dense network's folding) replace the preset's SIMD list for channel pruning."""
+    if scale not in _SCALE:
+        raise UserError(f"no pruning recipe for scale {scale!r}: choose one of {', '.join(_SCALE)}")
+    preset = study_preset(bit_width)
+    return SweepConfig(method=method, simd=tuple(simd or preset.simd), pe=pe, lr=preset.lr, **_SCALE[scale])
