@@ -1,0 +1,55 @@
+"""Search time per network and cost-model evaluations per second vs FINN's own estimator.
+
+Usage: python benchmarks/bench_folding.py HW_MODEL.onnx [--board pynq-z1]
+"""
+
+import argparse
+import time
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+
+from pynqrepro.core.boards import get_board
+from pynqrepro.core.errors import UserError
+from pynqrepro.finnflow.finn_setup import boot_finn
+from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding.optimise import board_budget, optimise
+from pynqrepro.folding.space import SpaceOptions, build_space
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model")
+    parser.add_argument("--board", default="pynq-z1")
+    args = parser.parse_args()
+    boot_finn()
+    board = get_board(args.board)
+    model = ModelWrapper(args.model)
+    groups = build_space(model, board.part, SpaceOptions(choose_ram_style=True))
+    mvaus = [g for g in groups if g.nodes[0].op_type.startswith("MVAU")]
+    n = 200_000
+    rng = np.random.default_rng(0)
+    t = time.perf_counter()
+    for g in mvaus:
+        idx = rng.integers(0, len(g), n // len(mvaus))
+        cm.mvau_costs(g.nodes[0], g.params["PE"][idx], g.params["SIMD"][idx], g.params["ram_style"][idx])
+    ours = n / (time.perf_counter() - t)
+    samples = [(g, int(i)) for g in mvaus for i in rng.integers(0, len(g), 20)]
+    t = time.perf_counter()
+    for g, i in samples:
+        cm.finn_costs(g.nodes[0], [g.assignment(i)[g.name]])
+    finn = len(samples) / (time.perf_counter() - t)
+    print(f"cost model: {ours:,.0f} candidate evaluations/s (numpy) vs {finn:,.0f}/s (FINN node methods): "
+          f"{ours / finn:,.0f}x")
+    for ratio in (1.0, 0.85, 0.7):
+        t = time.perf_counter()
+        try:
+            folding = optimise(groups, board_budget(board, ratio))
+            result = f"{folding.fps(board.clock_ns):,.1f} fps"
+        except UserError as exc:  # an infeasible budget is a result here
+            result = f"infeasible ({exc})"
+        print(f"exact search, LUT ratio {ratio}: {time.perf_counter() - t:.3f} s -> {result}")
+
+
+if __name__ == "__main__":
+    main()
