@@ -148,3 +148,23 @@ def read_folding(path: Path) -> dict:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read folding {path} ({exc}): pass a FINN ApplyConfig JSON file") from None
+
+
+# FINN v0.5b layer names (the study's reports) -> finn-plus op types. Numbering is per op type in
+# both; SWG and pool numbering differ (see conv_swg_names_to_model), MVAU numbering matches.
+FINN05_OP_TYPES = {
+    "StreamingFCLayer_Batch": "MVAU_hls",
+    "ConvolutionInputGenerator": "ConvolutionInputGenerator_rtl (conv)",
+    "StreamingMaxPool_Batch": "ConvolutionInputGenerator_rtl (depthwise) + Pool_hls",
+    "Thresholding_Batch": "Thresholding_rtl",
+    "LabelSelect_Batch": "LabelSelect_hls",
+}
+
+
+def finn05_name_to_finn_plus(name: str) -> str:
+    """``StreamingFCLayer_Batch_6`` -> ``MVAU_hls_6``; other FINN v0.5b names map to their op type."""
+    base, _, index = name.rpartition("_")
+    mapped = FINN05_OP_TYPES.get(base)
+    if mapped is None:
+        return name
+    return f"{mapped}_{index}" if mapped == "MVAU_hls" else f"{mapped} #{index}"
