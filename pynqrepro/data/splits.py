@@ -44,7 +44,7 @@ class ImageSet(Dataset):
             dy, dx = self._offsets[index]
             padded = torch.nn.functional.pad(image, (PAD, PAD, PAD, PAD))
             image = padded[:, dy:dy + 32, dx:dx + 32]
-            if self._flips[index]:
+            if self._flips is not None and self._flips[index]:
                 image = image.flip(-1)
         return image.float().div_(255.0), self.labels[index]
 
