@@ -29,6 +29,7 @@ from pynqrepro.training.checkpoint import BEST, LAST, load_pretrained, read_chec
 from pynqrepro.training.config import TrainConfig
 
 LOG = "log.csv"
+PROGRESS_EVERY = 10  # steps between progress-bar updates of loss and accuracy
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc", "test_acc", "epoch_s", "images_per_s")
 
 
@@ -70,7 +71,8 @@ def make_loader(dataset: ImageSet, batch_size: int, seed: int, epoch: int, rank:
     dataset.set_epoch(epoch)
     sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
     sampler.set_epoch(epoch)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=True)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=True,
+                      pin_memory=torch.cuda.is_available())
 
 
 def evaluate(model: nn.Module, dataset: ImageSet, device, batch_size: int = 500) -> float:
@@ -86,10 +88,15 @@ def evaluate(model: nn.Module, dataset: ImageSet, device, batch_size: int = 500)
 
 
 def train_epoch(model, loader, optimizer, criterion, clip, device, bar=None) -> tuple[float, float, int]:
-    """One pass over ``loader``: (mean loss, accuracy %, images seen on this rank)."""
+    """One pass over ``loader``: (mean loss, accuracy %, images seen on this rank).
+
+    Running sums stay on the device; the host reads them only for the progress bar every few steps.
+    """
     model.train()
-    loss_sum, correct, seen = 0.0, 0, 0
-    for images, labels in loader:
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
+    for step, (images, labels) in enumerate(loader, 1):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         output = model(images)
         loss = criterion(output, labels)
@@ -97,13 +104,14 @@ def train_epoch(model, loader, optimizer, criterion, clip, device, bar=None) -> 
         loss.backward()
         optimizer.step()
         clip(-1.0, 1.0)
-        loss_sum += loss.item() * len(labels)
-        correct += (output.argmax(1) == labels).sum().item()
+        loss_sum += loss.detach() * len(labels)
+        correct += (output.argmax(1) == labels).sum()
         seen += len(labels)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100.0 * correct / seen:.1f}")
-    return loss_sum / max(seen, 1), 100.0 * correct / max(seen, 1), seen
+            if step % PROGRESS_EVERY == 0 or step == len(loader):
+                bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{100.0 * correct.item() / seen:.1f}")
+    return loss_sum.item() / max(seen, 1), 100.0 * correct.item() / max(seen, 1), seen
 
 
 def same_run(saved: dict | None, cfg: TrainConfig) -> bool:
