@@ -34,11 +34,13 @@ def conv_mvau_names(hw_model, n_conv: int) -> list[str]:
 def best_folding(store: ArtifactStore, checkpoint: Artifact, board: Board, lut_ratio: float,
                  prune_amount: float = 0.0, n_conv: int = 6) -> HardwarePoint:
     """The fastest folding of ``checkpoint``'s network on ``board``; with ``prune_amount``, the
-    conv MVAUs are sized by the study's SIMD-block rule."""
+    conv MVAUs are sized by the study's SIMD-block rule. MVAU weights may go to block or distributed
+    RAM (the study's "auto_ram" runs): with block RAM only, the 4-bit CNV does not fit a Pynq-Z1."""
     hw_model = load_hw_model(hw_model_artifact(store, checkpoint, board))
     convs = conv_mvau_names(hw_model, n_conv)
     pruning = tuple((name, prune_amount) for name in convs) if prune_amount else ()
-    folding = optimise(build_space(hw_model, board.part, SpaceOptions(pruning=pruning)),
+    options = SpaceOptions(choose_ram_style=True, pruning=pruning)
+    folding = optimise(build_space(hw_model, board.part, options),
                        board_budget(board, lut_ratio))
     config = folding.config()
     return HardwarePoint(
