@@ -17,9 +17,9 @@ from pynqrepro.training.trainer import RunOptions, TrainResult, train
 
 RESULT = "result.json"
 
-# smoke: digits on 1-2 CPU cores. Five epochs with the lr halved every two clear 90% (1w1a) and
+# smoke: digits on 1-2 CPU cores. Four epochs with the lr halved every two clear 90% (1w1a) and
 # 95% (2w2a and wider) test accuracy; no augmentation (a flipped digit is another digit).
-_SMOKE = dict(dataset="digits", epochs=5, lr=0.02, batch_size=64, lr_step=2, augment="none")
+_SMOKE = dict(dataset="digits", epochs=4, lr=0.02, batch_size=64, lr_step=2, augment="none")
 # paper: the study's recipe on CIFAR-10; epochs as Brevitas's published CNVs (1000 for 1w1a, 500 else).
 _PAPER = dict(dataset="cifar10", lr=0.02, batch_size=128, lr_step=40, augment="crop_flip")
 
