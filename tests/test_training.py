@@ -171,7 +171,6 @@ def _single_process_same_global_batch(cfg: TrainConfig, world_size: int) -> nn.M
     return model
 
 
-@pytest.mark.slow
 def test_ddp_gloo_two_processes_match_single_process_on_the_global_batch(tmp_path):
     torch.set_num_threads(1)
     cfg = TrainConfig(2, 2, epochs=1, augment="none", **TINY)
