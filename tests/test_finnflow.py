@@ -142,7 +142,7 @@ def test_checkpoint_of_other_architecture_is_user_error(tmp_path):
     small = TrainConfig(2, 2, conv_channels=(32, 32, 64, 64, 128, 128))
     save_checkpoint(tmp_path / "checkpoint.tar",
                     {"state_dict": TrainConfig(2, 2).build_model().state_dict(), "config": small.to_dict()})
-    with pytest.raises(UserError, match="is not a CNV checkpoint"):
+    with pytest.raises(UserError, match="does not fit CNV"):
         load_cnv(tmp_path)
 
 

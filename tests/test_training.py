@@ -52,7 +52,7 @@ def test_pretrained_state_dict_loads_and_mismatch_is_explained(tmp_path):
     target = TrainConfig(1, 2).build_model()
     load_pretrained(target, str(tmp_path / "cnv_1w2a.pth"))
     assert torch.equal(target.conv_features[1].weight, source.conv_features[1].weight)
-    with pytest.raises(UserError, match="do not fit CNV"):
+    with pytest.raises(UserError, match="does not fit CNV"):
         load_pretrained(TrainConfig(1, 2, conv_channels=(8,) * 6).build_model(), str(tmp_path / "cnv_1w2a.pth"))
     with pytest.raises(UserError, match="publishes no CNV 4w4a"):
         load_pretrained(TrainConfig(4, 4).build_model(), "brevitas")

@@ -6,28 +6,17 @@ from pathlib import Path
 import torch
 from qonnx.core.modelwrapper import ModelWrapper
 
-from pynqrepro.core.errors import UserError
 
 INPUT_SHAPE = (1, 3, 32, 32)  # CNV takes CIFAR-sized RGB images in [0, 1]
 
 
 def load_cnv(checkpoint: Path):
-    """The CNV of a training checkpoint (file or run/artifact directory), in eval mode.
-
-    A checkpoint whose state_dict does not fit the CNV its config describes (another
-    architecture) is a UserError naming the first mismatching keys.
-    """
+    """The CNV of a training checkpoint (file or run/artifact directory), in eval mode; another
+    architecture's checkpoint is a UserError from ``load_model``."""
     from pynqrepro.training.checkpoint import load_model
 
-    try:
-        model, _ = load_model(Path(checkpoint))
-    except RuntimeError as exc:
-        if "state_dict" not in str(exc):
-            raise
-        first = " ".join(str(exc).split())[:200]
-        raise UserError(f"{checkpoint} is not a CNV checkpoint ({first}...): pass a checkpoint "
-                        f"written by pynqrepro's trainer") from None
-    return model.eval()
+    model, _ = load_model(Path(checkpoint))
+    return model
 
 
 def export_qonnx(model: torch.nn.Module, input_shape=INPUT_SHAPE) -> ModelWrapper:

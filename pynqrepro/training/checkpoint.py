@@ -70,7 +70,7 @@ def load_model(path: Path) -> tuple[CNV, TrainConfig]:
                         f"load it with --pretrained instead")
     config = TrainConfig.from_dict(package["config"])
     model = config.build_model()
-    model.load_state_dict(strip_ddp_prefix(package["state_dict"]), strict=True)
+    load_state(model, package["state_dict"], f"checkpoint {path}", "pass a checkpoint written by pynqrepro's trainer")
     model.eval()
     return model, config
 
@@ -107,9 +107,14 @@ def load_pretrained(model: CNV, source: str) -> None:
             raise UserError(f"pretrained weights {file} are corrupt ({type(exc).__name__}): download them again") from None
         if "state_dict" in state_dict:
             state_dict = state_dict["state_dict"]
+    load_state(model, state_dict, f"pretrained weights {source}", "pick matching bit widths/widths")
+
+
+def load_state(model: CNV, state_dict: dict, what: str, fix: str) -> None:
+    """Strict load; a state_dict of another architecture is a UserError naming the first mismatch."""
     try:
         model.load_state_dict(strip_ddp_prefix(state_dict), strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
-        raise UserError(f"pretrained weights {source} do not fit CNV {model.weight_bits}w{model.act_bits}a "
-                        f"with channels {model.conv_channels} ({first}): pick matching bit widths/widths") from None
+        raise UserError(f"{what} does not fit CNV {model.weight_bits}w{model.act_bits}a "
+                        f"with channels {model.conv_channels} ({first}): {fix}") from None
