@@ -63,3 +63,36 @@ def estimate_ratios(est_lut: float, est_bram18: float, est_dsp: float, synth: Sy
 
     return {"LUT est/synth": ratio(est_lut, synth.lut), "BRAM18 est/synth": ratio(est_bram18, 2 * synth.bram36),
             "DSP est/synth": ratio(est_dsp, synth.dsp)}
+
+
+def read_post_synth_resources(path: Path) -> SynthesisResult:
+    """The whole design's ("(top)", shell included) utilisation from FINN's ``post_synth_resources.json``
+    (``step_synthesize_bitfile``, Zynq flow); BRAM as 36 Kb tiles = RAMB36 + RAMB18 / 2."""
+    try:
+        top = json.loads(Path(path).read_text())["(top)"]
+        return SynthesisResult(float(top["LUT"]), float(top["FF"]),
+                               float(top["BRAM_36K"]) + float(top["BRAM_18K"]) / 2, float(top["DSP"]),
+                               float(top.get("URAM", 0.0)))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"cannot read {path} as FINN's post_synth_resources.json ({exc!r}): "
+                        f"pass the file from the build's report/ folder") from None
+
+
+def parse_timing_summary(text: str) -> float:
+    """Worst negative slack (ns) from the "Design Timing Summary" of Vivado's ``report_timing_summary``."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.split()[:1] == ["WNS(ns)"]:
+            values = [row.split() for row in lines[i + 1:] if row.strip() and not set(row.strip()) <= set("- ")]
+            if values:
+                try:
+                    return float(values[0][0])
+                except ValueError:
+                    break
+    raise UserError("not a Vivado timing summary (no WNS(ns) value under 'Design Timing Summary'): "
+                    "pass the text of report_timing_summary, e.g. the build's report/post_route_timing.rpt")
+
+
+def fmax_mhz(clock_ns: float, wns_ns: float) -> float:
+    """Highest clock the design meets: 1000 / (target period - WNS), as FINN's SynthOutOfContext computes it."""
+    return 1000.0 / (clock_ns - wns_ns)

@@ -1,0 +1,175 @@
+"""The Vivado stage: FINN's full build of a cached HW-layer model at a folding, as a store artifact.
+
+The build continues FINN's BNN-PYNQ flow (``finn/benchmarking/dut/bnn-pynq.yml``) where the
+estimate flow (``pynqrepro.finnflow.build``) stopped, after layer specialisation: FINN's builder
+(``build_dataflow_cfg``) applies the folding JSON, generates the hardware (FIFO sizing included),
+stitches the IP, runs out-of-context synthesis, synthesises the Zynq bitfile, writes the PYNQ
+driver settings and the deployment package. Everything lands in the artifact's ``build/`` folder
+in FINN's own layout; ``read_build`` parses the reports FINN wrote there.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pynqrepro.board.package import check_package
+from pynqrepro.core.boards import Board
+from pynqrepro.core.errors import UserError
+from pynqrepro.core.hardware import missing_vivado
+from pynqrepro.core.store import Artifact, ArtifactStore
+from pynqrepro.finnflow.build import HW_MODEL
+from pynqrepro.finnflow.finn_setup import boot_finn
+from pynqrepro.synthesis.reports import (
+    SynthesisResult,
+    fmax_mhz,
+    parse_timing_summary,
+    read_ooc_synth_and_timing,
+    read_post_synth_resources,
+)
+
+# bnn-pynq.yml after step_specialize_layers (the HW model artifact ends there).
+SYNTH_STEPS = (
+    "step_target_fps_parallelization",
+    "step_apply_folding_config",
+    "step_minimize_bit_width",
+    "step_generate_estimate_reports",
+    "step_generate_hardware",
+    "step_create_stitched_ip",
+    "step_measure_rtlsim_performance",
+    "step_out_of_context_synthesis",
+    "step_synthesize_bitfile",
+    "step_make_driver",
+    "step_deployment_package",
+)
+# FINN DataflowOutputType values: rtlsim performance is left out (FINN's estimate is reported instead).
+SYNTH_OUTPUTS = ("stitched_ip", "estimate_reports", "out_of_context_synth", "bitfile", "pynq_driver",
+                 "deployment_package")
+BUILD_DIR = "build"  # FINN's output_dir inside the artifact
+FOLDING_FILE = "folding.json"
+
+
+@dataclass(frozen=True)
+class BuildPaths:
+    """Where FINN's builder writes what this stage reads (``output_dir`` = ``root``)."""
+
+    root: Path
+
+    @property
+    def ooc(self) -> Path:  # step_out_of_context_synthesis
+        return self.root / "report" / "ooc_synth_and_timing.json"
+
+    @property
+    def post_synth_resources(self) -> Path:  # step_synthesize_bitfile, whole Zynq design
+        return self.root / "report" / "post_synth_resources.json"
+
+    @property
+    def post_route_timing(self) -> Path:  # step_synthesize_bitfile
+        return self.root / "report" / "post_route_timing.rpt"
+
+    @property
+    def estimate_resources(self) -> Path:  # step_generate_estimate_reports
+        return self.root / "report" / "estimate_layer_resources.json"
+
+    @property
+    def deploy(self) -> Path:  # step_deployment_package: bitfile/ + driver/
+        return self.root / "deploy"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "build_dataflow.log"
+
+
+@dataclass(frozen=True)
+class SynthesisBuild:
+    """What a finished build gives the reports and the board stage."""
+
+    ooc: SynthesisResult  # accelerator alone, out of context (comparable with FINN's estimates)
+    system: SynthesisResult  # whole Zynq design (shell included), WNS/fmax after routing
+    deploy_dir: Path
+
+
+def synthesis_config(board: Board, output_dir: Path, folding_file: Path, clock_ns: float | None = None):
+    """FINN's DataflowBuildConfig for the full Zynq build of a specialised HW model at a folding."""
+    boot_finn()
+    from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType, ShellFlowType
+
+    return DataflowBuildConfig.construct_from(DataflowBuildConfig(
+        output_dir=str(output_dir),
+        synth_clk_period_ns=clock_ns or board.clock_ns,
+        board=board.finn_board,
+        fpga_part=board.part,
+        shell_flow_type=ShellFlowType.VIVADO_ZYNQ,
+        folding_config_file=Path(folding_file),
+        generate_outputs=[DataflowOutputType(o) for o in SYNTH_OUTPUTS],
+        steps=list(SYNTH_STEPS),
+    ))
+
+
+def run_finn_build(model_file: Path, cfg) -> None:
+    """FINN's builder on ``model_file``; a failed build raises with the tail of FINN's log."""
+    from finn.builder.build_dataflow import build_dataflow_cfg
+
+    if build_dataflow_cfg(str(model_file), cfg) != 0:
+        log = BuildPaths(Path(cfg.output_dir)).log
+        tail = "\n".join(log.read_text().splitlines()[-30:]) if log.is_file() else "(no build log)"
+        raise RuntimeError(f"FINN's build failed (log {log}):\n{tail}")
+
+
+def synthesis_artifact(store: ArtifactStore, hw_artifact: Artifact, board: Board, folding: dict | None,
+                       clock_ns: float | None = None) -> Artifact:
+    """The cached FINN build of ``hw_artifact`` at ``folding`` (None: all PE=SIMD=1) for ``board``,
+    keyed by all four and the clock.
+
+    The folding is validated on the HW model first (FINN's ApplyConfig + bit-width minimisation,
+    seconds), so a bad folding is a one-line UserError rather than a failure an hour into Vivado.
+    """
+    from pynqrepro.finnflow.build import load_hw_model
+    from pynqrepro.finnflow.folding import all_ones_folding, apply_folding
+
+    clock_ns = clock_ns or board.clock_ns
+    hw_model = load_hw_model(hw_artifact)
+    folding = all_ones_folding(hw_model) if folding is None else folding
+    apply_folding(hw_model, folding)
+    config = {"board": board.name, "part": board.part, "clock_ns": clock_ns, "folding": folding,
+              "steps": list(SYNTH_STEPS), "outputs": list(SYNTH_OUTPUTS)}
+
+    def build(out_dir: Path) -> None:
+        reason = missing_vivado()
+        if reason:
+            raise UserError(f"the FINN build {hw_artifact.key[:8]}/{board.name} is not cached and {reason}")
+        folding_file = out_dir / FOLDING_FILE
+        folding_file.write_text(json.dumps({"Defaults": {}, **folding}, indent=2))
+        run_finn_build(hw_artifact.file(HW_MODEL), synthesis_config(board, out_dir / BUILD_DIR, folding_file, clock_ns))
+        check_package(BuildPaths(out_dir / BUILD_DIR).deploy)
+
+    return store.get_or_build("finn_synthesis", config, build, inputs={"hw_model": hw_artifact})
+
+
+def read_build(build_dir: Path, clock_ns: float) -> SynthesisBuild:
+    """Utilisation and timing of a finished FINN build folder (its ``output_dir``)."""
+    paths = BuildPaths(Path(build_dir))
+    system = read_post_synth_resources(paths.post_synth_resources)
+    try:
+        wns = parse_timing_summary(paths.post_route_timing.read_text())
+    except OSError:
+        raise UserError(f"no {paths.post_route_timing}: pass the output folder of a finished FINN bitfile build") from None
+    system = SynthesisResult(system.lut, system.ff, system.bram36, system.dsp, system.uram, wns, fmax_mhz(clock_ns, wns))
+    return SynthesisBuild(read_ooc_synth_and_timing(paths.ooc), system, paths.deploy)
+
+
+def resolve_folding(spec: str, hw_model) -> dict | None:
+    """A folding named on the command line: 'all-ones' (None), 'finn:wXaY' (FINN's published CNV
+    folding mapped to this model) or a FINN ApplyConfig JSON file."""
+    from pynqrepro.finnflow.folding import conv_swg_names_to_model, read_folding
+
+    if spec == "all-ones":
+        return None
+    if spec.startswith("finn:"):
+        from pynqrepro.references import finn_folding
+
+        try:
+            weight_bits, act_bits = (int(x) for x in spec[len("finn:w"):].split("a"))
+        except ValueError:
+            raise UserError(f"bad folding {spec!r}: use finn:w1a1, finn:w1a2 or finn:w2a2") from None
+        return conv_swg_names_to_model(finn_folding(weight_bits, act_bits), hw_model)
+    return read_folding(Path(spec))

@@ -1,0 +1,51 @@
+"""``pynqrepro build``: FINN's full build (bitfile, driver settings, deployment package) of a
+checkpoint for a board at a folding, with post-synthesis utilisation and timing (needs Vivado)."""
+
+import json
+from pathlib import Path
+
+
+def _build(args) -> None:
+    from pynqrepro.core.boards import get_board
+    from pynqrepro.core.store import ArtifactStore
+    from pynqrepro.finnflow.build import checkpoint_file_artifact, hw_model_artifact, load_hw_model
+    from pynqrepro.finnflow.estimate import estimate
+    from pynqrepro.finnflow.folding import apply_folding
+    from pynqrepro.synthesis.build import BUILD_DIR, read_build, resolve_folding, synthesis_artifact
+    from pynqrepro.synthesis.reports import estimate_ratios
+
+    board = get_board(args.board)
+    clock_ns = args.clock_ns or board.clock_ns
+    store = ArtifactStore(args.store_dir)
+    hw_artifact = hw_model_artifact(store, checkpoint_file_artifact(store, args.checkpoint), board)
+    hw_model = load_hw_model(hw_artifact)
+    folding = resolve_folding(args.folding, hw_model)
+    artifact = synthesis_artifact(store, hw_artifact, board, folding, clock_ns)
+    result = read_build(artifact.path / BUILD_DIR, clock_ns)
+    est = estimate(apply_folding(hw_model, folding), board.part, clock_ns).totals
+    ratios = estimate_ratios(est["lut"], est["bram18"], est["dsp"], result.ooc)
+    if args.json:
+        print(json.dumps({"build_dir": str(artifact.path / BUILD_DIR), "deploy_dir": str(result.deploy_dir),
+                          "ooc": vars(result.ooc), "system": vars(result.system), "estimate": est,
+                          "estimate/ooc": ratios}, indent=2))
+        return
+    for label, res in (("out of context", result.ooc), ("whole design", result.system)):
+        print(f"{label}: LUT {res.lut:.0f}, FF {res.ff:.0f}, BRAM36 {res.bram36:g}, DSP {res.dsp:.0f}, "
+              f"WNS {res.wns_ns:.3f} ns, fmax {res.fmax_mhz:.1f} MHz")
+    print(f"FINN estimate: LUT {est['lut']:.0f}, BRAM18 {est['bram18']:.0f}, DSP {est['dsp']:.0f}; "
+          + ", ".join(f"{k} {v}" for k, v in ratios.items()))
+    print(f"deployment package: {result.deploy_dir}  (next: pynqrepro deploy {result.deploy_dir})")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("build", help="FINN's full Vivado build of a checkpoint: bitfile, "
+                                                 "driver, deployment package, synthesis reports")
+    parser.add_argument("checkpoint", type=Path, help="training checkpoint file or run directory")
+    parser.add_argument("--board", default="pynq-z1", help="pynq-z1 or ultra96")
+    parser.add_argument("--folding", default="all-ones",
+                        help="FINN ApplyConfig JSON file (e.g. from pynqrepro fold), 'all-ones', or "
+                             "finn:w1a1 / finn:w1a2 / finn:w2a2 (FINN's published CNV foldings)")
+    parser.add_argument("--clock-ns", type=float, default=None, help="clock period (default: the board's, 10 ns)")
+    parser.add_argument("--store-dir", type=Path, default=Path(".pynqrepro-store"), help="artifact cache")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.set_defaults(func=_build)
