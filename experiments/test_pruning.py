@@ -21,6 +21,9 @@ NOTES = [
     f"({LUT_RATIO:g} x LUTs) under FINN's cost model, at the board's default clock.",
     "simd_blocks rows are estimates only: the speed-up needs the study's forked input generator that "
     "skips pruned blocks, which stock FINN lacks. channels rows are ordinary smaller networks.",
+    "Caveat: for simd_blocks the optimiser picks each conv's SIMD freely and sizes MW by the study's rule "
+    "at that SIMD; the masks were cut at the preset SIMD, so these fps are optimistic until the folding "
+    "is pinned to divisors of the mask's SIMD.",
     "Study rows: CIFAR-10, est. fps at the out-of-context fmax; smoke-scale rows are digits and not comparable.",
 ]
 
