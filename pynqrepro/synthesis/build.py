@@ -107,6 +107,7 @@ def synthesis_config(board: Board, output_dir: Path, folding_file: Path, clock_n
 
 def run_finn_build(model_file: Path, cfg) -> None:
     """FINN's builder on ``model_file``; a failed build raises with the tail of FINN's log."""
+    boot_finn()
     from finn.builder.build_dataflow import build_dataflow_cfg
 
     if build_dataflow_cfg(str(model_file), cfg) != 0:
