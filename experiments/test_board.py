@@ -19,8 +19,8 @@ from pynqrepro.training.recipes import trained_checkpoint
 BITS = ((1, 1), (1, 2), (2, 2))
 
 
+@pytest.mark.vivado  # checked second: without a board, the board's skip reason is shown
 @pytest.mark.board
-@pytest.mark.vivado
 @pytest.mark.slow
 @pytest.mark.parametrize("weight_bits,act_bits", BITS, ids=[f"{w}w{a}a" for w, a in BITS])
 def test_board(request, scale, store, data_dir, board, board_host, results, tmp_path, weight_bits, act_bits):
