@@ -266,7 +266,7 @@ def test_hw_graph_accuracy_is_the_python_execution(store, tmp_path):
     from pynqrepro.core.boards import get_board
     from pynqrepro.core.store import ArtifactStore
     from pynqrepro.finnflow import hw_model_artifact
-    from test_finnflow import random_cnv_checkpoint
+    from cnv_checkpoints import random_cnv_checkpoint
 
     hw = hw_model_artifact(store, random_cnv_checkpoint(store, 2, 2), get_board("pynq-z1"))
     images, _ = digits(3)

@@ -12,10 +12,11 @@ from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import ArtifactStore
 from pynqrepro.finnflow import hw_model_artifact, load_hw_model
+from pynqrepro.finnflow.folding import resolve_folding
 from pynqrepro.references import DATA, STUDY_FOLDING_RUNS, finn_folding
 from pynqrepro.synthesis import build as synth
 from pynqrepro.synthesis.reports import parse_timing_summary, read_post_synth_resources
-from test_finnflow import random_cnv_checkpoint
+from cnv_checkpoints import random_cnv_checkpoint
 
 PYNQ_Z1 = get_board("pynq-z1")
 TIMING = """\
@@ -121,14 +122,14 @@ def test_uncached_build_without_vivado_is_one_line_error(w2a2_hw, tmp_path, monk
 
 def test_resolve_folding(w2a2_hw, tmp_path):
     model = load_hw_model(w2a2_hw)
-    assert synth.resolve_folding("all-ones", model) is None
-    published = synth.resolve_folding("finn:w2a2", model)
+    assert resolve_folding("all-ones", model) is None
+    published = resolve_folding("finn:w2a2", model)
     assert published["MVAU_hls_0"] == finn_folding(2, 2)["MVAU_hls_0"]
     path = tmp_path / "f.json"
     path.write_text(json.dumps({"MVAU_hls_0": {"PE": 2}}))
-    assert synth.resolve_folding(str(path), model) == {"MVAU_hls_0": {"PE": 2}}
+    assert resolve_folding(str(path), model) == {"MVAU_hls_0": {"PE": 2}}
     with pytest.raises(UserError, match="finn:w1a1"):
-        synth.resolve_folding("finn:2bit", model)
+        resolve_folding("finn:2bit", model)
 
 
 def test_cli_build_without_vivado(w2a2_hw, store, tmp_path, monkeypatch, capsys):

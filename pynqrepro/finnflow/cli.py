@@ -11,21 +11,12 @@ def _estimate(args) -> None:
     from pynqrepro.core.store import ArtifactStore
     from pynqrepro.finnflow.build import checkpoint_file_artifact, hw_model_artifact, load_hw_model
     from pynqrepro.finnflow.estimate import estimate
-    from pynqrepro.finnflow.folding import apply_folding, conv_swg_names_to_model, read_folding
+    from pynqrepro.finnflow.folding import apply_folding, resolve_folding
 
     board = get_board(args.board)
     store = ArtifactStore(args.store_dir)
     hw_model = load_hw_model(hw_model_artifact(store, checkpoint_file_artifact(store, args.checkpoint), board))
-    if args.folding == "all-ones":
-        folding = None
-    elif args.folding.startswith("finn:"):
-        from pynqrepro.references import finn_folding
-
-        weight_bits, act_bits = (int(x) for x in args.folding[len("finn:w"):].split("a"))
-        folding = conv_swg_names_to_model(finn_folding(weight_bits, act_bits), hw_model)
-    else:
-        folding = read_folding(Path(args.folding))
-    result = estimate(apply_folding(hw_model, folding), board.part, args.clock_ns or board.clock_ns)
+    result = estimate(apply_folding(hw_model, resolve_folding(args.folding, hw_model)), board.part, args.clock_ns or board.clock_ns)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return

@@ -150,6 +150,22 @@ def read_folding(path: Path) -> dict:
         raise UserError(f"cannot read folding {path} ({exc}): pass a FINN ApplyConfig JSON file") from None
 
 
+def resolve_folding(spec: str, hw_model) -> dict | None:
+    """A folding named on the command line: 'all-ones' (None), 'finn:wXaY' (FINN's published CNV
+    folding mapped to this model) or a FINN ApplyConfig JSON file."""
+    if spec == "all-ones":
+        return None
+    if spec.startswith("finn:"):
+        from pynqrepro.references import finn_folding
+
+        try:
+            weight_bits, act_bits = (int(x) for x in spec[len("finn:w"):].split("a"))
+        except ValueError:
+            raise UserError(f"bad folding {spec!r}: use finn:w1a1, finn:w1a2 or finn:w2a2") from None
+        return conv_swg_names_to_model(finn_folding(weight_bits, act_bits), hw_model)
+    return read_folding(Path(spec))
+
+
 # FINN v0.5b layer names (the study's reports) -> finn-plus op types. Numbering is per op type in
 # both; SWG and pool numbering differ (see conv_swg_names_to_model), MVAU numbering matches.
 FINN05_OP_TYPES = {

@@ -156,21 +156,3 @@ def read_build(build_dir: Path, clock_ns: float) -> SynthesisBuild:
         raise UserError(f"no {paths.post_route_timing}: pass the output folder of a finished FINN bitfile build") from None
     system = SynthesisResult(system.lut, system.ff, system.bram36, system.dsp, system.uram, wns, fmax_mhz(clock_ns, wns))
     return SynthesisBuild(read_ooc_synth_and_timing(paths.ooc), system, paths.deploy)
-
-
-def resolve_folding(spec: str, hw_model) -> dict | None:
-    """A folding named on the command line: 'all-ones' (None), 'finn:wXaY' (FINN's published CNV
-    folding mapped to this model) or a FINN ApplyConfig JSON file."""
-    from pynqrepro.finnflow.folding import conv_swg_names_to_model, read_folding
-
-    if spec == "all-ones":
-        return None
-    if spec.startswith("finn:"):
-        from pynqrepro.references import finn_folding
-
-        try:
-            weight_bits, act_bits = (int(x) for x in spec[len("finn:w"):].split("a"))
-        except ValueError:
-            raise UserError(f"bad folding {spec!r}: use finn:w1a1, finn:w1a2 or finn:w2a2") from None
-        return conv_swg_names_to_model(finn_folding(weight_bits, act_bits), hw_model)
-    return read_folding(Path(spec))
