@@ -7,7 +7,7 @@ no block-skipping input generator); channel-pruned networks go through the norma
 
 import pytest
 
-from pynqrepro.pruning.hardware import best_folding
+from pynqrepro.pruning.hardware import best_folding, masked_blocks
 from pynqrepro.pruning.report import pareto_plot  # noqa: F401  (the table's plot)
 from pynqrepro.pruning.sweep import run_sweep, sweep_recipe
 from pynqrepro.references import STUDY_PRUNING_SOURCE, STUDY_PRUNING_SWEEP
@@ -21,9 +21,9 @@ NOTES = [
     f"({LUT_RATIO:g} x LUTs) under FINN's cost model, at the board's default clock.",
     "simd_blocks rows are estimates only: the speed-up needs the study's forked input generator that "
     "skips pruned blocks, which stock FINN lacks. channels rows are ordinary smaller networks.",
-    "Caveat: for simd_blocks the optimiser picks each conv's SIMD freely and sizes MW by the study's rule "
-    "at that SIMD; the masks were cut at the preset SIMD, so these fps are optimistic until the folding "
-    "is pinned to divisors of the mask's SIMD.",
+    "simd_blocks folding: each pruned conv MVAU's SIMD divides the SIMD its masks were cut at (the preset "
+    "list), so whole mask blocks can be skipped, and its MW is the columns the step's masks keep; a layer "
+    "the masks leave whole folds freely, as in the dense baseline.",
     "Study rows: CIFAR-10, est. fps at the out-of-context fmax; smoke-scale rows are digits and not comparable.",
 ]
 
@@ -57,7 +57,7 @@ def test_pruning(scale, store, data_dir, board, results, bits, request):
     for method, sweep in sweeps.items():
         for artifact, step in run_sweep(store, dense, sweep, run, bit_width=bits):
             if method == "simd_blocks":
-                point = best_folding(store, dense, board, LUT_RATIO, prune_amount=step.amount)
+                point = best_folding(store, artifact, board, LUT_RATIO, masked_blocks(artifact))
                 note = "estimate only (needs block-skipping input generator)"
             else:
                 point = best_folding(store, artifact, board, LUT_RATIO)

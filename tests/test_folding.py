@@ -13,7 +13,8 @@ from pynqrepro.core.errors import UserError
 from pynqrepro.finnflow import build_hw_model, export_qonnx
 from pynqrepro.folding import baselines, costmodel as cm, outputs
 from pynqrepro.folding.optimise import Budget, Folding, board_budget, optimise
-from pynqrepro.folding.space import Group, SpaceOptions, build_space
+from pynqrepro.folding.cli import parse_pruning
+from pynqrepro.folding.space import Group, MaskedBlocks, SpaceOptions, build_space
 from pynqrepro.models.cnv import CNV
 
 PYNQ_Z1 = get_board("pynq-z1")
@@ -65,6 +66,44 @@ def test_cost_model_equals_finn_pruning_aware():
     pruned = next(g for g in groups if g.name == "MVAU_hls_1")
     assert pruned.params["MW"].max() <= 576 and pruned.params["MW"].min() < 576  # the rule can keep all blocks
     assert check_against_finn(groups, per_group=8) > 50
+
+
+def test_masked_mvau_folds_within_mask_blocks_and_streams_kept_columns():
+    """MVAU_hls_1 (MW 576) masked in blocks of 8 keeping 448 columns, beside a study-rule node."""
+    pruning = (("MVAU_hls_1", MaskedBlocks(mask_simd=8, kept_columns=448)), ("MVAU_hls_4", 0.5))
+    groups = build_space(hw_model(2), PYNQ_Z1.part, SpaceOptions(choose_ram_style=True, pruning=pruning))
+    masked = next(g for g in groups if g.name == "MVAU_hls_1")
+    assert sorted(set(masked.params["SIMD"].tolist())) == [1, 2, 4, 8]
+    assert (masked.params["MW"] == 448).all()
+    assert check_against_finn([masked], per_group=24, seed=1) == 24
+    rule = next(g for g in groups if g.name == "MVAU_hls_4")
+    assert len(set(rule.params["MW"].tolist())) > 1  # the study's rule still depends on the SIMD
+
+
+def test_masked_mvau_keeping_every_column_folds_freely():
+    """Nothing to skip: the candidates are those of the dense node."""
+    model = hw_model(2)
+    dense = next(g for g in build_space(model, PYNQ_Z1.part) if g.name == "MVAU_hls_1")
+    unpruned = SpaceOptions(pruning=(("MVAU_hls_1", MaskedBlocks(mask_simd=8, kept_columns=576)),))
+    kept_all = next(g for g in build_space(model, PYNQ_Z1.part, unpruned) if g.name == "MVAU_hls_1")
+    assert kept_all.params["SIMD"].tolist() == dense.params["SIMD"].tolist()
+    assert (kept_all.costs.cycles == dense.costs.cycles).all()
+
+
+@pytest.mark.parametrize("masked, match", [(MaskedBlocks(7, 448), "does not divide its MW 576"),
+                                           (MaskedBlocks(8, 444), "not a positive multiple of 8"),
+                                           (MaskedBlocks(8, 0), "not a positive multiple of 8")])
+def test_bad_mask_facts_are_user_errors(masked, match):
+    with pytest.raises(UserError, match=match):
+        build_space(hw_model(2), PYNQ_Z1.part, SpaceOptions(pruning=(("MVAU_hls_1", masked),)))
+
+
+def test_cli_pruning_takes_fractions_and_mask_facts():
+    assert parse_pruning(["MVAU_hls_1=448@8", "MVAU_hls_4=0.5"]) == (
+        ("MVAU_hls_1", MaskedBlocks(8, 448)), ("MVAU_hls_4", 0.5))
+    for bad in ("MVAU_hls_1", "MVAU_hls_1=448@x"):
+        with pytest.raises(UserError, match="NODE=FRACTION or NODE=KEPT@SIMD"):
+            parse_pruning([bad])
 
 
 def test_candidates_are_legal():

@@ -9,6 +9,7 @@ import torch
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import ArtifactStore
 from pynqrepro.pruning.masks import MASKS_FILE, conv_layers, load_masks
+from pynqrepro.pruning.simd_blocks import mvau_columns
 from pynqrepro.pruning.sweep import SweepConfig, import_checkpoint, run_sweep
 from pynqrepro.training.checkpoint import LAST, load_model, read_checkpoint
 from pynqrepro.training.config import TrainConfig
@@ -82,6 +83,27 @@ def test_channel_sweep_shrinks_the_network(dense):
     assert all(c % 2 == 0 for c in result.conv_channels)
     assert result.sparsity == pytest.approx(0.15, abs=0.06)
     assert not artifact.file(MASKS_FILE).exists()
+
+
+def test_masked_step_folds_within_its_mask_blocks(dense):
+    from pynqrepro.core.boards import get_board
+    from pynqrepro.pruning.hardware import best_folding, masked_blocks
+
+    store, checkpoint, root = dense
+    artifact, result = run_sweep(store, checkpoint, SweepConfig("simd_blocks", SIMD, max_sparsity=0.1, epochs=1),
+                                 _run(root), bit_width=4)[0]
+    blocks = masked_blocks(artifact)
+    assert tuple(b.mask_simd for b in blocks) == SIMD
+    assert tuple(b.kept_columns for b in blocks) == result.kept_columns
+    board = get_board("pynq-z1")
+    point = best_folding(store, artifact, board, 0.85, blocks)
+    model, _ = load_model(artifact.file(result.checkpoint))
+    columns = [mvau_columns(layer) for layer in conv_layers(model).values()]
+    assert any(b.kept_columns < mw for b, mw in zip(blocks, columns, strict=True))
+    for b, mw, simd in zip(blocks, columns, point.conv_simd, strict=True):
+        assert (b.mask_simd if b.kept_columns < mw else mw) % simd == 0, (b, mw, point.conv_simd)
+    with pytest.raises(UserError, match="pruning given for 5 conv layers, the network has 6"):
+        best_folding(store, artifact, board, 0.85, blocks[:5])
 
 
 @pytest.mark.parametrize("kwargs, bits, match", [

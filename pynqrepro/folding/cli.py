@@ -5,17 +5,20 @@ from pathlib import Path
 from pynqrepro.core.errors import UserError
 
 
-def _pruning(items: list[str]) -> tuple:
-    """``NODE=FRACTION`` pairs (the study's SIMD-block pruning per MVAU)."""
+def parse_pruning(items: list[str]) -> tuple:
+    """``NODE=FRACTION`` (the study's SIMD-block rule) or ``NODE=KEPT@SIMD`` (a masked MVAU keeping
+    KEPT columns in blocks of SIMD) per MVAU node."""
+    from pynqrepro.folding.space import MaskedBlocks
+
     out = []
     for item in items:
-        name, sep, value = item.partition("=")
+        name, _, value = item.partition("=")
+        kept, at, simd = value.partition("@")
         try:
-            out.append((name, float(value)))
+            out.append((name, MaskedBlocks(int(simd), int(kept)) if at else float(value)))
         except ValueError:
-            sep = ""
-        if not sep:
-            raise UserError(f"--pruning {item!r} is not NODE=FRACTION: use e.g. MVAU_hls_1=0.3")
+            raise UserError(f"--pruning {item!r} is not NODE=FRACTION or NODE=KEPT@SIMD: "
+                            "use e.g. MVAU_hls_1=0.3 or MVAU_hls_1=448@8") from None
     return tuple(out)
 
 
@@ -31,7 +34,7 @@ def _fold(args) -> None:
     budget = board_budget(board, args.lut_ratio, args.bram_ratio, args.dsp_ratio)
     if not Path(args.model).is_file():
         raise UserError(f"model {args.model} does not exist: pass the HW-layer ONNX from the FINN flow")
-    options = SpaceOptions(args.mvau_wwidth_max, args.ram_style_choice, _pruning(args.pruning))
+    options = SpaceOptions(args.mvau_wwidth_max, args.ram_style_choice, parse_pruning(args.pruning))
     folding = optimise(build_space(ModelWrapper(str(args.model)), board.part, options), budget)
     outputs.write_config(folding, args.out)
     from tabulate import tabulate
@@ -54,8 +57,9 @@ def register(subparsers) -> None:
     parser.add_argument("--clock-ns", type=float, default=None, help="clock for the fps figure (board default)")
     parser.add_argument("--mvau-wwidth-max", type=int, default=36, help="max SIMD x weight bits (FINN default)")
     parser.add_argument("--ram-style-choice", action="store_true", help="let MVAU weights go to LUTRAM")
-    parser.add_argument("--pruning", nargs="*", default=[], metavar="NODE=FRACTION",
-                        help="study's SIMD-block pruning per MVAU node")
+    parser.add_argument("--pruning", nargs="*", default=[], metavar="NODE=FRACTION|NODE=KEPT@SIMD",
+                        help="SIMD-block pruning per MVAU node: the study's rule at FRACTION, or a masked "
+                             "layer keeping KEPT columns in blocks of SIMD (folding SIMD then divides SIMD)")
     parser.add_argument("--out", type=Path, default=Path("folding.json"))
     parser.add_argument("--plot", type=Path, default=None, help="PNG of per-layer cycles and budget use")
     parser.set_defaults(func=_fold)

@@ -6,6 +6,11 @@ whose SIMD and PE FINN requires to be equal. Legality follows FINN: PE divides M
 SIMD divides MW (IFMChannels), and an MVAU's weight bits per PE (SIMD x W) stay within
 ``mvau_wwidth_max`` as in SetFolding. Nodes FINN's SetFolding does not fold keep their setting
 (one candidate) but still count towards the totals.
+
+Pruning-aware mode: a pruned MVAU is either sized by the study's rule at each candidate SIMD
+(``StudyRule``, what the study's notebook does), or, for a trained and masked network, pinned to
+its masks (``MaskedBlocks``): block skipping needs the folding SIMD to divide the masks' block
+width, and MW is the columns the masks keep.
 """
 
 from dataclasses import dataclass, field
@@ -52,10 +57,58 @@ class Group:
 
 
 @dataclass(frozen=True)
+class StudyRule:
+    """The study's SIMD-block rule at ``fraction``, applied at whatever SIMD the optimiser picks."""
+
+    fraction: float
+
+    def check(self, node: str, columns: int) -> None:
+        if not 0.0 <= self.fraction < 1.0:
+            raise UserError(f"pruning fraction {self.fraction} for {node} is outside [0, 1): use e.g. 0.3")
+
+    def simd_base(self, columns: int) -> int:
+        """Candidate SIMDs are the divisors of this (within the weight-width cap)."""
+        return columns
+
+    def columns(self, columns: int, simd: np.ndarray) -> np.ndarray:
+        return np.asarray([pruned_columns(columns, int(s), self.fraction) for s in simd], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class MaskedBlocks:
+    """A masked MVAU: its masks zero blocks of ``mask_simd`` columns and keep ``kept_columns``.
+
+    A block-skipping input generator skips whole mask blocks only if the folding SIMD divides
+    ``mask_simd`` (a folding word must not straddle a kept and a pruned block); the MVAU then
+    streams only the kept columns.
+    """
+
+    mask_simd: int
+    kept_columns: int
+
+    def check(self, node: str, columns: int) -> None:
+        if self.mask_simd <= 0 or columns % self.mask_simd:
+            raise UserError(f"mask SIMD {self.mask_simd} for {node} does not divide its MW {columns}: "
+                            "use the SIMD list the masks were cut with")
+        if not 0 < self.kept_columns <= columns or self.kept_columns % self.mask_simd:
+            raise UserError(f"kept columns {self.kept_columns} for {node} are not a positive multiple of "
+                            f"{self.mask_simd} up to {columns}: use kept_columns() of the node's masks")
+
+    def simd_base(self, columns: int) -> int:
+        """The mask SIMD (it divides the kept columns too); a layer whose masks keep every column
+        has no block to skip, so any SIMD dividing its MW is fine."""
+        return columns if self.kept_columns == columns else self.mask_simd
+
+    def columns(self, columns: int, simd: np.ndarray) -> np.ndarray:
+        return np.full(simd.shape, self.kept_columns, dtype=np.int64)
+
+
+@dataclass(frozen=True)
 class SpaceOptions:
     mvau_wwidth_max: int = MVAU_WWIDTH_MAX
     choose_ram_style: bool = False  # MVAU weights in block or distributed RAM as a decision
-    pruning: tuple = ()  # ((MVAU node name, prune fraction), ...): the study's SIMD-block rule
+    # ((MVAU node name, fraction | StudyRule | MaskedBlocks), ...); a bare fraction is a StudyRule
+    pruning: tuple = ()
 
 
 def hw_nodes(model: ModelWrapper) -> list:
@@ -68,10 +121,7 @@ def hw_nodes(model: ModelWrapper) -> list:
 def build_space(model: ModelWrapper, fpgapart: str, options: SpaceOptions = SpaceOptions()) -> list[Group]:
     """Every group of ``model`` with its legal candidates and their costs, in graph order."""
     nodes = hw_nodes(model)
-    pruning = dict(options.pruning)
-    unknown = set(pruning) - {n.name for n in nodes if n.op_type.startswith("MVAU")}
-    if unknown:
-        raise UserError(f"pruning names {sorted(unknown)} are not MVAU nodes of the model: use MVAU node names")
+    pruning = _pruning_by_node(nodes, options.pruning)
     tied = {}  # depthwise SWG name -> its Pool/VVAU consumer
     for node in nodes:
         if node.op_type in DEPTHWISE_CONSUMERS:
@@ -84,7 +134,7 @@ def build_space(model: ModelWrapper, fpgapart: str, options: SpaceOptions = Spac
             continue
         spec = cm.node_spec(node, fpgapart)
         if node.op_type.startswith("MVAU"):
-            groups.append(_mvau_group(spec, options, pruning.get(node.name, 0.0)))
+            groups.append(_mvau_group(spec, options, pruning.get(node.name)))
         elif node.op_type.startswith("ConvolutionInputGenerator") and not spec.attrs["depthwise"]:
             groups.append(_swg_group(spec))
         elif node.op_type in DEPTHWISE_CONSUMERS:
@@ -98,6 +148,15 @@ def build_space(model: ModelWrapper, fpgapart: str, options: SpaceOptions = Spac
     return groups
 
 
+def _pruning_by_node(nodes, pruning: tuple) -> dict:
+    """{MVAU node name: StudyRule | MaskedBlocks}; a bare fraction means the study's rule."""
+    unknown = {name for name, _ in pruning} - {n.name for n in nodes if n.op_type.startswith("MVAU")}
+    if unknown:
+        raise UserError(f"pruning names {sorted(unknown)} are not MVAU nodes of the model: use MVAU node names")
+    return {name: value if isinstance(value, (StudyRule, MaskedBlocks)) else StudyRule(float(value))
+            for name, value in pruning}
+
+
 def _pe_limit(node, spec) -> int:
     """The maximum PE SetFolding uses: NumChannels, Labels, or the output's channel count."""
     for key in ("NumChannels", "Labels", "Channels"):
@@ -106,9 +165,11 @@ def _pe_limit(node, spec) -> int:
     return int(cm.getHWCustomOp(node).get_normal_output_shape()[-1])
 
 
-def _mvau_group(spec, options: SpaceOptions, prune: float) -> Group:
+def _mvau_group(spec, options: SpaceOptions, pruning: StudyRule | MaskedBlocks | None) -> Group:
     a = spec.attrs
-    simds = divisors(a["MW"])
+    if pruning is not None:
+        pruning.check(spec.name, a["MW"])
+    simds = divisors(pruning.simd_base(a["MW"]) if pruning is not None else a["MW"])
     simds = simds[simds * a["W"] <= options.mvau_wwidth_max]
     if len(simds) == 0:
         simds = np.asarray([1])
@@ -119,7 +180,7 @@ def _mvau_group(spec, options: SpaceOptions, prune: float) -> Group:
     if spec.op_type == "MVAU_hls":  # HLS weight streams are ap_uint, at most 8191 bits wide
         keep = pe * simd * a["W"] <= 8191
         pe, simd, style = pe[keep], simd[keep], style[keep]
-    mw = np.asarray([pruned_columns(a["MW"], int(s), prune) for s in simd]) if prune else np.full(pe.shape, a["MW"])
+    mw = pruning.columns(a["MW"], simd) if pruning is not None else np.full(pe.shape, a["MW"])
     params = {"PE": pe, "SIMD": simd, "ram_style": style, "MW": mw}
     attrs = {"PE": "PE", "SIMD": "SIMD"}
     if options.choose_ram_style:
