@@ -21,9 +21,9 @@ NOTES = [
     f"({LUT_RATIO:g} x LUTs) under FINN's cost model, at the board's default clock.",
     "simd_blocks rows are estimates only: the speed-up needs the study's forked input generator that "
     "skips pruned blocks, which stock FINN lacks. channels rows are ordinary smaller networks.",
-    "simd_blocks folding: each pruned conv MVAU's SIMD divides the SIMD its masks were cut at (the preset "
-    "list), so whole mask blocks can be skipped, and its MW is the columns the step's masks keep; a layer "
-    "the masks leave whole folds freely, as in the dense baseline.",
+    "simd_blocks folding: a pruned conv MVAU whose SIMD divides the SIMD its masks were cut at (the preset "
+    "list) skips whole mask blocks and streams only the columns the step's masks keep; at any other SIMD "
+    "the optimiser may still run it dense, as stock FINN would.",
     "Study rows: CIFAR-10, est. fps at the out-of-context fmax; smoke-scale rows are digits and not comparable.",
 ]
 

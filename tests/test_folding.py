@@ -68,20 +68,22 @@ def test_cost_model_equals_finn_pruning_aware():
     assert check_against_finn(groups, per_group=8) > 50
 
 
-def test_masked_mvau_folds_within_mask_blocks_and_streams_kept_columns():
+def test_masked_mvau_skips_blocks_at_mask_simd_divisors_else_runs_dense():
     """MVAU_hls_1 (MW 576) masked in blocks of 8 keeping 448 columns, beside a study-rule node."""
     pruning = (("MVAU_hls_1", MaskedBlocks(mask_simd=8, kept_columns=448)), ("MVAU_hls_4", 0.5))
     groups = build_space(hw_model(2), PYNQ_Z1.part, SpaceOptions(choose_ram_style=True, pruning=pruning))
     masked = next(g for g in groups if g.name == "MVAU_hls_1")
-    assert sorted(set(masked.params["SIMD"].tolist())) == [1, 2, 4, 8]
-    assert (masked.params["MW"] == 448).all()
+    skipping = masked.params["SIMD"] <= 8
+    assert sorted(set(masked.params["SIMD"][masked.params["MW"] == 448].tolist())) == [1, 2, 4, 8]
+    assert (masked.params["MW"][~skipping] == 576).all()  # no block skipping: the dense layer
+    assert set(masked.params["SIMD"].tolist()) > {1, 2, 4, 8}
     assert check_against_finn([masked], per_group=24, seed=1) == 24
     rule = next(g for g in groups if g.name == "MVAU_hls_4")
     assert len(set(rule.params["MW"].tolist())) > 1  # the study's rule still depends on the SIMD
 
 
 def test_masked_mvau_keeping_every_column_folds_freely():
-    """Nothing to skip: the candidates are those of the dense node."""
+    """Nothing to skip: the candidates and costs are those of the dense node."""
     model = hw_model(2)
     dense = next(g for g in build_space(model, PYNQ_Z1.part) if g.name == "MVAU_hls_1")
     unpruned = SpaceOptions(pruning=(("MVAU_hls_1", MaskedBlocks(mask_simd=8, kept_columns=576)),))

@@ -8,9 +8,9 @@ SIMD divides MW (IFMChannels), and an MVAU's weight bits per PE (SIMD x W) stay 
 (one candidate) but still count towards the totals.
 
 Pruning-aware mode: a pruned MVAU is either sized by the study's rule at each candidate SIMD
-(``StudyRule``, what the study's notebook does), or, for a trained and masked network, pinned to
-its masks (``MaskedBlocks``): block skipping needs the folding SIMD to divide the masks' block
-width, and MW is the columns the masks keep.
+(``StudyRule``, what the study's notebook does), or, for a trained and masked network, sized by
+its masks (``MaskedBlocks``): at a folding SIMD dividing the masks' block width, block skipping
+leaves MW = the columns the masks keep; at any other SIMD the layer runs dense.
 """
 
 from dataclasses import dataclass, field
@@ -80,7 +80,8 @@ class MaskedBlocks:
 
     A block-skipping input generator skips whole mask blocks only if the folding SIMD divides
     ``mask_simd`` (a folding word must not straddle a kept and a pruned block); the MVAU then
-    streams only the kept columns.
+    streams only the kept columns. At any other legal SIMD the layer runs as stock FINN does,
+    over all its columns (pruned weights are zeros), so both are candidates.
     """
 
     mask_simd: int
@@ -95,12 +96,12 @@ class MaskedBlocks:
                             f"{self.mask_simd} up to {columns}: use kept_columns() of the node's masks")
 
     def simd_base(self, columns: int) -> int:
-        """The mask SIMD (it divides the kept columns too); a layer whose masks keep every column
-        has no block to skip, so any SIMD dividing its MW is fine."""
-        return columns if self.kept_columns == columns else self.mask_simd
+        """Every SIMD legal for the dense layer (those dividing the mask SIMD divide MW too)."""
+        return columns
 
     def columns(self, columns: int, simd: np.ndarray) -> np.ndarray:
-        return np.full(simd.shape, self.kept_columns, dtype=np.int64)
+        skips = self.mask_simd % simd == 0
+        return np.where(skips, self.kept_columns, columns).astype(np.int64)
 
 
 @dataclass(frozen=True)

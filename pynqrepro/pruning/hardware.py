@@ -1,10 +1,10 @@
 """What a pruning step means in hardware: est. fps, LUT and BRAM18 of the best folding within the
 board's budget, from the folding optimiser (FINN's cost model).
 
-SIMD-block steps use the optimiser's pruning-aware mode pinned to the step's masks: each pruned
-conv MVAU's folding SIMD divides the SIMD its masks were cut at (so whole mask blocks can be
-skipped) and its MW is the columns the masks keep. Stock FINN has no input generator that skips pruned
-blocks (the study forked one), so those figures are estimates only. Channel-pruned steps are
+SIMD-block steps use the optimiser's pruning-aware mode sized by the step's masks: a pruned conv
+MVAU whose folding SIMD divides the SIMD its masks were cut at skips whole mask blocks and streams
+only the kept columns; at any other SIMD it runs dense. Stock FINN has no input generator that skips
+pruned blocks (the study forked one), so those figures are estimates only. Channel-pruned steps are
 ordinary smaller networks: their own checkpoint goes through the normal FINN flow.
 """
 
