@@ -125,7 +125,8 @@ def conv_swg_names_to_model(folding: dict, model: ModelWrapper) -> dict:
     They number only the conv layers' sliding-window generators (``ConvolutionInputGenerator_rtl_k``
     feeds conv ``k``, as FINN's ``fold_cnv_*`` test helpers set them), while finn-plus lowers each
     max-pool to a depthwise SWG + Pool too, which shifts the numbering. The k-th published SWG entry
-    goes to the k-th non-depthwise SWG; the pool SWGs and Pools keep their defaults (PE=SIMD=1).
+    goes to the k-th non-depthwise SWG; the pool SWGs and Pools keep the HW model's settings
+    (fully parallel: SIMD = PE = channels), as FINN's ApplyConfig leaves unlisted nodes.
     """
     published = sorted((name for name in folding if name.startswith("ConvolutionInputGenerator")),
                        key=lambda name: int(name.rsplit("_", 1)[1]))

@@ -33,18 +33,21 @@ def _match(group: Group, wanted: dict) -> int:
 
 
 def from_config(groups: list[Group], config: dict, method: str) -> Folding:
-    """The folding a FINN ApplyConfig dict describes; nodes it omits take PE = SIMD = 1."""
-    ones = {attr: 1 for attr in ("PE", "SIMD")}
+    """The folding a FINN ApplyConfig dict describes; as with ApplyConfig, the nodes and attributes
+    it omits keep the model's current values."""
     choice = []
     for group in groups:
-        wanted = {node: {**{a: v for a, v in ones.items() if a in attrs}, **config.get(node, {})}
+        current = {spec.name: spec.attrs for spec in group.nodes}
+        wanted = {node: {**{a: current[node][a] for a in attrs if a in current[node]}, **config.get(node, {})}
                   for node, attrs in group.node_attrs.items()}
         choice.append(_match(group, wanted) if group.node_attrs else 0)
     return Folding(method, groups, choice)
 
 
 def all_ones(groups: list[Group]) -> Folding:
-    return from_config(groups, {}, "all-1")
+    ones = {node: {attr: 1 for attr in attrs if attr in ("PE", "SIMD")}
+            for group in groups for node, attrs in group.node_attrs.items()}
+    return from_config(groups, ones, "all-1")
 
 
 def _light_copy(model: ModelWrapper) -> ModelWrapper:

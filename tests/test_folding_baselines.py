@@ -1,0 +1,39 @@
+"""Baseline foldings read from a config mean what FINN's ApplyConfig makes of that config."""
+
+import pytest
+
+from pynqrepro.core.boards import get_board
+from pynqrepro.finnflow import apply_folding, conv_swg_names_to_model, estimate, hw_model_artifact, load_hw_model
+from pynqrepro.folding import baselines
+from pynqrepro.folding.space import SpaceOptions, build_space
+from pynqrepro.references import finn_folding
+
+from cnv_checkpoints import random_cnv_checkpoint
+
+PYNQ_Z1 = get_board("pynq-z1")
+
+
+@pytest.fixture(scope="module")
+def w1a1(store):
+    return load_hw_model(hw_model_artifact(store, random_cnv_checkpoint(store, 1, 1), PYNQ_Z1))
+
+
+def test_published_folding_costs_what_finn_estimates(w1a1):
+    """Nodes the published config omits (the pools) keep the model's settings, as in ApplyConfig."""
+    config = conv_swg_names_to_model(finn_folding(1, 1), w1a1)
+    finn = estimate(apply_folding(w1a1, config), PYNQ_Z1.part, PYNQ_Z1.clock_ns)
+    groups = build_space(w1a1, PYNQ_Z1.part, SpaceOptions(mvau_wwidth_max=10**6))
+    ours = baselines.from_config(groups, config, "FINN published")
+    assert ours.max_cycles == finn.max_cycles == 32768
+    cycles = {layer.name: layer.cycles for layer in finn.layers}
+    for group, choice in zip(groups, ours.choice):
+        assert group.costs.cycles[choice] == max(cycles[spec.name] for spec in group.nodes), group.name
+
+
+def test_all_ones_sets_every_pe_and_simd_to_one(w1a1):
+    groups = build_space(w1a1, PYNQ_Z1.part)
+    folding = baselines.all_ones(groups)
+    for group, choice in zip(groups, folding.choice):
+        for attrs in group.assignment(choice).values():
+            assert all(value == 1 for attr, value in attrs.items() if attr in ("PE", "SIMD")), group.name
+    assert folding.max_cycles == estimate(apply_folding(w1a1, None), PYNQ_Z1.part, PYNQ_Z1.clock_ns).max_cycles
