@@ -5,32 +5,39 @@ import torch
 
 from pynqrepro.core.errors import UserError
 from pynqrepro.models.cnv import CNV
-from pynqrepro.pruning.channels import (channel_multiples, channel_sparsity, conv_weight_count,
+from pynqrepro.pruning.channels import (channel_granules, channel_sparsity, conv_weight_count, keep_fraction_for,
                                         kept_channel_counts, prune_channels, select_channels, shrink)
 from pynqrepro.pruning.masks import conv_layers
 
 WIDTHS = (16, 16, 32, 32, 64, 64)
+CNV_WIDTHS = (64, 64, 128, 128, 256, 256)
 
 
-def test_multiples_keep_pe_and_next_simd_legal():
-    multiples = channel_multiples(pe=(4, 8, 4, 4, 2, 1), simd=(3, 32, 32, 18, 4, 8))
-    # conv0: lcm(PE 4, 32/gcd(32, 9)=32) = 32; conv2: next SIMD 18 -> 18/9 = 2 -> lcm(4, 2) = 4
-    assert multiples == (32, 32, 4, 4, 8, 1)
-    for count, g, pe, next_simd in zip((64, 64, 128, 128, 256, 256), multiples, (4, 8, 4, 4, 2, 1),
-                                       (32, 32, 18, 4, 8, None)):
-        assert count % g == 0 and g % pe == 0
-        if next_simd:
-            assert (9 * g) % next_simd == 0
-    with pytest.raises(UserError, match="one per conv layer"):
-        channel_multiples((1, 2), (1,))
+def test_granules_are_a_fixed_fraction_of_each_dense_layer():
+    assert channel_granules(CNV_WIDTHS) == (4, 4, 8, 8, 16, 16)
+    assert channel_granules(WIDTHS, 8) == (2, 2, 4, 4, 8, 8)
+    with pytest.raises(UserError, match="conv width 16 is not a multiple of 3 channel steps: use --channel-steps"):
+        channel_granules(WIDTHS, 3)
+    with pytest.raises(UserError, match="--channel-steps must be a positive integer"):
+        channel_granules(WIDTHS, 0)
+
+
+def test_first_step_shrinks_the_layers_a_fully_parallel_folding_bounds():
+    # The 2-bit smoke CNV's best Pynq-Z1 folding has PE 64 on 64-channel convs 0-1 and PE 32 on
+    # 128-channel convs 2-3: rounding to those folds kept them whole, so a 15% step was not faster.
+    granules = channel_granules(CNV_WIDTHS)
+    counts = kept_channel_counts(CNV_WIDTHS, CNV_WIDTHS, granules, keep_fraction_for(0.15))
+    assert counts == (60, 60, 120, 120, 240, 240)
+    assert all(c < w and c % g == 0 for c, w, g in zip(counts, CNV_WIDTHS, granules))
+    assert channel_sparsity(counts, CNV_WIDTHS) == pytest.approx(0.12, abs=0.01)
 
 
 def test_kept_counts_round_to_granules_and_never_grow():
     counts = kept_channel_counts(WIDTHS, (16, 8, 32, 32, 64, 64), (4, 4, 8, 8, 16, 1), 0.7)
     assert counts == (12, 8, 24, 24, 48, 45)
     assert kept_channel_counts(WIDTHS, WIDTHS, (16,) * 6, 0.01)[0] == 16  # at least one granule
-    with pytest.raises(UserError, match="not a multiple of its folding granule 5"):
-        kept_channel_counts(WIDTHS, WIDTHS, (5,) * 6, 0.5)
+    with pytest.raises(UserError, match="5 channel granules for 6 conv layers"):
+        kept_channel_counts(WIDTHS, WIDTHS, (4,) * 5, 0.5)
 
 
 def test_shrunk_model_equals_big_model_with_dropped_channels_disconnected():
@@ -60,7 +67,7 @@ def test_highest_l1_channels_are_kept():
 
 
 def test_sparsity_bookkeeping():
-    assert conv_weight_count((64, 64, 128, 128, 256, 256)) == 9 * (3 * 64 + 64 * 64 + 64 * 128 + 128 * 128
+    assert conv_weight_count(CNV_WIDTHS) == 9 * (3 * 64 + 64 * 64 + 64 * 128 + 128 * 128
                                                                    + 128 * 256 + 256 * 256)
     assert channel_sparsity(WIDTHS, WIDTHS) == 0.0
     model = prune_channels(CNV(4, 4, conv_channels=WIDTHS), WIDTHS, (4,) * 6, 0.3)

@@ -75,18 +75,19 @@ def test_pruned_weights_are_exact_zeros_in_the_qonnx_export(dense):
 
 def test_channel_sweep_shrinks_the_network(dense):
     store, checkpoint, root = dense
-    sweep = SweepConfig("channels", SIMD, pe=(2, 2, 2, 2, 2, 2), max_sparsity=0.1, epochs=1)
+    sweep = SweepConfig("channels", max_sparsity=0.1, epochs=1)
     (artifact, result), = run_sweep(store, checkpoint, sweep, _run(root), bit_width=4)
     model, config = load_model(artifact.file(result.checkpoint))
     assert config.conv_channels == result.conv_channels
     assert sum(result.conv_channels) < sum(TINY["conv_channels"])
-    assert all(c % 2 == 0 for c in result.conv_channels)
+    assert all(c < w and c % (w // 16) == 0 for c, w in zip(result.conv_channels, TINY["conv_channels"]))
     assert result.sparsity == pytest.approx(0.15, abs=0.06)
     assert not artifact.file(MASKS_FILE).exists()
 
 
 def test_masked_step_folds_within_its_mask_blocks(dense):
     from pynqrepro.core.boards import get_board
+    from pynqrepro.folding.optimise import board_budget
     from pynqrepro.pruning.hardware import best_folding, masked_blocks
 
     store, checkpoint, root = dense
@@ -96,19 +97,21 @@ def test_masked_step_folds_within_its_mask_blocks(dense):
     assert tuple(b.mask_simd for b in blocks) == SIMD
     assert tuple(b.kept_columns for b in blocks) == result.kept_columns
     board = get_board("pynq-z1")
-    point = best_folding(store, artifact, board, 0.85, blocks)
+    budget = board_budget(board, 0.85)
+    point = best_folding(store, artifact, board, budget, budget, blocks)
+    assert point.fits_board and point.lut <= budget.LUT
     model, _ = load_model(artifact.file(result.checkpoint))
     columns = [mvau_columns(layer) for layer in conv_layers(model).values()]
     assert any(b.kept_columns < mw for b, mw in zip(blocks, columns, strict=True))
     assert all(mw % simd == 0 for mw, simd in zip(columns, point.conv_simd, strict=True)), point.conv_simd
     with pytest.raises(UserError, match="pruning given for 5 conv layers, the network has 6"):
-        best_folding(store, artifact, board, 0.85, blocks[:5])
+        best_folding(store, artifact, board, budget, budget, blocks[:5])
 
 
 @pytest.mark.parametrize("kwargs, bits, match", [
     (dict(method="simd_blocks", simd=SIMD), 2, "is CNV 4W4A, not 2-bit: pass --bit-width 4"),
     (dict(method="simd_blocks", simd=SIMD[:5]), 4, "5 entries, the model has 6 conv layers"),
-    (dict(method="channels", simd=SIMD, pe=(3,) * 6), 4, "conv width 16 is not a multiple of"),
+    (dict(method="channels", channel_steps=3), 4, "conv width 16 is not a multiple of 3 channel steps"),
 ])
 def test_checkpoints_that_do_not_fit_are_rejected(dense, kwargs, bits, match):
     store, checkpoint, root = dense
@@ -121,6 +124,7 @@ def test_checkpoints_that_do_not_fit_are_rejected(dense, kwargs, bits, match):
     (dict(max_sparsity=-0.1), r"outside \[0, 1\)"),
     (dict(method="magnitude"), "choose one of simd_blocks, channels"),
     (dict(increment=0.0), "--increment"),
+    (dict(simd=()), "SIMD-block pruning needs --simd-list"),
 ])
 def test_bad_sweep_options(kwargs, match):
     with pytest.raises(UserError, match=match):

@@ -2,11 +2,15 @@
 
 SIMD-block zeros only pay off with the study's forked input generator. Removing output channels
 instead shrinks MH of a conv's MVAU and MW of the next one, which every stock FINN node turns
-into fewer cycles and resources. Kept counts are multiples of a per-layer granule so that the
-dense network's PE and SIMD still divide the pruned matrices (MH % PE == 0, MW % SIMD == 0).
-The smaller CNV is built with ``conv_channels`` and the kept weights copied (Brevitas model
-surgery); pruning the exported graph instead (qonnx.transformation.pruning) would leave nothing
-to fine-tune in PyTorch.
+into fewer cycles and resources. The smaller CNV is built with ``conv_channels`` and the kept
+weights copied (Brevitas model surgery); pruning the exported graph instead
+(qonnx.transformation.pruning) would leave nothing to fine-tune in PyTorch.
+
+Kept counts are multiples of a per-layer granule, 1/``steps`` of the dense width (default 16), so
+the folding PE_i | granule_i, SIMD_i+1 | K*K*granule_i stays legal at every step. The granule is
+deliberately not the dense network's folding: the optimiser re-folds every step anyway, and
+rounding to the dense PE/SIMD made the fully parallel layers that bound throughput (e.g. PE 64 of
+64 channels) unprunable, so a step only shrank layers with slack and gained no speed.
 """
 
 import math
@@ -17,22 +21,18 @@ from pynqrepro.core.errors import UserError
 from pynqrepro.models.cnv import CNV, KERNEL_SIZE
 from pynqrepro.pruning.masks import conv_layers
 
+CHANNEL_STEPS = 16
 
-def channel_multiples(pe, simd) -> tuple[int, ...]:
-    """Granule of kept output channels per conv layer for a conv folding (PE, SIMD per conv).
 
-    Conv i's MH is its channel count (PE must divide it); conv i+1's MW is K*K times it (its SIMD
-    must divide that). The last conv feeds the first FC layer, whose folding is chosen afterwards.
-    """
-    pe, simd = tuple(pe), tuple(simd)
-    if len(pe) != len(simd) or any(not isinstance(v, int) or v <= 0 for v in pe + simd):
-        raise UserError(f"PE list {pe} and SIMD list {simd} must be positive integers, one per conv layer")
-    per_channel = KERNEL_SIZE * KERNEL_SIZE
-    multiples = []
-    for i, p in enumerate(pe):
-        consumer = simd[i + 1] // math.gcd(simd[i + 1], per_channel) if i + 1 < len(simd) else 1
-        multiples.append(math.lcm(p, consumer))
-    return tuple(multiples)
+def channel_granules(dense_channels, steps: int = CHANNEL_STEPS) -> tuple[int, ...]:
+    """Granule of kept output channels per conv layer: 1/``steps`` of its dense width."""
+    if not isinstance(steps, int) or steps <= 0:
+        raise UserError(f"--channel-steps must be a positive integer, got {steps!r}: use e.g. {CHANNEL_STEPS}")
+    for width in dense_channels:
+        if width % steps:
+            raise UserError(f"conv width {width} is not a multiple of {steps} channel steps: "
+                            f"use --channel-steps dividing {', '.join(map(str, dense_channels))}")
+    return tuple(width // steps for width in dense_channels)
 
 
 def channel_scores(weight: torch.Tensor) -> torch.Tensor:
@@ -40,16 +40,13 @@ def channel_scores(weight: torch.Tensor) -> torch.Tensor:
     return weight.detach().abs().flatten(1).sum(1)
 
 
-def kept_channel_counts(dense_channels, current_channels, multiples, keep_fraction: float) -> tuple[int, ...]:
+def kept_channel_counts(dense_channels, current_channels, granules, keep_fraction: float) -> tuple[int, ...]:
     """Per layer: ``keep_fraction`` of the dense width, to the nearest multiple of its granule,
     at least one granule and never more than the layer has now."""
-    if len(multiples) != len(dense_channels):
-        raise UserError(f"{len(multiples)} channel multiples for {len(dense_channels)} conv layers: give one per layer")
+    if len(granules) != len(dense_channels):
+        raise UserError(f"{len(granules)} channel granules for {len(dense_channels)} conv layers: give one per layer")
     counts = []
-    for dense, current, g in zip(dense_channels, current_channels, multiples):
-        if dense % g:
-            raise UserError(f"conv width {dense} is not a multiple of its folding granule {g}: "
-                            f"use PE/SIMD that divide the dense network's layers")
+    for dense, current, g in zip(dense_channels, current_channels, granules):
         counts.append(min(current, max(g, g * round(dense * keep_fraction / g))))
     return tuple(counts)
 
@@ -107,9 +104,9 @@ def _bn_of(module: str, convs: list[str]) -> int | None:
     return convs.index(previous) if previous in convs else None
 
 
-def prune_channels(model: CNV, dense_channels, multiples, sparsity: float) -> CNV:
+def prune_channels(model: CNV, dense_channels, granules, sparsity: float) -> CNV:
     """The smaller CNV keeping about ``sparsity`` of the dense conv weights pruned."""
-    counts = kept_channel_counts(dense_channels, model.conv_channels, multiples, keep_fraction_for(sparsity))
+    counts = kept_channel_counts(dense_channels, model.conv_channels, granules, keep_fraction_for(sparsity))
     return shrink(model, select_channels(model, counts))
 
 

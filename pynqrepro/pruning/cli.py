@@ -10,6 +10,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from pynqrepro.core.store import ArtifactStore
+from pynqrepro.pruning.channels import CHANNEL_STEPS
 from pynqrepro.pruning.simd_blocks import parse_simd_list, study_preset
 from pynqrepro.pruning.sweep import METHODS, SweepConfig, import_checkpoint, run_sweep
 from pynqrepro.training.trainer import RunOptions
@@ -22,7 +23,8 @@ def register(subparsers) -> None:
     p.add_argument("--bit-width", type=int, required=True, choices=(2, 4, 8), help="the checkpoint's weight bits")
     p.add_argument("--method", choices=METHODS, default="simd_blocks")
     p.add_argument("--simd-list", help="conv SIMDs, e.g. \"9, 16, 16, 12, 8, 6\" (default: the study's for --bit-width)")
-    p.add_argument("--pe-list", help="conv PEs kept legal by --method channels (default all 1)")
+    p.add_argument("--channel-steps", type=int, default=CHANNEL_STEPS,
+                   help="--method channels keeps multiples of 1/N of each conv layer's channels")
     p.add_argument("--max-sparsity", type=float, default=0.9, help="stop once conv sparsity exceeds this")
     p.add_argument("--increment", type=float, default=0.15, help="sparsity added per step")
     p.add_argument("--epochs", type=int, default=50, help="fine-tuning epochs per step")
@@ -39,8 +41,8 @@ def run(args) -> None:
     preset = study_preset(args.bit_width)
     sweep = SweepConfig(
         method=args.method,
-        simd=parse_simd_list(args.simd_list) if args.simd_list else preset.simd,
-        pe=parse_simd_list(args.pe_list, "--pe-list") if args.pe_list else None,
+        simd=(parse_simd_list(args.simd_list) if args.simd_list else preset.simd) if args.method == "simd_blocks" else (),
+        channel_steps=args.channel_steps,
         max_sparsity=args.max_sparsity, increment=args.increment, epochs=args.epochs,
         lr=args.lr if args.lr is not None else preset.lr, norm_order=args.norm_order)
     store = ArtifactStore(args.store_dir)

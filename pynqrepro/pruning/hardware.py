@@ -6,18 +6,27 @@ MVAU whose folding SIMD divides the SIMD its masks were cut at skips whole mask 
 only the kept columns; at any other SIMD it runs dense. Stock FINN has no input generator that skips
 pruned blocks (the study forked one), so those figures are estimates only. Channel-pruned steps are
 ordinary smaller networks: their own checkpoint goes through the normal FINN flow.
+
+A sweep is estimated under one budget so its speed-ups compare like with like: the board's when
+the dense network fits it, otherwise the smallest LUT budget (on a 0.05 x device grid) that fits
+the dense network, e.g. the 8-bit CNV on a Pynq-Z1. Each point also says whether any folding fits
+the board's own budget, so a larger budget never passes for a fit.
 """
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
 from pynqrepro.core.boards import Board
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import Artifact, ArtifactStore
 from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
-from pynqrepro.folding.optimise import board_budget, optimise
+from pynqrepro.folding.optimise import Budget, board_budget, optimise
 from pynqrepro.folding.space import MaskedBlocks, SpaceOptions, build_space
 from pynqrepro.pruning.masks import MASKS_FILE, load_masks
 from pynqrepro.pruning.simd_blocks import kept_columns
+
+N_CONV = 6
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,61 @@ class HardwarePoint:
     bram18: int
     conv_pe: tuple[int, ...]  # the chosen folding of the conv MVAUs
     conv_simd: tuple[int, ...]
+    fits_board: bool  # some folding fits the board's own budget, not only the sweep's
+
+
+LUT_GRID = 0.05  # a larger-than-board LUT budget is rounded up to a multiple of this x device LUTs
+UNBOUNDED_LUT_RATIO = 1000.0
+
+
+def lut_budget(board: Board, lut_ratio: float) -> Budget:
+    """The board's budget with ``lut_ratio`` x its LUTs, a ratio above 1 allowed (what-if budgets)."""
+    if not lut_ratio > 0:
+        raise UserError(f"LUT ratio {lut_ratio} is not positive: use e.g. 0.85 for 85% of the device")
+    return dataclasses.replace(board_budget(board), LUT=int(board.luts * lut_ratio), lut_ratio=lut_ratio)
+
+
+def fits(groups: list, budget: Budget) -> bool:
+    """Whether any folding of ``groups`` fits ``budget`` (the optimiser raises when none does)."""
+    try:
+        optimise(groups, budget)
+    except UserError:
+        return False
+    return True
+
+
+def sweep_budget(store: ArtifactStore, dense: Artifact, board: Board, lut_ratio: float) -> Budget:
+    """The budget a sweep from ``dense`` is estimated under (see ``fitting_budget``)."""
+    return fitting_budget(folding_space(store, dense, board), board, lut_ratio)
+
+
+def fitting_budget(groups: list, board: Board, lut_ratio: float) -> Budget:
+    """``lut_ratio`` x the board's LUTs if ``groups`` fit it, else the smallest multiple of
+    ``LUT_GRID`` x device LUTs that fits them (bisection with the optimiser as the oracle;
+    feasibility only grows with LUTs). A network that no LUT budget fits (BRAM or DSP bound) gets
+    the optimiser's error naming what it needs."""
+    budget = lut_budget(board, lut_ratio)
+    if fits(groups, budget):
+        return budget
+    optimise(groups, lut_budget(board, UNBOUNDED_LUT_RATIO))  # raises if no LUT budget helps
+
+    def on_grid(k: int) -> Budget:
+        return lut_budget(board, round(k * LUT_GRID, 6))
+
+    lo = math.floor(round(lut_ratio / LUT_GRID, 6))  # lo x grid <= lut_ratio: does not fit
+    hi = 2 * lo
+    while not fits(groups, on_grid(hi)):
+        lo, hi = hi, 2 * hi
+    while lo + 1 < hi:  # fits at hi, not at lo
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if fits(groups, on_grid(mid)) else (mid, hi)
+    return on_grid(hi)
+
+
+def describe_budget(budget: Budget, board: Board, board_ratio: float) -> str:
+    """Row label of a sweep budget, e.g. "0.85 x LUT" or "2.5 x LUT (dense does not fit pynq-z1)"."""
+    label = f"{budget.lut_ratio:g} x LUT"
+    return label if budget.lut_ratio == board_ratio else f"{label} (dense does not fit {board.name})"
 
 
 def conv_mvau_names(hw_model, n_conv: int) -> list[str]:
@@ -43,10 +107,10 @@ def masked_blocks(step: Artifact) -> tuple[MaskedBlocks, ...]:
     return tuple(MaskedBlocks(int(simd), columns[name]) for name, simd in zip(masks, meta["simd"], strict=True))
 
 
-def best_folding(store: ArtifactStore, checkpoint: Artifact, board: Board, lut_ratio: float,
-                 conv_pruning: tuple = (), n_conv: int = 6) -> HardwarePoint:
-    """The fastest folding of ``checkpoint``'s network on ``board``. ``conv_pruning`` gives one
-    entry per conv layer for the optimiser's pruning-aware mode (a study-rule fraction or
+def folding_space(store: ArtifactStore, checkpoint: Artifact, board: Board, conv_pruning: tuple = (),
+                  n_conv: int = N_CONV) -> list:
+    """The optimiser's search space for ``checkpoint``'s network on ``board``. ``conv_pruning``
+    gives one entry per conv layer for the pruning-aware mode (a study-rule fraction or
     ``MaskedBlocks``). MVAU weights may go to block or distributed RAM (the study's "auto_ram"
     runs): with block RAM only, the 4-bit CNV does not fit a Pynq-Z1."""
     hw_model = load_hw_model(hw_model_artifact(store, checkpoint, board))
@@ -55,10 +119,19 @@ def best_folding(store: ArtifactStore, checkpoint: Artifact, board: Board, lut_r
         raise UserError(f"pruning given for {len(conv_pruning)} conv layers, the network has {len(convs)}: "
                         "give one entry per conv layer")
     options = SpaceOptions(choose_ram_style=True, pruning=tuple(zip(convs, conv_pruning)))
-    folding = optimise(build_space(hw_model, board.part, options),
-                       board_budget(board, lut_ratio))
+    return build_space(hw_model, board.part, options)
+
+
+def best_folding(store: ArtifactStore, checkpoint: Artifact, board: Board, budget: Budget,
+                 board_limit: Budget, conv_pruning: tuple = (), n_conv: int = N_CONV) -> HardwarePoint:
+    """The fastest folding of ``checkpoint``'s network within ``budget`` (the sweep's), and whether
+    any folding fits ``board_limit`` (the board's own budget)."""
+    groups = folding_space(store, checkpoint, board, conv_pruning, n_conv)
+    folding = optimise(groups, budget)
     config = folding.config()
+    convs = [g.name for g in groups if g.nodes[0].op_type.startswith("MVAU")][:n_conv]
     return HardwarePoint(
         est_fps=folding.fps(board.clock_ns), max_cycles=folding.max_cycles,
         lut=folding.total("LUT"), bram18=folding.total("BRAM_18K"),
-        conv_pe=tuple(config[n]["PE"] for n in convs), conv_simd=tuple(config[n]["SIMD"] for n in convs))
+        conv_pe=tuple(config[n]["PE"] for n in convs), conv_simd=tuple(config[n]["SIMD"] for n in convs),
+        fits_board=folding.fits(board_limit) or fits(groups, board_limit))

@@ -21,7 +21,7 @@ from pynqrepro.core.atomic import atomic_write_json
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import Artifact, ArtifactStore
 from pynqrepro.data.splits import load_splits
-from pynqrepro.pruning.channels import channel_multiples, channel_sparsity, prune_channels
+from pynqrepro.pruning.channels import CHANNEL_STEPS, channel_granules, channel_sparsity, prune_channels
 from pynqrepro.pruning.masks import (MASKS_FILE, MaskHold, apply_masks, conv_layers, conv_sparsity, load_masks,
                                      save_masks)
 from pynqrepro.pruning.simd_blocks import check_simd_list, kept_columns, mvau_columns, simd_block_masks, study_preset
@@ -35,15 +35,16 @@ STEP_FILE = "step.json"
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """What a pruning sweep does (every field but ``max_sparsity`` keys each step's artifact).
+    """What a pruning sweep does (every field the method uses, but ``max_sparsity``, keys each
+    step's artifact).
 
-    ``simd`` is the conv layers' SIMD list: the block width for ``simd_blocks``, and for ``channels``
-    (with ``pe``) the folding whose PE/SIMD must stay legal after channels are removed.
+    ``simd`` is the conv layers' SIMD list, the block width of ``simd_blocks``; ``channel_steps``
+    sets the granule of ``channels`` (kept counts are multiples of 1/channel_steps of each layer).
     """
 
     method: str
-    simd: tuple[int, ...]
-    pe: tuple[int, ...] | None = None
+    simd: tuple[int, ...] = ()
+    channel_steps: int = CHANNEL_STEPS
     max_sparsity: float = 0.9
     increment: float = 0.15
     epochs: int = 50
@@ -64,11 +65,12 @@ class SweepConfig:
         if not self.norm_order > 0:
             raise UserError(f"--norm-order must be positive (1 = L1, the study's), got {self.norm_order!r}")
         object.__setattr__(self, "simd", tuple(self.simd))
-        pe = tuple(self.pe) if self.pe is not None else (1,) * len(self.simd)
-        object.__setattr__(self, "pe", pe)
+        if self.method == "simd_blocks" and not self.simd:
+            raise UserError("SIMD-block pruning needs --simd-list, one SIMD per conv layer, e.g. \"9,16,16,12,8,6\"")
 
     def step_key(self) -> dict:
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "max_sparsity"}
+        unused = {"max_sparsity", "channel_steps" if self.method == "simd_blocks" else "simd"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in unused}
 
 
 @dataclass(frozen=True)
@@ -96,18 +98,14 @@ class StepResult:
 
 
 def check_checkpoint(config: TrainConfig, model, sweep: SweepConfig, bit_width: int | None) -> None:
-    """The checkpoint must be the bit width asked for and fit the SIMD list (and folding)."""
+    """The checkpoint must be the bit width asked for and fit the SIMD list or channel steps."""
     if bit_width is not None and config.weight_bits != bit_width:
         raise UserError(f"the checkpoint is CNV {config.weight_bits}W{config.act_bits}A, not {bit_width}-bit: "
                         f"pass --bit-width {config.weight_bits} or a {bit_width}-bit checkpoint")
-    check_simd_list(model, sweep.simd)
-    if sweep.method == "channels":
-        if len(sweep.pe) != len(sweep.simd):
-            raise UserError(f"PE list has {len(sweep.pe)} entries, the SIMD list {len(sweep.simd)}: give one per conv layer")
-        for width, granule in zip(config.conv_channels, channel_multiples(sweep.pe, sweep.simd)):
-            if width % granule:
-                raise UserError(f"conv width {width} is not a multiple of {granule} (from PE {sweep.pe}, "
-                                f"SIMD {sweep.simd}): use a folding that divides the checkpoint's layers")
+    if sweep.method == "simd_blocks":
+        check_simd_list(model, sweep.simd)
+    else:
+        channel_granules(config.conv_channels, sweep.channel_steps)
 
 
 def import_checkpoint(store: ArtifactStore, path: Path) -> Artifact:
@@ -140,8 +138,8 @@ def build_step(out: Path, previous: Artifact, sweep: SweepConfig, step: int, amo
         sparsity = conv_sparsity(model, masks)
         columns = tuple(kept_columns(masks).values())
     else:
-        multiples = channel_multiples(sweep.pe, sweep.simd)
-        model = prune_channels(model, dense_channels, multiples, amount)
+        granules = channel_granules(dense_channels, sweep.channel_steps)
+        model = prune_channels(model, dense_channels, granules, amount)
         sparsity = channel_sparsity(model.conv_channels, dense_channels)
         columns = tuple(mvau_columns(layer) for layer in conv_layers(model).values())
     state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -196,10 +194,11 @@ def run_sweep(store: ArtifactStore, dense: Artifact, sweep: SweepConfig, run: Ru
 _SCALE = {"smoke": dict(epochs=2, max_sparsity=0.45), "paper": dict(epochs=50, max_sparsity=0.9)}
 
 
-def sweep_recipe(scale: str, bit_width: int, method: str = "simd_blocks", simd=None, pe=None) -> SweepConfig:
-    """The sweep experiments run at ``scale``: the study's preset for ``bit_width``; ``simd``/``pe``
-    (the dense network's folding) replace the preset's SIMD list for channel pruning."""
+def sweep_recipe(scale: str, bit_width: int, method: str = "simd_blocks") -> SweepConfig:
+    """The sweep experiments run at ``scale``: the study's preset for ``bit_width`` (its SIMD list
+    for ``simd_blocks``, its learning rate for both methods)."""
     if scale not in _SCALE:
         raise UserError(f"no pruning recipe for scale {scale!r}: choose one of {', '.join(_SCALE)}")
     preset = study_preset(bit_width)
-    return SweepConfig(method=method, simd=tuple(simd or preset.simd), pe=pe, lr=preset.lr, **_SCALE[scale])
+    simd = preset.simd if method == "simd_blocks" else ()
+    return SweepConfig(method=method, simd=simd, lr=preset.lr, **_SCALE[scale])

@@ -1,0 +1,45 @@
+"""The sweep budget: the board's when the dense network fits, else the smallest LUT grid budget."""
+
+import numpy as np
+import pytest
+
+from pynqrepro.core.boards import get_board
+from pynqrepro.core.errors import UserError
+from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding.optimise import board_budget, optimise
+from pynqrepro.folding.space import Group
+from pynqrepro.pruning.hardware import describe_budget, fits, fitting_budget, lut_budget
+
+BOARD = get_board("pynq-z1")  # 53,200 LUT, 280 BRAM18
+
+
+def group(name: str, *candidates) -> Group:
+    """A decision whose candidates are (cycles, LUT, BRAM18)."""
+    cycles, lut, bram = (np.asarray(c, dtype=np.int64) for c in zip(*candidates))
+    zeros = np.zeros_like(cycles)
+    return Group(name, [], {}, cm.Costs(cycles, lut, bram, zeros, zeros), {})
+
+
+def test_dense_that_fits_keeps_the_board_budget():
+    groups = [group("a", (100, 20_000, 10), (50, 40_000, 10)), group("b", (80, 5_000, 0))]
+    assert fitting_budget(groups, BOARD, 0.85) == board_budget(BOARD, 0.85)
+
+
+def test_dense_too_big_gets_smallest_fitting_lut_budget_on_the_grid():
+    # leanest folding: 60,000 + 10,000 LUT = 1.316 x device -> 1.35 x device on the 0.05 grid
+    groups = [group("a", (100, 60_000, 10), (50, 90_000, 10)), group("b", (80, 10_000, 0))]
+    budget = fitting_budget(groups, BOARD, 0.85)
+    assert budget.lut_ratio == 1.35 and budget.LUT == int(BOARD.luts * 1.35)
+    assert (budget.BRAM_18K, budget.DSP) == (BOARD.bram18, BOARD.dsp)
+    assert fits(groups, budget) and not fits(groups, lut_budget(BOARD, 1.30))
+    assert optimise(groups, budget).max_cycles == 100  # the faster candidate needs 100,000 LUT
+    assert describe_budget(budget, BOARD, 0.85) == "1.35 x LUT (dense does not fit pynq-z1)"
+    assert describe_budget(board_budget(BOARD, 0.85), BOARD, 0.85) == "0.85 x LUT"
+
+
+def test_no_lut_budget_helps_a_bram_bound_network():
+    groups = [group("a", (100, 1_000, 300))]
+    with pytest.raises(UserError, match="needs 300 BRAM18"):
+        fitting_budget(groups, BOARD, 0.85)
+    with pytest.raises(UserError, match="LUT ratio 0 is not positive"):
+        lut_budget(BOARD, 0)
