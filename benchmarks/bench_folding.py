@@ -25,14 +25,17 @@ def main() -> None:
     boot_finn()
     board = get_board(args.board)
     model = ModelWrapper(args.model)
-    groups = build_space(model, board.part, SpaceOptions(choose_ram_style=True))
-    mvaus = [g for g in groups if g.nodes[0].op_type.startswith("MVAU")]
+    spaces = {"exact": SpaceOptions(), "exact+LUTRAM": SpaceOptions(choose_ram_style=True),
+              "exact+all FINN options": SpaceOptions.all_finn_choices()}
+    mvaus = [g for g in build_space(model, board.part, spaces["exact+all FINN options"])
+             if g.nodes[0].op_type.startswith("MVAU")]
     n = 200_000
     rng = np.random.default_rng(0)
     t = time.perf_counter()
     for g in mvaus:
         idx = rng.integers(0, len(g), n // len(mvaus))
-        cm.mvau_costs(g.nodes[0], g.params["PE"][idx], g.params["SIMD"][idx], g.params["ram_style"][idx])
+        cm.mvau_costs(g.nodes[0], g.params["PE"][idx], g.params["SIMD"][idx], g.params["ram_style"][idx],
+                      res_type=g.params["resType"][idx])
     ours = n / (time.perf_counter() - t)
     samples = [(g, int(i)) for g in mvaus for i in rng.integers(0, len(g), 20)]
     t = time.perf_counter()
@@ -41,14 +44,19 @@ def main() -> None:
     finn = len(samples) / (time.perf_counter() - t)
     print(f"cost model: {ours:,.0f} candidate evaluations/s (numpy) vs {finn:,.0f}/s (FINN node methods): "
           f"{ours / finn:,.0f}x")
-    for ratio in (1.0, 0.85, 0.7):
+    for method, options in spaces.items():
         t = time.perf_counter()
-        try:
-            folding = optimise(groups, board_budget(board, ratio))
-            result = f"{folding.fps(board.clock_ns):,.1f} fps"
-        except UserError as exc:  # an infeasible budget is a result here
-            result = f"infeasible ({exc})"
-        print(f"exact search, LUT ratio {ratio}: {time.perf_counter() - t:.3f} s -> {result}")
+        groups = build_space(model, board.part, options)
+        print(f"{method}: space of {sum(len(g) for g in groups):,} candidates built in {time.perf_counter() - t:.3f} s")
+        for ratio in (1.0, 0.85, 0.7):
+            t = time.perf_counter()
+            try:
+                folding = optimise(groups, board_budget(board, ratio))
+                result = (f"{folding.fps(board.clock_ns):,.1f} fps, {folding.total('LUT'):,} LUT, "
+                          f"{folding.total('BRAM_18K')} BRAM18, {folding.total('DSP')} DSP")
+            except UserError as exc:  # an infeasible budget is a result here
+                result = f"infeasible ({exc})"
+            print(f"  search, LUT ratio {ratio}: {time.perf_counter() - t:.3f} s -> {result}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ from pynqrepro.training.recipes import trained_checkpoint
 NOTES = [
     "FINN's analytical estimates (exp_cycles, res_estimation), fps at the board's default clock.",
     "exact: provably fastest folding under the budget (SIMD x W <= 36); exact+LUTRAM: MVAU weights may "
-    "also go to distributed RAM; SetFolding: FINN's SetFolding at its fastest target that fits.",
+    "also go to distributed RAM; exact+all FINN options: also MVAU_hls multipliers in DSPs (resType) and "
+    "sliding-window line buffers in BRAM (SWG ram_style), where FINN's build sets LUTs / LUTRAM; "
+    "SetFolding: FINN's SetFolding at its fastest target that fits.",
     "study greedy: the study's search re-implemented (prio SIMD); it ignores BRAM, as the study did.",
     "FINN published: FINN's shipped CNV foldings (W1A1/W1A2/W2A2 only).",
 ]
@@ -41,7 +43,8 @@ def test_folding(scale, store, data_dir, results, board_name, bits, lut_ratio):
         table.add({**row, "note": note, "source": f"pynqrepro ({scale.name})"}, config=config)
 
     found = {}
-    for method, options in (("exact", SpaceOptions()), ("exact+LUTRAM", SpaceOptions(choose_ram_style=True))):
+    for method, options in (("exact", SpaceOptions()), ("exact+LUTRAM", SpaceOptions(choose_ram_style=True)),
+                            ("exact+all FINN options", SpaceOptions.all_finn_choices())):
         try:
             found[method] = optimise(build_space(model, board.part, options), budget)
             add(method, found[method])
@@ -68,10 +71,13 @@ def test_folding(scale, store, data_dir, results, board_name, bits, lut_ratio):
             if run.bits == bits and run.lut_ratio in (lut_ratio, None):
                 table.add({**base, "method": run.method, "est. fps": run.est_fps, "LUT": run.est_lut,
                            "BRAM18": run.est_bram18, "source": f"reference: study {run.run}"})
-    best = found.get("exact")
-    if best is not None:
+    if "exact" in found:
         name = f"folding_{board.name}_{bits}w{bits}a_{int(lut_ratio * 100)}.png"
-        outputs.plot_cycles_remainder(best, budget, results.figure_path(name))
-        assert best.fits(budget)
-        assert setfolding is None or best.max_cycles <= setfolding.max_cycles
-        assert outputs.disagreements(best, outputs.finn_reestimate(model, best, board.part, board.clock_ns)) == []
+        outputs.plot_cycles_remainder(found["exact"], budget, results.figure_path(name))
+        assert setfolding is None or found["exact"].max_cycles <= setfolding.max_cycles
+    for method, folding in found.items():
+        assert folding.fits(budget), method
+        estimate = outputs.finn_reestimate(model, folding, board.part, board.clock_ns)
+        assert outputs.disagreements(folding, estimate) == [], method
+    if "exact+LUTRAM" in found:  # each space contains the one before it: never slower
+        assert found["exact+all FINN options"].max_cycles <= found["exact+LUTRAM"].max_cycles

@@ -1,8 +1,11 @@
 """Folding search on untrained CNVs: the vectorised cost model equals FINN for every candidate, the
 optimiser is exact (brute force on reduced networks) and reaches the issue's targets, FINN
-re-estimates our JSON identically."""
+re-estimates our JSON identically, also with FINN's implementation choices (MVAU weight RAM,
+MVAU_hls resType, SWG line-buffer RAM) as decisions."""
 
+import functools
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -14,10 +17,11 @@ from pynqrepro.finnflow import build_hw_model, export_qonnx
 from pynqrepro.folding import baselines, costmodel as cm, outputs
 from pynqrepro.folding.optimise import Budget, Folding, board_budget, optimise
 from pynqrepro.folding.cli import parse_pruning
-from pynqrepro.folding.space import Group, MaskedBlocks, SpaceOptions, build_space
+from pynqrepro.folding.space import Group, MaskedBlocks, SpaceOptions, build_space, combine
 from pynqrepro.models.cnv import CNV
 
 PYNQ_Z1 = get_board("pynq-z1")
+ALL_CHOICES = SpaceOptions.all_finn_choices()
 _MODELS = {}
 
 
@@ -29,34 +33,47 @@ def hw_model(bits: int):
     return _MODELS[bits]
 
 
-def check_against_finn(groups, per_group: int, seed: int = 0) -> int:
-    """Compare random candidates of every single-node group with FINN's node methods."""
+def check_against_finn(groups, per_group: int | None = None, seed: int = 0) -> int:
+    """Compare ``per_group`` random candidates (None: all) of every group with FINN's node methods;
+    a tied group (depthwise SWG + Pool) against both nodes' FINN costs combined."""
     rng = np.random.default_rng(seed)
+    fields = ("cycles",) + cm.RESOURCES
     checked = 0
     for group in groups:
-        spec = group.nodes[-1]
-        for i in rng.choice(len(group), min(len(group), per_group), replace=False):
-            assignment = group.assignment(i).get(spec.name, {})
+        picks = range(len(group))
+        if per_group is not None:
+            picks = rng.choice(len(group), min(len(group), per_group), replace=False)
+        for i in picks:
+            assignment = group.assignment(i)
             if "MW" in group.params:
-                assignment["MW"] = int(group.params["MW"][i])
-            ref = cm.finn_costs(spec, [assignment])
-            fields = ("cycles",) + cm.RESOURCES
-            if len(group.nodes) == 1:
-                assert [int(group.costs.resource(f)[i]) for f in fields] == [int(ref.resource(f)[0]) for f in fields], (group.name, assignment)
-                checked += 1
+                assignment[group.name]["MW"] = int(group.params["MW"][i])
+            ref = functools.reduce(combine, (cm.finn_costs(spec, [assignment.get(spec.name, {})]) for spec in group.nodes))
+            assert [int(group.costs.resource(f)[i]) for f in fields] == [int(ref.resource(f)[0]) for f in fields], (group.name, assignment)
+            checked += 1
     return checked
 
 
 def test_cost_model_equals_finn_2w2a():
-    groups = build_space(hw_model(2), PYNQ_Z1.part, SpaceOptions(choose_ram_style=True))
+    groups = build_space(hw_model(2), PYNQ_Z1.part, ALL_CHOICES)
     assert check_against_finn(groups, per_group=12) > 100
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("bits", [1, 4, 8])
 def test_cost_model_equals_finn_other_widths(bits):
-    groups = build_space(hw_model(bits), PYNQ_Z1.part, SpaceOptions(choose_ram_style=True))
+    groups = build_space(hw_model(bits), PYNQ_Z1.part, ALL_CHOICES)
     assert check_against_finn(groups, per_group=12, seed=bits) > 100
+
+
+def test_implementation_choices_equal_finn_for_every_candidate():
+    """Every candidate of every SWG (conv and depthwise tied to its Pool, block and distributed line
+    buffers) and of an MVAU_hls (weights block/distributed x multipliers lut/dsp) equals FINN."""
+    groups = build_space(hw_model(4), PYNQ_Z1.part, ALL_CHOICES)
+    swgs = [g for g in groups if g.nodes[0].op_type.startswith("ConvolutionInputGenerator")]
+    assert sum(len(g.nodes) == 2 for g in swgs) == 2 and len(swgs) == 8  # 6 conv SWGs, 2 pool SWGs
+    mvau = next(g for g in groups if g.name == "MVAU_hls_2")
+    assert set(mvau.params["resType"].tolist()) == {cm.encode("resType", "lut"), cm.encode("resType", "dsp")}
+    assert check_against_finn(swgs + [mvau]) == sum(len(g) for g in swgs + [mvau])
 
 
 def test_cost_model_equals_finn_pruning_aware():
@@ -108,6 +125,17 @@ def test_cli_pruning_takes_fractions_and_mask_facts():
             parse_pruning([bad])
 
 
+def test_default_space_keeps_finn_build_implementation():
+    """Without the options a folding sets only PE/SIMD: nodes keep the build's ram_style/resType."""
+    groups = build_space(hw_model(2), PYNQ_Z1.part)
+    entries = baselines.all_ones(groups).config().values()
+    assert all(set(attrs) <= {"PE", "SIMD"} for attrs in entries)
+    chosen = baselines.all_ones(build_space(hw_model(2), PYNQ_Z1.part, ALL_CHOICES)).config()
+    assert all("resType" in attrs and "ram_style" in attrs
+               for name, attrs in chosen.items() if name.startswith("MVAU_hls"))
+    assert all("ram_style" in attrs for name, attrs in chosen.items() if name.startswith("ConvolutionInputGenerator"))
+
+
 def test_candidates_are_legal():
     groups = build_space(hw_model(2), PYNQ_Z1.part)
     mvau = next(g for g in groups if g.name == "MVAU_hls_5")
@@ -123,14 +151,13 @@ def _reduced(groups, k: int, per_group: int) -> list[Group]:
     out = []
     for g in [g for g in groups if len(g) > 1][:k]:
         idx = np.linspace(0, len(g) - 1, min(per_group, len(g))).astype(int)
-        costs = cm.Costs(*(g.costs.resource(f)[idx] for f in ("cycles",) + cm.RESOURCES))
-        out.append(Group(g.name, g.nodes, {p: v[idx] for p, v in g.params.items()}, costs, g.node_attrs))
+        out.append(Group(g.name, g.nodes, {p: v[idx] for p, v in g.params.items()}, g.costs.take(idx), g.node_attrs))
     return out
 
 
 @pytest.mark.parametrize("lut_fraction", [0.35, 0.5, 0.8])
 def test_optimiser_matches_brute_force(lut_fraction):
-    groups = _reduced(build_space(hw_model(2), PYNQ_Z1.part, SpaceOptions(choose_ram_style=True)), 5, 7)
+    groups = _reduced(build_space(hw_model(2), PYNQ_Z1.part, ALL_CHOICES), 5, 7)
     lut_all = sum(int(g.costs.LUT.max()) for g in groups)
     budget = Budget(int(lut_all * lut_fraction), 60, 0, 10)
     best = None
@@ -203,10 +230,64 @@ def test_target_4w4a_lutram_pynq_z1_full_lut():
     assert outputs.disagreements(folding, estimate) == []
 
 
+@pytest.mark.slow
+def test_target_4w4a_all_finn_choices_pynq_z1_full_lut():
+    """4w4a at 100% LUT, 10 ns with every FINN implementation choice: MVAU_hls multipliers in DSPs
+    and SWG line buffers in BRAM free LUTs for folding, 996 fps (100,352 cycles, 50,291 LUT) vs 904
+    with the weight-RAM choice alone; a whole-network MILP confirms the optimum, FINN agrees."""
+    model = hw_model(4)
+    budget = board_budget(PYNQ_Z1, 1.0)
+    groups = build_space(model, PYNQ_Z1.part, ALL_CHOICES)
+    folding = optimise(groups, budget)
+    assert folding.max_cycles <= 100352 and folding.fps(PYNQ_Z1.clock_ns) >= 996
+    assert folding.max_cycles == _minmax_milp(groups, budget)
+    assert folding.fits(budget)
+    config = folding.config()
+    assert any(attrs.get("resType") == "dsp" for attrs in config.values())
+    assert any(attrs.get("ram_style") == "block" for name, attrs in config.items() if name.startswith("Convolution"))
+    estimate = outputs.finn_reestimate(model, folding, PYNQ_Z1.part, PYNQ_Z1.clock_ns)
+    assert outputs.disagreements(folding, estimate) == []
+
+
+def test_finn_reestimates_forced_implementation_choices():
+    """A folding with every MVAU_hls on DSPs and every SWG (depthwise too) on BRAM, through
+    ApplyConfig + FINN's estimates: the same per-layer and total figures as ours."""
+    model = hw_model(2)
+    groups = build_space(model, PYNQ_Z1.part, ALL_CHOICES)
+    wanted = {}
+    for group in groups:
+        for node, attrs in group.node_attrs.items():
+            wanted[node] = {"PE": 2} if node.startswith("MVAU") else {}
+            if "resType" in attrs:
+                wanted[node]["resType"] = "dsp"
+            if node.startswith("ConvolutionInputGenerator"):
+                wanted[node]["ram_style"] = "block"
+    folding = baselines.from_config(groups, wanted, "forced")
+    config = folding.config()
+    assert sum(attrs.get("resType") == "dsp" for attrs in config.values()) == 9
+    assert sum(attrs.get("ram_style") == "block" for name, attrs in config.items() if name.startswith("Conv")) == 8
+    assert folding.total("DSP") > 0
+    estimate = outputs.finn_reestimate(model, folding, PYNQ_Z1.part, PYNQ_Z1.clock_ns)
+    assert outputs.disagreements(folding, estimate) == []
+
+
+def test_fold_cli_all_finn_choices(tmp_path):
+    from pynqrepro.cli import main
+
+    model_path = tmp_path / "hw.onnx"
+    hw_model(2).save(str(model_path))
+    for flags, decided in (([], False), (["--all-finn-choices"], True)):
+        out = tmp_path / f"folding{len(flags)}.json"
+        assert main(["fold", "--model", str(model_path), "--lut-ratio", "0.85", "--out", str(out), *flags]) == 0
+        config = json.loads(out.read_text())
+        assert all(("resType" in attrs) == decided for name, attrs in config.items() if name.startswith("MVAU_hls"))
+        assert all(("ram_style" in attrs) == decided for name, attrs in config.items() if name.startswith("Conv"))
+
+
 def test_finn_reestimates_our_json(tmp_path):
     model = hw_model(2)
     budget = board_budget(PYNQ_Z1, 0.85)
-    folding = optimise(build_space(model, PYNQ_Z1.part, SpaceOptions(choose_ram_style=True)), budget)
+    folding = optimise(build_space(model, PYNQ_Z1.part, ALL_CHOICES), budget)
     path = outputs.write_config(folding, tmp_path / "folding.json")
     assert path.exists()
     estimate = outputs.finn_reestimate(model, folding, PYNQ_Z1.part, 10.0)

@@ -22,9 +22,7 @@ def _match(group: Group, wanted: dict) -> int:
     for node, attrs in group.node_attrs.items():
         for attr, param in attrs.items():
             if attr in wanted.get(node, {}):
-                value = wanted[node][attr]
-                code = cm.RAM_STYLES.index(value) if attr == "ram_style" else value
-                ok &= group.params[param] == code
+                ok &= group.params[param] == cm.encode(attr, wanted[node][attr])
     if not ok.any():
         raise UserError(f"{group.name}: {wanted.get(group.name)} is not a legal folding of this model "
                         "(PE/SIMD must divide the layer, SIMD x weight bits <= mvau_wwidth_max)")

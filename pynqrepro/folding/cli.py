@@ -34,7 +34,10 @@ def _fold(args) -> None:
     budget = board_budget(board, args.lut_ratio, args.bram_ratio, args.dsp_ratio)
     if not Path(args.model).is_file():
         raise UserError(f"model {args.model} does not exist: pass the HW-layer ONNX from the FINN flow")
-    options = SpaceOptions(args.mvau_wwidth_max, args.ram_style_choice, parse_pruning(args.pruning))
+    options = SpaceOptions(mvau_wwidth_max=args.mvau_wwidth_max, pruning=parse_pruning(args.pruning),
+                           choose_ram_style=args.ram_style_choice or args.all_finn_choices,
+                           choose_res_type=args.res_type_choice or args.all_finn_choices,
+                           choose_swg_ram_style=args.swg_ram_style_choice or args.all_finn_choices)
     folding = optimise(build_space(ModelWrapper(str(args.model)), board.part, options), budget)
     outputs.write_config(folding, args.out)
     from tabulate import tabulate
@@ -57,6 +60,11 @@ def register(subparsers) -> None:
     parser.add_argument("--clock-ns", type=float, default=None, help="clock for the fps figure (board default)")
     parser.add_argument("--mvau-wwidth-max", type=int, default=36, help="max SIMD x weight bits (FINN default)")
     parser.add_argument("--ram-style-choice", action="store_true", help="let MVAU weights go to LUTRAM")
+    parser.add_argument("--res-type-choice", action="store_true", help="let MVAU_hls multipliers go to DSPs")
+    parser.add_argument("--swg-ram-style-choice", action="store_true",
+                        help="let sliding-window line buffers go to BRAM (FINN's build puts them in LUTRAM)")
+    parser.add_argument("--all-finn-choices", action="store_true",
+                        help="all three: every FINN implementation choice the estimates model is a decision")
     parser.add_argument("--pruning", nargs="*", default=[], metavar="NODE=FRACTION|NODE=KEPT@SIMD",
                         help="SIMD-block pruning per MVAU node: the study's rule at FRACTION, or a masked "
                              "layer keeping KEPT columns in blocks of SIMD (folding SIMD then divides SIMD)")

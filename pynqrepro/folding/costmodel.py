@@ -1,6 +1,7 @@
 """FINN's per-node cycle and resource estimates, vectorised over candidate foldings.
 
-A *kernel* maps arrays of folding attributes (PE, SIMD, ram_style) of one node to arrays of
+A *kernel* maps arrays of folding and implementation attributes (PE, SIMD, ram_style, resType) of
+one node to arrays of
 cycles, LUT, BRAM18, URAM and DSP. MVAU_hls / MVAU_rtl and ConvolutionInputGenerator_rtl (the
 nodes with hundreds of candidates) have numpy copies of FINN's formulas, tested equal to FINN's
 ``get_exp_cycles`` / ``node_res_estimation`` for every candidate. Every other HW node (Pool,
@@ -18,6 +19,18 @@ from qonnx.core.datatype import DataType
 
 RESOURCES = ("LUT", "BRAM_18K", "URAM", "DSP")
 RAM_STYLES = ("auto", "block", "distributed", "ultra")  # index = code in the ram_style array
+RES_TYPES = ("auto", "lut", "dsp")  # index = code in the resType array (MVAU multipliers)
+_CODED = {"ram_style": RAM_STYLES, "resType": RES_TYPES}  # string attributes carried as int codes
+
+
+def encode(attr: str, value) -> int:
+    """The int code a candidate array holds for a node attribute value (PE/SIMD are themselves)."""
+    return _CODED[attr].index(value) if attr in _CODED else int(value)
+
+
+def decode(attr: str, code: int):
+    """The node attribute value of an int code (inverse of ``encode``)."""
+    return _CODED[attr][int(code)] if attr in _CODED else int(code)
 
 
 @dataclass
@@ -32,6 +45,10 @@ class Costs:
 
     def resource(self, name: str) -> np.ndarray:
         return getattr(self, name)
+
+    def take(self, index) -> "Costs":
+        """The costs of the candidates at ``index`` (an index array or boolean mask)."""
+        return Costs(*(self.resource(f)[index] for f in ("cycles",) + RESOURCES))
 
 
 @dataclass
@@ -92,11 +109,15 @@ def _mvau_bram(omega, mem_width):
     )
 
 
-def mvau_costs(spec: NodeSpec, pe, simd, ram_style, mw=None) -> Costs:
+def mvau_costs(spec: NodeSpec, pe, simd, ram_style, mw=None, res_type=None) -> Costs:
     """``mw`` (per candidate) overrides the node's MW: the pruning-aware mode, where the study's
-    SIMD-block pruning leaves a MW that depends on the SIMD chosen."""
+    SIMD-block pruning leaves a MW that depends on the SIMD chosen. ``res_type`` (per candidate,
+    ``RES_TYPES`` codes; default the node's own) is MVAU_hls's multiplier style: "dsp" moves the
+    multipliers' LUTs to DSP slices (MVAU_rtl always uses DSPs)."""
     a = spec.attrs
     pe, simd, ram_style = (np.asarray(x, dtype=np.int64) for x in (pe, simd, ram_style))
+    res_type = np.broadcast_to(np.asarray(encode("resType", a["resType"]) if res_type is None else res_type,
+                                          dtype=np.int64), pe.shape)
     mw = np.broadcast_to(np.asarray(a["MW"] if mw is None else mw, dtype=np.int64), pe.shape)
     mh, w, act = a["MH"], a["W"], a["A"]
     nvec = int(np.prod(a["numInputVectors"]))
@@ -130,8 +151,8 @@ def mvau_costs(spec: NodeSpec, pe, simd, ram_style, mw=None) -> Costs:
         c2 = np.where(wmem <= 128, (pe * simd * w) * np.ceil(wmem / 64), 0)
     else:
         c2 = np.zeros_like(pe)
-    use_dsp = a["resType"] == "dsp"
-    mult = 0 if use_dsp else simd * (2 * math.ceil((w + act) / 6) - 1) * (w + act)
+    use_dsp = res_type == RES_TYPES.index("dsp")
+    mult = np.where(use_dsp, 0, simd * (2 * math.ceil((w + act) / 6) - 1) * (w + act))
     adder = (w + act) * (2 * simd - 1)
     widths = np.unique(mw)
     acc = np.asarray([_mvau_acc_bits({**a, "MW": int(x)}) for x in widths], dtype=np.float64)
@@ -142,8 +163,8 @@ def mvau_costs(spec: NodeSpec, pe, simd, ram_style, mw=None) -> Costs:
         thr = levels * acc * np.ceil((mh // pe) / 64)
         comp = levels * acc
     lut = (300 + 1.1 * (pe * (mult + adder + acc + thr + comp)) + c2).astype(np.int64)
-    dsp = pe * simd * math.ceil((w + act) / 48) if use_dsp else np.zeros_like(pe)
-    return Costs(cycles, lut, bram, uram, np.asarray(dsp, dtype=np.int64))
+    dsp = np.where(use_dsp, pe * simd * math.ceil((w + act) / 48), 0)
+    return Costs(cycles, lut, bram, uram, dsp.astype(np.int64))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -151,7 +172,8 @@ def mvau_costs(spec: NodeSpec, pe, simd, ram_style, mw=None) -> Costs:
 
 
 def swg_vectorised(spec: NodeSpec) -> bool:
-    """The vectorised SWG model covers the default (non-parallel-window) 2D style without URAM."""
+    """The vectorised SWG model covers the default (non-parallel-window) 2D style; a node set to
+    URAM line buffers goes to FINN's own methods."""
     a = spec.attrs
     k_h, k_w = a["ConvKernelDim"]
     h, w = a["IFMDim"]
@@ -170,9 +192,13 @@ def _swg_ram_width(depth):
                      [36, 18, 9, 4, 2], 1)
 
 
-def swg_costs(spec: NodeSpec, simd) -> Costs:
+def swg_costs(spec: NodeSpec, simd, ram_style=None) -> Costs:
+    """``ram_style`` (per candidate, block/auto or distributed ``RAM_STYLES`` codes; default the
+    node's own) is where the line buffer lives: BRAM18, or LUTRAM at one LUT per 38 entries x bit."""
     a = spec.attrs
     simd = np.asarray(simd, dtype=np.int64)
+    ram_style = np.broadcast_to(np.asarray(encode("ram_style", a["ram_style"]) if ram_style is None else ram_style,
+                                           dtype=np.int64), simd.shape)
     k_h, k_w = a["ConvKernelDim"]
     _, ifm_w = a["IFMDim"]
     ofm_h, ofm_w = a["OFMDim"]
@@ -191,14 +217,14 @@ def swg_costs(spec: NodeSpec, simd) -> Costs:
     depth = (buffer_min + np.maximum(0, ((s_w - 1) - k_h * k_w) * cf)
              + np.maximum(0, ((s_h - 1) * ifm_w - k_h * k_w) * cf))
     width = simd * a["in_bits"]
-    zeros = np.zeros_like(simd)
-    if a["ram_style"] == "distributed":
-        return Costs(cycles, 300 + width * np.ceil(depth / 38).astype(np.int64), zeros, zeros, zeros)
+    distributed = ram_style == RAM_STYLES.index("distributed")
+    lut = 300 + np.where(distributed, width * np.ceil(depth / 38), 0).astype(np.int64)
     cascade_width = np.ceil(width / _swg_ram_width(depth))
     remainder_width = np.ceil(width / _swg_ram_width(depth % 16384))
     savings = np.where(depth > 16384, cascade_width - remainder_width, 0)
-    bram = (np.ceil(depth / 16384) * cascade_width - savings).astype(np.int64)
-    return Costs(cycles, 300 + zeros, bram, zeros, zeros)
+    bram = np.where(distributed, 0, np.ceil(depth / 16384) * cascade_width - savings).astype(np.int64)
+    zeros = np.zeros_like(simd)
+    return Costs(cycles, lut, bram, zeros, zeros)
 
 
 # ----------------------------------------------------------------------------------------------

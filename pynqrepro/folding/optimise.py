@@ -5,9 +5,10 @@ DSP within their budgets; among equally fast foldings take fewer LUTs, then fewe
 
 Why it is exact: a bottleneck threshold T admits, per group, the candidates with cycles <= T, so
 feasibility is monotone in T and the optimum is one of the sorted distinct candidate cycle counts.
-Bisection over them finds the smallest feasible T; each feasibility question is a multiple-choice
-knapsack solved to proven optimality as a MILP (CBC through python-mip, zero gap) whose objective
-LUT x (BRAM budget + 1) + BRAM encodes the tie-break. Cheap bounds answer most questions without a
+Bisection over them finds the smallest feasible T; each question is a multiple-choice knapsack,
+a MILP (CBC through python-mip): during bisection CBC stops at the first fitting choice or proves
+there is none; at the smallest feasible T it is solved to proven optimality (zero gap) with the
+objective LUT x (BRAM budget + 1) + BRAM, which encodes the tie-break. Cheap bounds answer most questions without a
 MILP: the sum of per-group minima of one resource is a lower bound, and a per-group min-LUT choice
 that also fits BRAM/URAM/DSP is feasible outright. Dominated candidates are dropped first.
 """
@@ -111,9 +112,10 @@ class _Problem:
         values = np.unique(np.concatenate([c["cycles"] for c in self.cost]))
         return values[values >= floor]
 
-    def solve(self, threshold: float, limits: dict) -> list | None:
+    def solve(self, threshold: float, limits: dict, optimal: bool = True) -> list | None:
         """Lexicographically (LUT, BRAM) cheapest choice with cycles <= threshold within ``limits``,
-        as indices into each group's original candidates, or None if there is none."""
+        as indices into each group's original candidates, or None if there is none. With
+        ``optimal=False`` any fitting choice will do (a feasibility question)."""
         allowed = [c["cycles"] <= threshold for c in self.cost]
         sub = [{k: v[a] for k, v in c.items()} for c, a in zip(self.cost, allowed)]
         for r in cm.RESOURCES:
@@ -124,17 +126,19 @@ class _Problem:
         if all(sum(int(s[r][i]) for s, i in zip(sub, greedy)) <= limits[r] for r in cm.RESOURCES):
             picks = greedy  # every group at its own lexicographic minimum: optimal
         else:
-            picks = self._milp(sub, limits, weight)
+            picks = self._milp(sub, limits, weight, optimal)
             if picks is None:
                 return None
         return [int(idx[np.flatnonzero(a)[p]]) for idx, a, p in zip(self.index, allowed, picks)]
 
-    def _milp(self, sub: list, limits: dict, weight: int) -> list | None:
+    def _milp(self, sub: list, limits: dict, weight: int, optimal: bool) -> list | None:
         self.solves += 1
         model = mip.Model(sense=mip.MINIMIZE, solver_name=mip.CBC)
         model.verbose = 0
         model.max_mip_gap = 0.0
         model.max_mip_gap_abs = 0.5
+        if not optimal:
+            model.max_solutions = 1  # stop at the first fitting choice; infeasibility is still proven
         x = [[model.add_var(var_type=mip.BINARY) for _ in range(len(s["LUT"]))] for s in sub]
         for xs in x:
             model += mip.xsum(xs) == 1
@@ -147,7 +151,7 @@ class _Problem:
         status = model.optimize()
         if status == mip.OptimizationStatus.INFEASIBLE:
             return None
-        if status != mip.OptimizationStatus.OPTIMAL:
+        if status != mip.OptimizationStatus.OPTIMAL and (optimal or status != mip.OptimizationStatus.FEASIBLE):
             raise RuntimeError(f"CBC ended with {status} on a folding knapsack")
         return [int(np.argmax([v.x for v in xs])) for xs in x]
 
@@ -158,12 +162,12 @@ def optimise(groups: list[Group], budget: Budget) -> Folding:
     problem = _Problem(groups, budget)
     limits = {r: getattr(budget, r) for r in cm.RESOURCES}
     values = problem.thresholds()
-    if problem.solve(values[-1], limits) is None:
+    if problem.solve(values[-1], limits, optimal=False) is None:
         raise UserError(_infeasible_message(problem, budget))
     lo, hi = 0, len(values) - 1  # values[hi] is feasible
     while lo < hi:
         mid = (lo + hi) // 2
-        if problem.solve(values[mid], limits) is None:
+        if problem.solve(values[mid], limits, optimal=False) is None:
             lo = mid + 1
         else:
             hi = mid

@@ -16,14 +16,15 @@ def write_config(folding: Folding, path: Path) -> Path:
 
 
 def get_res(folding: Folding, budget: Budget) -> list[dict]:
-    """Per group: PE, SIMD, cycles, resources and their share of the budget (the study's get_res)."""
+    """Per group: PE, SIMD, the implementation choices searched over (ram_style, resType), cycles,
+    resources and their share of the budget (the study's get_res)."""
     rows = []
     for group, i in zip(folding.groups, folding.choice):
         params = {k: int(v[i]) for k, v in group.params.items()}
         row = {"layer": group.name, "PE": params.get("PE"), "SIMD": params.get("SIMD"),
                "cycles": int(group.costs.cycles[i])}
-        if "ram_style" in params:
-            row["weights in"] = cm.RAM_STYLES[params["ram_style"]]
+        for attrs in group.assignment(i).values():  # the FINN implementation choices searched over
+            row.update({attr: attrs[attr] for attr in ("ram_style", "resType") if attr in attrs})
         for res, label in (("LUT", "LUT"), ("BRAM_18K", "BRAM18"), ("DSP", "DSP")):
             value = int(group.costs.resource(res)[i])
             limit = getattr(budget, res)

@@ -7,6 +7,13 @@ SIMD divides MW (IFMChannels), and an MVAU's weight bits per PE (SIMD x W) stay 
 ``mvau_wwidth_max`` as in SetFolding. Nodes FINN's SetFolding does not fold keep their setting
 (one candidate) but still count towards the totals.
 
+Besides PE/SIMD, the FINN implementation choices its estimates model can be decisions too
+(``SpaceOptions``; off by default, so a node keeps the setting of the HW model, as FINN's build
+leaves it): MVAU weight memory in BRAM or LUTRAM (``ram_style``), MVAU_hls multipliers in LUTs or
+DSPs (``resType``), and sliding-window line buffers in BRAM or LUTRAM (SWG ``ram_style``, also
+for a depthwise SWG tied to its Pool). Every candidate is one point of the Cartesian product of a
+group's axes.
+
 Pruning-aware mode: a pruned MVAU is either sized by the study's rule at each candidate SIMD
 (``StudyRule``, what the study's notebook does), or, for a trained and masked network, sized by
 its masks (``MaskedBlocks``): at a folding SIMD dividing the masks' block width, block skipping
@@ -37,7 +44,7 @@ class Group:
 
     name: str
     nodes: list  # NodeSpec of every node the decision sets
-    params: dict  # attribute -> per-candidate np.ndarray (PE, SIMD, ram_style code, MW)
+    params: dict  # parameter -> per-candidate np.ndarray (PE, SIMD, ram_style/resType codes, MW)
     costs: cm.Costs
     node_attrs: dict = field(default_factory=dict)  # node name -> attributes it takes from params
 
@@ -50,8 +57,7 @@ class Group:
         for node, attrs in self.node_attrs.items():
             entry = {}
             for attr, param in attrs.items():
-                value = int(self.params[param][i])
-                entry[attr] = cm.RAM_STYLES[value] if attr == "ram_style" else value
+                entry[attr] = cm.decode(attr, self.params[param][i])
             out[node] = entry
         return out
 
@@ -110,6 +116,18 @@ class SpaceOptions:
     choose_ram_style: bool = False  # MVAU weights in block or distributed RAM as a decision
     # ((MVAU node name, fraction | StudyRule | MaskedBlocks), ...); a bare fraction is a StudyRule
     pruning: tuple = ()
+    choose_res_type: bool = False  # MVAU_hls multipliers in LUTs or DSPs as a decision
+    choose_swg_ram_style: bool = False  # SWG line buffers in block or distributed RAM as a decision
+
+    @classmethod
+    def all_finn_choices(cls, **kwargs) -> "SpaceOptions":
+        """Every FINN implementation choice the estimates model as a decision."""
+        return cls(choose_ram_style=True, choose_res_type=True, choose_swg_ram_style=True, **kwargs)
+
+
+_BLOCK_OR_LUTRAM = ("block", "distributed")
+# FINN's estimates treat "auto" as: block RAM (MVAU weights, SWG line buffers), LUT multipliers
+_ESTIMATED_AS = {"ram_style": {"auto": "block"}, "resType": {"auto": "lut"}}
 
 
 def hw_nodes(model: ModelWrapper) -> list:
@@ -137,13 +155,13 @@ def build_space(model: ModelWrapper, fpgapart: str, options: SpaceOptions = Spac
         if node.op_type.startswith("MVAU"):
             groups.append(_mvau_group(spec, options, pruning.get(node.name)))
         elif node.op_type.startswith("ConvolutionInputGenerator") and not spec.attrs["depthwise"]:
-            groups.append(_swg_group(spec))
+            groups.append(_swg_group(spec, options))
         elif node.op_type in DEPTHWISE_CONSUMERS:
             producer = model.find_producer(node.input[0])
             swg = cm.node_spec(producer, fpgapart) if producer is not None and producer.name in tied else None
-            groups.append(_pe_group(spec, spec.attrs["Channels"], swg))
+            groups.append(_pe_group(spec, spec.attrs["Channels"], swg, options))
         elif "PE" in spec.attrs:
-            groups.append(_pe_group(spec, _pe_limit(node, spec), None))
+            groups.append(_pe_group(spec, _pe_limit(node, spec), None, options))
         else:
             groups.append(_fixed_group(spec))
     return groups
@@ -166,6 +184,21 @@ def _pe_limit(node, spec) -> int:
     return int(cm.getHWCustomOp(node).get_normal_output_shape()[-1])
 
 
+def _grid(**axes) -> dict:
+    """Every combination of the axes' values, as equally long flat arrays (the candidates)."""
+    mesh = np.meshgrid(*(np.asarray(v, dtype=np.int64) for v in axes.values()), indexing="ij")
+    return {name: m.ravel() for name, m in zip(axes, mesh)}
+
+
+def _styles(spec, attr: str, choose: bool, values: tuple) -> list[int]:
+    """Codes of ``attr`` the candidates take: the node's own setting, and if chosen the ``values``
+    FINN's estimates tell apart from it ("auto" estimates as block RAM / LUT multipliers), so a
+    folding that keeps the model's setting is always a candidate."""
+    current = spec.attrs[attr]
+    same = _ESTIMATED_AS[attr].get(current, current)
+    return [cm.encode(attr, v) for v in (current,) + (tuple(v for v in values if v != same) if choose else ())]
+
+
 def _mvau_group(spec, options: SpaceOptions, pruning: StudyRule | MaskedBlocks | None) -> Group:
     a = spec.attrs
     if pruning is not None:
@@ -174,41 +207,48 @@ def _mvau_group(spec, options: SpaceOptions, pruning: StudyRule | MaskedBlocks |
     simds = simds[simds * a["W"] <= options.mvau_wwidth_max]
     if len(simds) == 0:
         simds = np.asarray([1])
-    pes = divisors(a["MH"])
-    current = cm.RAM_STYLES.index(a["ram_style"])
-    styles = [cm.RAM_STYLES.index("block"), cm.RAM_STYLES.index("distributed")] if options.choose_ram_style else [current]
-    pe, simd, style = (x.ravel() for x in np.meshgrid(pes, simds, styles, indexing="ij"))
+    choose_res_type = options.choose_res_type and spec.op_type == "MVAU_hls"  # MVAU_rtl is DSP-only
+    c = _grid(PE=divisors(a["MH"]), SIMD=simds,
+              ram_style=_styles(spec, "ram_style", options.choose_ram_style, _BLOCK_OR_LUTRAM),
+              resType=_styles(spec, "resType", choose_res_type, ("lut", "dsp")))
     if spec.op_type == "MVAU_hls":  # HLS weight streams are ap_uint, at most 8191 bits wide
-        keep = pe * simd * a["W"] <= 8191
-        pe, simd, style = pe[keep], simd[keep], style[keep]
-    mw = pruning.columns(a["MW"], simd) if pruning is not None else np.full(pe.shape, a["MW"])
-    params = {"PE": pe, "SIMD": simd, "ram_style": style, "MW": mw}
+        keep = c["PE"] * c["SIMD"] * a["W"] <= 8191
+        c = {k: v[keep] for k, v in c.items()}
+    c["MW"] = pruning.columns(a["MW"], c["SIMD"]) if pruning is not None else np.full(len(c["PE"]), a["MW"])
     attrs = {"PE": "PE", "SIMD": "SIMD"}
     if options.choose_ram_style:
         attrs["ram_style"] = "ram_style"
-    return Group(spec.name, [spec], params, cm.mvau_costs(spec, pe, simd, style, mw), {spec.name: attrs})
+    if choose_res_type:
+        attrs["resType"] = "resType"
+    costs = cm.mvau_costs(spec, c["PE"], c["SIMD"], c["ram_style"], c["MW"], c["resType"])
+    return Group(spec.name, [spec], c, costs, {spec.name: attrs})
 
 
-def _swg_group(spec) -> Group:
-    simd = divisors(spec.attrs["IFMChannels"])
+def _swg_costs(spec, simd: np.ndarray, ram_style: np.ndarray) -> cm.Costs:
     if cm.swg_vectorised(spec):
-        costs = cm.swg_costs(spec, simd)
-    else:
-        costs = cm.finn_costs(spec, [{"SIMD": int(s)} for s in simd])
-    return Group(spec.name, [spec], {"SIMD": simd}, costs, {spec.name: {"SIMD": "SIMD"}})
+        return cm.swg_costs(spec, simd, ram_style)
+    return cm.finn_costs(spec, [{"SIMD": int(s), "ram_style": cm.decode("ram_style", r)}
+                                for s, r in zip(simd, ram_style)])
 
 
-def _pe_group(spec, limit: int, swg) -> Group:
-    pe = divisors(limit)
-    costs = cm.finn_costs(spec, [{"PE": int(p)} for p in pe])
-    node_attrs = {spec.name: {"PE": "PE"}}
-    nodes = [spec]
-    if swg is not None:
-        swg_costs = cm.swg_costs(swg, pe) if cm.swg_vectorised(swg) else cm.finn_costs(swg, [{"SIMD": int(p)} for p in pe])
-        costs = combine(costs, swg_costs)
-        node_attrs = {swg.name: {"SIMD": "PE"}, **node_attrs}
-        nodes = [swg, spec]
-    return Group(spec.name, nodes, {"PE": pe}, costs, node_attrs)
+def _swg_group(spec, options: SpaceOptions) -> Group:
+    c = _grid(SIMD=divisors(spec.attrs["IFMChannels"]),
+              ram_style=_styles(spec, "ram_style", options.choose_swg_ram_style, _BLOCK_OR_LUTRAM))
+    attrs = {"SIMD": "SIMD", "ram_style": "ram_style"} if options.choose_swg_ram_style else {"SIMD": "SIMD"}
+    return Group(spec.name, [spec], c, _swg_costs(spec, c["SIMD"], c["ram_style"]), {spec.name: attrs})
+
+
+def _pe_group(spec, limit: int, swg, options: SpaceOptions) -> Group:
+    """A PE-folded node; with ``swg``, the depthwise SWG feeding it, whose SIMD equals the PE."""
+    pes = divisors(limit)
+    if swg is None:
+        costs = cm.finn_costs(spec, [{"PE": int(p)} for p in pes])
+        return Group(spec.name, [spec], {"PE": pes}, costs, {spec.name: {"PE": "PE"}})
+    c = _grid(PE=pes, ram_style=_styles(swg, "ram_style", options.choose_swg_ram_style, _BLOCK_OR_LUTRAM))
+    own = cm.finn_costs(spec, [{"PE": int(p)} for p in pes]).take(np.searchsorted(pes, c["PE"]))
+    swg_attrs = {"SIMD": "PE", "ram_style": "ram_style"} if options.choose_swg_ram_style else {"SIMD": "PE"}
+    return Group(spec.name, [swg, spec], c, combine(own, _swg_costs(swg, c["PE"], c["ram_style"])),
+                 {swg.name: swg_attrs, spec.name: {"PE": "PE"}})
 
 
 def _fixed_group(spec) -> Group:
