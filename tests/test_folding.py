@@ -136,6 +136,13 @@ def test_default_space_keeps_finn_build_implementation():
     assert all("ram_style" in attrs for name, attrs in chosen.items() if name.startswith("ConvolutionInputGenerator"))
 
 
+def test_binary_weights_never_go_to_dsps():
+    """FINN's estimate would count DSPs for XNOR/sign-flip MVAUs, but they cannot use them."""
+    binary = [g for g in build_space(hw_model(1), PYNQ_Z1.part, ALL_CHOICES) if g.name.startswith("MVAU_hls")]
+    assert binary and all("resType" not in g.node_attrs[g.name] for g in binary)
+    assert all((g.costs.DSP == 0).all() for g in binary)
+
+
 def test_candidates_are_legal():
     groups = build_space(hw_model(2), PYNQ_Z1.part)
     mvau = next(g for g in groups if g.name == "MVAU_hls_5")

@@ -207,7 +207,9 @@ def _mvau_group(spec, options: SpaceOptions, pruning: StudyRule | MaskedBlocks |
     simds = simds[simds * a["W"] <= options.mvau_wwidth_max]
     if len(simds) == 0:
         simds = np.asarray([1])
-    choose_res_type = options.choose_res_type and spec.op_type == "MVAU_hls"  # MVAU_rtl is DSP-only
+    # MVAU_rtl is DSP-only. 1-bit weights are XNOR-popcount or sign flips in finn-hlslib, which the
+    # DSP resource hint cannot map to DSPs, although FINN's estimate would count DSPs for them.
+    choose_res_type = options.choose_res_type and spec.op_type == "MVAU_hls" and a["W"] > 1
     c = _grid(PE=divisors(a["MH"]), SIMD=simds,
               ram_style=_styles(spec, "ram_style", options.choose_ram_style, _BLOCK_OR_LUTRAM),
               resType=_styles(spec, "resType", choose_res_type, ("lut", "dsp")))
