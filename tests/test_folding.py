@@ -138,8 +138,9 @@ def test_default_space_keeps_finn_build_implementation():
 
 def test_binary_weights_never_go_to_dsps():
     """FINN's estimate would count DSPs for XNOR/sign-flip MVAUs, but they cannot use them."""
-    binary = [g for g in build_space(hw_model(1), PYNQ_Z1.part, ALL_CHOICES) if g.name.startswith("MVAU_hls")]
-    assert binary and all("resType" not in g.node_attrs[g.name] for g in binary)
+    groups = build_space(hw_model(1), PYNQ_Z1.part, ALL_CHOICES)
+    binary = [g for g in groups if g.name.startswith("MVAU_hls") and g.nodes[0].attrs["W"] == 1]
+    assert len(binary) >= 6 and all("resType" not in g.node_attrs[g.name] for g in binary)
     assert all((g.costs.DSP == 0).all() for g in binary)
 
 
