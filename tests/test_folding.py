@@ -15,7 +15,7 @@ from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
 from pynqrepro.finnflow import build_hw_model, export_qonnx
 from pynqrepro.folding import baselines, costmodel as cm, outputs
-from pynqrepro.folding.optimise import Budget, Folding, board_budget, optimise
+from pynqrepro.folding.optimise import Budget, Folding, board_budget, optimise, smallest_lut_budget
 from pynqrepro.folding.cli import parse_pruning
 from pynqrepro.folding.space import Group, MaskedBlocks, SpaceOptions, build_space, combine
 from pynqrepro.models.cnv import CNV
@@ -321,3 +321,11 @@ def test_bad_ratio_is_user_error(ratio):
 def test_pruning_on_unknown_node_is_user_error():
     with pytest.raises(UserError, match="not MVAU nodes"):
         build_space(hw_model(2), PYNQ_Z1.part, SpaceOptions(pruning=(("Pool_hls_0", 0.3),)))
+
+
+def test_smallest_lut_budget_is_the_fit_threshold():
+    groups = build_space(hw_model(2), PYNQ_Z1.part)
+    luts = smallest_lut_budget(groups, board_budget(PYNQ_Z1))
+    assert optimise(groups, Budget(luts, PYNQ_Z1.bram18, 0, PYNQ_Z1.dsp)).total("LUT") <= luts
+    with pytest.raises(UserError, match=f"smallest fitting budget is {luts:,} LUT"):
+        optimise(groups, Budget(luts - 1, PYNQ_Z1.bram18, 0, PYNQ_Z1.dsp))

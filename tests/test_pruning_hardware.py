@@ -6,9 +6,9 @@ import pytest
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm
-from pynqrepro.folding.optimise import board_budget, optimise
+from pynqrepro.folding.optimise import board_budget, optimise, smallest_lut_budget
 from pynqrepro.folding.space import Group
-from pynqrepro.pruning.hardware import describe_budget, fits, fitting_budget, lut_budget
+from pynqrepro.pruning.hardware import describe_budget, fitting_budget, lut_budget
 
 BOARD = get_board("pynq-z1")  # 53,200 LUT, 280 BRAM18
 
@@ -31,7 +31,7 @@ def test_dense_too_big_gets_smallest_fitting_lut_budget_on_the_grid():
     budget = fitting_budget(groups, BOARD, 0.85)
     assert budget.lut_ratio == 1.35 and budget.LUT == int(BOARD.luts * 1.35)
     assert (budget.BRAM_18K, budget.DSP) == (BOARD.bram18, BOARD.dsp)
-    assert fits(groups, budget) and not fits(groups, lut_budget(BOARD, 1.30))
+    assert smallest_lut_budget(groups, budget) == 70_000  # fits 1.35 x device, not 1.30 x (69,160)
     assert optimise(groups, budget).max_cycles == 100  # the faster candidate needs 100,000 LUT
     assert describe_budget(budget, BOARD, 0.85) == "1.35 x LUT (dense does not fit pynq-z1)"
     assert describe_budget(board_budget(BOARD, 0.85), BOARD, 0.85) == "0.85 x LUT"

@@ -174,13 +174,26 @@ def optimise(groups: list[Group], budget: Budget) -> Folding:
     return Folding("exact", groups, problem.solve(values[hi], limits))
 
 
+def _fewest_luts(problem: _Problem, budget: Budget) -> int | None:
+    """The fewest LUTs of any folding within the budget's other limits (None: BRAM/URAM/DSP bound)."""
+    unbounded = dict(LUT=10**12, BRAM_18K=budget.BRAM_18K, URAM=budget.URAM, DSP=budget.DSP)
+    picks = problem.solve(np.inf, unbounded)
+    if picks is None:
+        return None
+    return sum(int(g.costs.LUT[i]) for g, i in zip(problem.groups, picks))
+
+
+def smallest_lut_budget(groups: list[Group], budget: Budget) -> int | None:
+    """The smallest LUT limit at which some folding fits ``budget``'s other limits: a folding fits
+    a LUT budget exactly when that budget is at least this. None when no LUT budget helps."""
+    return _fewest_luts(_Problem(groups, budget), budget)
+
+
 def _infeasible_message(problem: _Problem, budget: Budget) -> str:
     """Name the smallest budget that fits: fewest LUTs within the other limits, or else the BRAM18
     and DSP the network needs at least."""
-    unbounded = dict(LUT=10**12, BRAM_18K=budget.BRAM_18K, URAM=budget.URAM, DSP=budget.DSP)
-    picks = problem.solve(np.inf, unbounded)
-    if picks is not None:
-        luts = sum(int(g.costs.LUT[i]) for g, i in zip(problem.groups, picks))
+    luts = _fewest_luts(problem, budget)
+    if luts is not None:
         device = budget.LUT / budget.lut_ratio
         return (f"no folding fits {budget.describe()}: the smallest fitting budget is {luts:,} LUT "
                 f"(ratio {luts / device:.3f}); raise the LUT ratio or choose a larger board")

@@ -21,7 +21,7 @@ from pynqrepro.core.boards import Board
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import Artifact, ArtifactStore
 from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
-from pynqrepro.folding.optimise import Budget, board_budget, optimise
+from pynqrepro.folding.optimise import Budget, board_budget, optimise, smallest_lut_budget
 from pynqrepro.folding.space import MaskedBlocks, SpaceOptions, build_space
 from pynqrepro.pruning.masks import MASKS_FILE, load_masks
 from pynqrepro.pruning.simd_blocks import kept_columns
@@ -41,7 +41,6 @@ class HardwarePoint:
 
 
 LUT_GRID = 0.05  # a larger-than-board LUT budget is rounded up to a multiple of this x device LUTs
-UNBOUNDED_LUT_RATIO = 1000.0
 
 
 def lut_budget(board: Board, lut_ratio: float) -> Budget:
@@ -51,41 +50,17 @@ def lut_budget(board: Board, lut_ratio: float) -> Budget:
     return dataclasses.replace(board_budget(board), LUT=int(board.luts * lut_ratio), lut_ratio=lut_ratio)
 
 
-def fits(groups: list, budget: Budget) -> bool:
-    """Whether any folding of ``groups`` fits ``budget`` (the optimiser raises when none does)."""
-    try:
-        optimise(groups, budget)
-    except UserError:
-        return False
-    return True
-
-
-def sweep_budget(store: ArtifactStore, dense: Artifact, board: Board, lut_ratio: float) -> Budget:
-    """The budget a sweep from ``dense`` is estimated under (see ``fitting_budget``)."""
-    return fitting_budget(folding_space(store, dense, board), board, lut_ratio)
-
-
 def fitting_budget(groups: list, board: Board, lut_ratio: float) -> Budget:
     """``lut_ratio`` x the board's LUTs if ``groups`` fit it, else the smallest multiple of
-    ``LUT_GRID`` x device LUTs that fits them (bisection with the optimiser as the oracle;
-    feasibility only grows with LUTs). A network that no LUT budget fits (BRAM or DSP bound) gets
-    the optimiser's error naming what it needs."""
+    ``LUT_GRID`` x device LUTs that fits them. A network that no LUT budget fits (BRAM or DSP
+    bound) gets the optimiser's error naming what it needs."""
     budget = lut_budget(board, lut_ratio)
-    if fits(groups, budget):
+    if _fits(groups, budget):
         return budget
-    optimise(groups, lut_budget(board, UNBOUNDED_LUT_RATIO))  # raises if no LUT budget helps
-
-    def on_grid(k: int) -> Budget:
-        return lut_budget(board, round(k * LUT_GRID, 6))
-
-    lo = math.floor(round(lut_ratio / LUT_GRID, 6))  # lo x grid <= lut_ratio: does not fit
-    hi = 2 * lo
-    while not fits(groups, on_grid(hi)):
-        lo, hi = hi, 2 * hi
-    while lo + 1 < hi:  # fits at hi, not at lo
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if fits(groups, on_grid(mid)) else (mid, hi)
-    return on_grid(hi)
+    luts = smallest_lut_budget(groups, budget)
+    if luts is None:
+        optimise(groups, budget)  # raises the error naming the BRAM18/DSP the network needs
+    return lut_budget(board, round(math.ceil(luts / board.luts / LUT_GRID - 1e-9) * LUT_GRID, 6))
 
 
 def describe_budget(budget: Budget, board: Board, board_ratio: float) -> str:
@@ -134,4 +109,10 @@ def best_folding(store: ArtifactStore, checkpoint: Artifact, board: Board, budge
         est_fps=folding.fps(board.clock_ns), max_cycles=folding.max_cycles,
         lut=folding.total("LUT"), bram18=folding.total("BRAM_18K"),
         conv_pe=tuple(config[n]["PE"] for n in convs), conv_simd=tuple(config[n]["SIMD"] for n in convs),
-        fits_board=folding.fits(board_limit) or fits(groups, board_limit))
+        fits_board=_fits(groups, board_limit))
+
+
+def _fits(groups: list, budget: Budget) -> bool:
+    """Whether some folding of ``groups`` fits ``budget``."""
+    luts = smallest_lut_budget(groups, budget)
+    return luts is not None and luts <= budget.LUT
