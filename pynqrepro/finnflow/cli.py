@@ -30,14 +30,19 @@ def _estimate(args) -> None:
           f"URAM {totals['uram']:.0f}, DSP {totals['dsp']:.0f}/{board.dsp}")
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("estimate", help="FINN's cycle/resource estimates of a checkpoint on a board")
+def add_checkpoint_arguments(parser) -> None:
+    """The options every command taking a checkpoint to a board at a folding shares."""
     parser.add_argument("checkpoint", type=Path, help="training checkpoint file or run directory")
     parser.add_argument("--board", default="pynq-z1", help="pynq-z1 or ultra96")
     parser.add_argument("--folding", default="all-ones",
-                        help="FINN ApplyConfig JSON file, 'all-ones', or finn:w1a1 / finn:w1a2 / finn:w2a2 "
-                             "(FINN's published CNV foldings)")
+                        help="FINN ApplyConfig JSON file (e.g. from pynqrepro fold), 'all-ones', or "
+                             "finn:w1a1 / finn:w1a2 / finn:w2a2 (FINN's published CNV foldings)")
     parser.add_argument("--clock-ns", type=float, default=None, help="clock period (default: the board's, 10 ns)")
     parser.add_argument("--store-dir", type=Path, default=Path(".pynqrepro-store"), help="artifact cache")
-    parser.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("estimate", help="FINN's cycle/resource estimates of a checkpoint on a board")
+    add_checkpoint_arguments(parser)
     parser.set_defaults(func=_estimate)

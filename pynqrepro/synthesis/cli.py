@@ -2,7 +2,8 @@
 checkpoint for a board at a folding, with post-synthesis utilisation and timing (needs Vivado)."""
 
 import json
-from pathlib import Path
+
+from pynqrepro.finnflow.cli import add_checkpoint_arguments
 
 
 def _build(args) -> None:
@@ -40,12 +41,5 @@ def _build(args) -> None:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("build", help="FINN's full Vivado build of a checkpoint: bitfile, "
                                                  "driver, deployment package, synthesis reports")
-    parser.add_argument("checkpoint", type=Path, help="training checkpoint file or run directory")
-    parser.add_argument("--board", default="pynq-z1", help="pynq-z1 or ultra96")
-    parser.add_argument("--folding", default="all-ones",
-                        help="FINN ApplyConfig JSON file (e.g. from pynqrepro fold), 'all-ones', or "
-                             "finn:w1a1 / finn:w1a2 / finn:w2a2 (FINN's published CNV foldings)")
-    parser.add_argument("--clock-ns", type=float, default=None, help="clock period (default: the board's, 10 ns)")
-    parser.add_argument("--store-dir", type=Path, default=Path(".pynqrepro-store"), help="artifact cache")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_checkpoint_arguments(parser)
     parser.set_defaults(func=_build)
