@@ -4,7 +4,6 @@ estimate and the top-1 of the same HW graph executed in Python, flagged beyond 0
 
 Marked ``vivado`` too: the package is the Vivado stage's (cached) build of the same key."""
 
-import numpy as np
 import pytest
 
 from pynqrepro.board.compare import ACCURACY_TOLERANCE, hw_graph_accuracy
@@ -24,15 +23,14 @@ BITS = ((1, 1), (1, 2), (2, 2))
 @pytest.mark.slow
 @pytest.mark.parametrize("weight_bits,act_bits", BITS, ids=[f"{w}w{a}a" for w, a in BITS])
 def test_board(request, scale, store, data_dir, board, board_host, results, tmp_path, weight_bits, act_bits):
-    from pynqrepro.data.splits import load_splits
+    from pynqrepro.data.splits import uint8_test_set
 
     login = BoardLogin(board_host, request.config.getoption("board_user"), request.config.getoption("board_key"))
     hw_artifact = hw_model_artifact(store, trained_checkpoint(store, scale, weight_bits, act_bits, data_dir), board)
     hw_model = load_hw_model(hw_artifact)
     folding = conv_swg_names_to_model(finn_folding(weight_bits, act_bits), hw_model)
     build = synthesis_artifact(store, hw_artifact, board, folding)
-    test = load_splits(scale.dataset, data_dir, 0.0, "none", 0).test
-    images, labels = test.images.numpy().astype(np.uint8), test.labels.numpy()
+    images, labels = uint8_test_set(scale.dataset, data_dir)
 
     on_board = run_on_board(login, BuildPaths(build.path / BUILD_DIR).deploy, images, labels, tmp_path)
     python_top1 = hw_graph_accuracy(store, hw_artifact, images, labels)

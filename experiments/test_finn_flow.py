@@ -1,9 +1,9 @@
 """FINN flow on the trained CNVs: bit-exact verification, then FINN's estimates on the board at
 all-ones folding and at FINN's published CNV foldings, beside the study's FINN v0.5b estimate runs."""
 
-import numpy as np
 import pytest
 
+from pynqrepro.data.splits import uint8_test_set
 from pynqrepro.finnflow import (
     apply_folding,
     conv_swg_names_to_model,
@@ -32,19 +32,12 @@ NOTES = [
 ]
 
 
-def _test_images(scale, data_dir, n):
-    from pynqrepro.data.splits import load_splits
-
-    test = load_splits(scale.dataset, data_dir, 0.0, "none", 0).test
-    return test.images[:n].numpy().astype(np.uint8)
-
-
 @pytest.mark.parametrize("weight_bits,act_bits", BITS, ids=[f"{w}w{a}a" for w, a in BITS])
 def test_finn_flow(scale, store, data_dir, board, results, weight_bits, act_bits):
     checkpoint = trained_checkpoint(store, scale, weight_bits, act_bits, data_dir)
     artifact = hw_model_artifact(store, checkpoint, board)
     hw_model = load_hw_model(artifact)
-    images = _test_images(scale, data_dir, VERIFY_IMAGES[scale.name])
+    images, _ = uint8_test_set(scale.dataset, data_dir, VERIFY_IMAGES[scale.name])
     check = verify(load_cnv(checkpoint.path), artifact, images)
 
     table = results.table("finn_estimates", title="FINN estimates of the trained CNVs", notes=NOTES)

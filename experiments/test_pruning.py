@@ -9,15 +9,17 @@ no block-skipping input generator); channel-pruned networks go through the norma
 
 import pytest
 
+from pynqrepro.data.splits import uint8_test_set
+from pynqrepro.finnflow import hw_model_artifact, load_cnv, verify
 from pynqrepro.folding.optimise import board_budget
 from pynqrepro.pruning.hardware import best_folding, describe_budget, masked_blocks, sweep_budget
-from pynqrepro.pruning.report import pareto_plot  # noqa: F401  (the table's plot)
 from pynqrepro.pruning.sweep import run_sweep, sweep_recipe
 from pynqrepro.references import STUDY_PRUNING_SOURCE, STUDY_PRUNING_SWEEP
 from pynqrepro.training.recipes import trained_checkpoint, training_result
 from pynqrepro.training.trainer import RunOptions
 
-LUT_RATIO = 0.85  # the study's LUT downscaling ratio
+LUT_RATIO = 0.85
+VERIFY_IMAGES = 10  # test images through every FINN stage of the most pruned channel network  # the study's LUT downscaling ratio
 NOTES = [
     "sparsity: fraction of conv weights pruned (SIMD blocks: masked; channels: removed). FC layers stay dense.",
     "est. fps / LUT / BRAM18: the fastest folding within the row's budget under FINN's cost model, at the "
@@ -73,6 +75,7 @@ def test_pruning(scale, store, data_dir, board, results, bits, request):
             else:
                 point = best_folding(store, artifact, board, budget, board_limit)
                 note = "stock FINN"
+                smallest = artifact, step
             add(method, step.step, step.sparsity, step.test_acc, point, note,
                 {"sweep": sweep.step_key(), "artifact": artifact.key})
             speedups.append((method, step.step, point.est_fps / base.est_fps))
@@ -83,6 +86,15 @@ def test_pruning(scale, store, data_dir, board, results, bits, request):
                        "acc %": ref.top1, "est fps": ref.est_fps, "note": "CIFAR-10",
                        "source": f"reference: {STUDY_PRUNING_SOURCE}"})
 
+    # the smallest channel-pruned network goes through the normal FINN flow: it must still verify
+    artifact, step = smallest
+    check = verify(load_cnv(artifact.path), hw_model_artifact(store, artifact, board),
+                   uint8_test_set(scale.dataset, data_dir, VERIFY_IMAGES)[0])
+    table.add({**common, "method": "channels: FINN flow check", "step": step.step,
+               "note": "top-1 agreement: " + ", ".join(f"{s.stage} {s.agree}/{s.total}" for s in check.stages),
+               "source": f"pynqrepro ({scale.name})"}, config={"artifact": artifact.key})
+
+    assert check.first_divergence is None, f"pruned network diverges in FINN at {check.first_divergence}"
     assert base.fits_board == (budget == board_limit), (budget, base)
     assert all(s > 1.0 for _, _, s in speedups), f"steps without a speed-up: {speedups}"
     if scale.name == "smoke" and bits == 4:

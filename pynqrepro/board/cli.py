@@ -9,20 +9,19 @@ from pathlib import Path
 
 
 def _deploy(args) -> None:
-    import numpy as np
 
     from pynqrepro.board.deploy import run_on_board
     from pynqrepro.board.remote import BoardLogin
     from pynqrepro.core.errors import UserError
     from pynqrepro.core.scale import get_scale
-    from pynqrepro.data.splits import load_splits
+    from pynqrepro.data.splits import uint8_test_set
 
     login = BoardLogin(args.board_host, args.board_user, args.board_key)
-    test = load_splits(get_scale(args.scale).dataset, args.data_dir, 0.0, "none", 0).test
-    count = len(test.labels) if args.images is None else args.images
-    if not 0 < count <= len(test.labels):
-        raise UserError(f"--images {count} is outside 1..{len(test.labels)} (the {args.scale} test set)")
-    images, labels = test.images[:count].numpy().astype(np.uint8), test.labels[:count].numpy()
+    images, labels = uint8_test_set(get_scale(args.scale).dataset, args.data_dir)
+    count = len(labels) if args.images is None else args.images
+    if not 0 < count <= len(labels):
+        raise UserError(f"--images {count} is outside 1..{len(labels)} (the {args.scale} test set)")
+    images, labels = images[:count], labels[:count]
     with tempfile.TemporaryDirectory(prefix="pynqrepro-deploy-") as work:
         result = run_on_board(login, args.deploy_dir, images, labels, Path(work),
                               args.throughput_batch, args.repeats)

@@ -85,3 +85,11 @@ def load_splits(dataset: str, data_dir: Path | None, val_fraction: float, augmen
         val=None if val_x is None else ImageSet(val_x, val_y),
         test=ImageSet(test_x, test_y),
     )
+
+
+def uint8_test_set(dataset: str, data_dir: Path | None, count: int | None = None):
+    """The first ``count`` test images (all when None) as the accelerator receives them (uint8
+    N x 3 x 32 x 32) and their labels, as numpy arrays."""
+    test = load_splits(dataset, data_dir, 0.0, "none", 0).test
+    count = len(test.labels) if count is None else count
+    return test.images[:count].numpy().astype("uint8"), test.labels[:count].numpy()

@@ -50,6 +50,11 @@ def lut_budget(board: Board, lut_ratio: float) -> Budget:
     return dataclasses.replace(board_budget(board), LUT=int(board.luts * lut_ratio), lut_ratio=lut_ratio)
 
 
+def sweep_budget(store: ArtifactStore, dense: Artifact, board: Board, lut_ratio: float) -> Budget:
+    """The budget a sweep from ``dense`` is estimated under (see ``fitting_budget``)."""
+    return fitting_budget(folding_space(store, dense, board), board, lut_ratio)
+
+
 def fitting_budget(groups: list, board: Board, lut_ratio: float) -> Budget:
     """``lut_ratio`` x the board's LUTs if ``groups`` fit it, else the smallest multiple of
     ``LUT_GRID`` x device LUTs that fits them. A network that no LUT budget fits (BRAM or DSP
