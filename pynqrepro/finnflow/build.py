@@ -17,7 +17,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from pynqrepro.core.boards import Board
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import Artifact, ArtifactStore
-from pynqrepro.finnflow.finn_setup import builder_steps
+from pynqrepro.finnflow.finn_setup import builder_steps, progress_to_stderr
 
 PREPROC_STEPS = (
     "finn.builder.custom_step_library.general.add_preproc_divide_by_255",
@@ -78,7 +78,7 @@ class HWBuild:
 
 def build_hw_model(qonnx_model: ModelWrapper, board: Board, output_dir: Path | None = None) -> HWBuild:
     """Run FINN's estimate-only steps up to specialisation; ``output_dir`` gets FINN's build files."""
-    with tempfile.TemporaryDirectory(prefix="pynqrepro-finn-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="pynqrepro-finn-") as tmp, progress_to_stderr():
         cfg = build_config(board, Path(output_dir or tmp))
         model = qonnx_model
         stages = {}

@@ -6,6 +6,8 @@ from pathlib import Path
 import torch
 from qonnx.core.modelwrapper import ModelWrapper
 
+from pynqrepro.finnflow.finn_setup import progress_to_stderr
+
 
 INPUT_SHAPE = (1, 3, 32, 32)  # CNV takes CIFAR-sized RGB images in [0, 1]
 
@@ -28,7 +30,7 @@ def export_qonnx(model: torch.nn.Module, input_shape=INPUT_SHAPE) -> ModelWrappe
     try:
         with tempfile.TemporaryDirectory(prefix="pynqrepro-export-") as tmp:
             path = Path(tmp) / "model.onnx"
-            with torch.no_grad():
+            with torch.no_grad(), progress_to_stderr():
                 brevitas_export_qonnx(model, input_t=torch.zeros(input_shape), export_path=str(path))
             return ModelWrapper(str(path))
     finally:

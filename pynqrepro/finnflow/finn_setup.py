@@ -6,7 +6,9 @@ annotation, yet that import demands an installed Vivado. Without Vivado we bind 
 that one name so the estimate-only steps (pure Python) import; with Vivado nothing is touched.
 """
 
+import contextlib
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -48,3 +50,9 @@ def builder_steps():
     import finn.builder.build_dataflow_steps as steps
 
     return steps
+
+
+def progress_to_stderr():
+    """torch.onnx and FINN's transformations print progress to stdout; send it to stderr so that
+    what the CLI prints (``--json``) stays machine-readable."""
+    return contextlib.redirect_stdout(sys.stderr)
