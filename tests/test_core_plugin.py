@@ -52,8 +52,13 @@ def test_missing_resources_skip_with_one_line_reasons(project):
 
 
 def test_rows_merge_into_reports_under_xdist(project):
+    project.makepyfile(test_threads="""
+import os, torch
+def test_each_worker_gets_its_share_of_the_cores():
+    assert torch.get_num_threads() == max(1, os.cpu_count() // 2)
+""")
     result = project.runpytest_subprocess("-n", "2", "--board", "ultra96", "-m", "not vivado")
-    result.assert_outcomes(passed=4, skipped=2)
+    result.assert_outcomes(passed=5, skipped=2)
     reports = project.path / "reports"
     data = json.loads((reports / "demo.json").read_text())
     assert sorted(r["values"]["bits"] for r in data["rows"]) == [1, 2, 4, 8]

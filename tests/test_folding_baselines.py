@@ -1,5 +1,7 @@
 """Baseline foldings read from a config mean what FINN's ApplyConfig makes of that config."""
 
+import json
+
 import pytest
 
 from pynqrepro.core.boards import get_board
@@ -37,3 +39,17 @@ def test_all_ones_sets_every_pe_and_simd_to_one(w1a1):
         for attrs in group.assignment(choice).values():
             assert all(value == 1 for attr, value in attrs.items() if attr in ("PE", "SIMD")), group.name
     assert folding.max_cycles == estimate(apply_folding(w1a1, None), PYNQ_Z1.part, PYNQ_Z1.clock_ns).max_cycles
+
+
+def test_fold_cli_takes_a_training_checkpoint(store, tmp_path, capsys):
+    """A user's checkpoint is folded through its cached HW model: the same folding as that model's."""
+    from pynqrepro.cli import main
+
+    checkpoint = random_cnv_checkpoint(store, 1, 1)
+    out = tmp_path / "folding.json"
+    assert main(["fold", "--model", str(checkpoint.file("checkpoint.tar")), "--lut-ratio", "1.0",
+                 "--store-dir", str(store.root), "--out", str(out)]) == 0
+    assert "est. 7,971.9 fps" in capsys.readouterr().out
+    assert json.loads(out.read_text())["MVAU_hls_0"]["PE"] >= 1
+    assert main(["fold", "--model", str(tmp_path / "missing.tar"), "--out", str(out)]) == 2
+    assert "pass a training checkpoint or a HW-layer ONNX" in capsys.readouterr().err

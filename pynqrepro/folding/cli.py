@@ -22,9 +22,22 @@ def parse_pruning(items: list[str]) -> tuple:
     return tuple(out)
 
 
-def _fold(args) -> None:
+def _hw_model(model: Path, board, store_dir: Path):
+    """A HW-layer ONNX as given, or the cached HW model of a training checkpoint for ``board``."""
     from qonnx.core.modelwrapper import ModelWrapper
 
+    if not model.exists():
+        raise UserError(f"model {model} does not exist: pass a training checkpoint or a HW-layer ONNX")
+    if model.suffix == ".onnx":
+        return ModelWrapper(str(model))
+    from pynqrepro.core.store import ArtifactStore
+    from pynqrepro.finnflow.build import checkpoint_file_artifact, hw_model_artifact, load_hw_model
+
+    store = ArtifactStore(store_dir)
+    return load_hw_model(hw_model_artifact(store, checkpoint_file_artifact(store, model), board))
+
+
+def _fold(args) -> None:
     from pynqrepro.core.boards import get_board
     from pynqrepro.folding import outputs
     from pynqrepro.folding.optimise import board_budget, optimise
@@ -32,13 +45,11 @@ def _fold(args) -> None:
 
     board = get_board(args.board)
     budget = board_budget(board, args.lut_ratio, args.bram_ratio, args.dsp_ratio)
-    if not Path(args.model).is_file():
-        raise UserError(f"model {args.model} does not exist: pass the HW-layer ONNX from the FINN flow")
     options = SpaceOptions(mvau_wwidth_max=args.mvau_wwidth_max, pruning=parse_pruning(args.pruning),
                            choose_ram_style=args.ram_style_choice or args.all_finn_choices,
                            choose_res_type=args.res_type_choice or args.all_finn_choices,
                            choose_swg_ram_style=args.swg_ram_style_choice or args.all_finn_choices)
-    folding = optimise(build_space(ModelWrapper(str(args.model)), board.part, options), budget)
+    folding = optimise(build_space(_hw_model(args.model, board, args.store_dir), board.part, options), budget)
     outputs.write_config(folding, args.out)
     from tabulate import tabulate
 
@@ -52,7 +63,9 @@ def _fold(args) -> None:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("fold", help="exact PE/SIMD folding of a HW model under a resource budget")
-    parser.add_argument("--model", type=Path, required=True, help="specialised HW-layer ONNX")
+    parser.add_argument("--model", type=Path, required=True,
+                        help="training checkpoint (its HW model is built once and cached) or a HW-layer ONNX")
+    parser.add_argument("--store-dir", type=Path, default=Path(".pynqrepro-store"), help="artifact cache")
     parser.add_argument("--board", default="pynq-z1")
     parser.add_argument("--lut-ratio", type=float, default=0.85, help="LUT budget as a fraction of the device")
     parser.add_argument("--bram-ratio", type=float, default=1.0)

@@ -133,7 +133,8 @@ _ESTIMATED_AS = {"ram_style": {"auto": "block"}, "resType": {"auto": "lut"}}
 def hw_nodes(model: ModelWrapper) -> list:
     nodes = [n for n in model.graph.node if cm.is_hw_node(n)]
     if not nodes:
-        raise UserError("the model has no FINN HW layers: pass the HW-layer ONNX from `pynqrepro finnflow`")
+        raise UserError("the model has no FINN HW layers: pass a training checkpoint or the specialised "
+                        "HW-layer ONNX (hw_model.onnx) of the FINN flow")
     return nodes
 
 
