@@ -1,4 +1,3 @@
-"""The root conftest: pynqrepro's pytest plugin gives markers, options and fixtures to
-experiments/ and tests/ alike."""
-
-pytest_plugins = ["pynqrepro.pytest_plugin"]
+"""Root conftest of the reproduction. Markers, options and fixtures come from pynqrepro's pytest
+plugin (``pynqrepro/pytest_plugin.py``), registered as a ``pytest11`` entry point of the installed
+package so that its options are known before pytest collects (see pyproject.toml)."""

@@ -32,7 +32,7 @@ def project(pytester, monkeypatch):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no vivado on PATH
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     pytester.makepyfile(test_demo=EXPERIMENT)
-    pytester.makeini("[pytest]\naddopts = --strict-markers -p pynqrepro.pytest_plugin\n")
+    pytester.makeini("[pytest]\naddopts = --strict-markers\n")  # the plugin comes from its entry point
     return pytester
 
 
@@ -83,6 +83,14 @@ def test_bad_options_are_one_line_errors(project, option, value, message):
     result = project.runpytest_subprocess(option, value)
     result.stderr.fnmatch_lines([message])
     assert result.ret == 4
+
+
+def test_directory_option_values_are_not_taken_for_test_paths(project, tmp_path_factory):
+    """As ./run calls pytest: with the config file named, an existing directory as an option value."""
+    reports = tmp_path_factory.mktemp("existing-reports")
+    result = project.runpytest_subprocess("-c", "tox.ini", "--reports-dir", str(reports), "-m", "not vivado")
+    result.assert_outcomes(passed=4, skipped=2)
+    assert (reports / "demo.md").exists()
 
 
 def test_unwritable_reports_dir_is_a_usage_error(project):
