@@ -53,3 +53,18 @@ def test_provenance_names_versions_machine_and_commit():
     assert env["python"].startswith("3.")
     assert env["cpu_count"] >= 1 and env["cpu"]
     assert set(env["git"]) == {"commit", "dirty"}
+
+
+def test_study_figures_agree_with_the_copied_study_reports():
+    """NUMBERS.md's folding figures (kept as data) and the study's own JSON reports say the same."""
+    from pynqrepro.references import STUDY_FOLDING_RUNS, study_run_files
+
+    for run in STUDY_FOLDING_RUNS:
+        files = study_run_files(run.run)
+        perf = files["estimate_network_performance"]
+        assert perf["max_cycles"] == run.max_cycles, run.run
+        assert round(perf["estimated_throughput_fps"], 1) == run.est_fps, run.run
+        if run.ooc_lut is not None:
+            ooc = files["ooc_synth_and_timing"]
+            assert (ooc["LUT"], ooc["FF"], ooc["BRAM"], ooc["DSP"]) == (run.ooc_lut, run.ooc_ff, run.ooc_bram36, run.ooc_dsp)
+            assert round(ooc["fmax_mhz"], 1) == run.ooc_fmax_mhz

@@ -67,10 +67,6 @@ class BuildPaths:
         return self.root / "report" / "post_route_timing.rpt"
 
     @property
-    def estimate_resources(self) -> Path:  # step_generate_estimate_reports
-        return self.root / "report" / "estimate_layer_resources.json"
-
-    @property
     def deploy(self) -> Path:  # step_deployment_package: bitfile/ + driver/
         return self.root / "deploy"
 
