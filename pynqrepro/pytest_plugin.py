@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pynqrepro.core import hardware
+from pynqrepro.core import machine
 from pynqrepro.core.atomic import ensure_writable_dir
 from pynqrepro.core.boards import BOARDS, get_board
 from pynqrepro.core.errors import UserError
@@ -25,11 +25,11 @@ STORE_ENV = "PYNQREPRO_STORE"
 DATA_ENV = "PYNQREPRO_DATA"
 
 MARKERS = {
-    "gpu": ("needs a CUDA GPU (paper-scale training)", lambda config: hardware.missing_gpu()),
+    "gpu": ("needs a CUDA GPU (paper-scale training)", lambda config: machine.missing_gpu()),
     "vivado": ("needs Vivado/Vitis HLS: synthesis and bitfiles",
-               lambda config: hardware.missing_vivado()),
+               lambda config: machine.missing_vivado()),
     "board": ("needs a PYNQ board reachable over SSH (--board-host)",
-              lambda config: hardware.missing_board(config.getoption("board_host"))),
+              lambda config: machine.missing_board(config.getoption("board_host"))),
     "slow": ("takes more than ~20 s on a laptop; deselect with -m 'not slow'", lambda config: None),
 }
 
@@ -45,8 +45,8 @@ def pytest_addoption(parser):
     group.addoption("--store-dir", type=Path, default=None,
                     help=f"artifact cache; default ${STORE_ENV} or ./.pynqrepro-store")
     group.addoption("--fresh", action="store_true", help="ignore cached artifacts made before this run")
-    group.addoption("--board-host", default=os.environ.get(hardware.BOARD_HOST_ENV),
-                    help=f"PYNQ board for the board stage (or ${hardware.BOARD_HOST_ENV})")
+    group.addoption("--board-host", default=os.environ.get(machine.BOARD_HOST_ENV),
+                    help=f"PYNQ board for the board stage (or ${machine.BOARD_HOST_ENV})")
     group.addoption("--board-user", default=os.environ.get("PYNQ_BOARD_USER", "xilinx"), help="SSH user on the board")
     group.addoption("--board-key", default=os.environ.get("PYNQ_BOARD_KEY"), help="SSH private key for the board")
 

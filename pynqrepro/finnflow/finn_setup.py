@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pynqrepro.core.hardware import vivado_path
+from pynqrepro.core.machine import vivado_path
 
 _booted = False
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from pynqrepro.board.package import check_package
 from pynqrepro.core.boards import Board
 from pynqrepro.core.errors import UserError
-from pynqrepro.core.hardware import missing_vivado
+from pynqrepro.core.machine import missing_vivado
 from pynqrepro.core.store import Artifact, ArtifactStore
 from pynqrepro.finnflow.build import HW_MODEL
 from pynqrepro.finnflow.finn_setup import boot_finn
