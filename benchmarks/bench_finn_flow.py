@@ -10,7 +10,7 @@ import torch
 from pynqrepro.core.boards import get_board
 from pynqrepro.finnflow import apply_folding, build_hw_model, conv_swg_names_to_model, estimate, export_qonnx
 from pynqrepro.finnflow.estimate import FoldingEvaluator
-from pynqrepro.finnflow.folding import all_ones_folding
+from pynqrepro.finnflow.foldconfig import all_ones_folding
 from pynqrepro.models.cnv import CNV
 from pynqrepro.references import finn_folding
 

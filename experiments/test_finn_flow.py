@@ -13,7 +13,7 @@ from pynqrepro.finnflow import (
     load_hw_model,
     verify,
 )
-from pynqrepro.finnflow.folding import finn05_name_to_finn_plus
+from pynqrepro.finnflow.foldconfig import finn05_name_to_finn_plus
 from pynqrepro.references import STUDY_FOLDING_RUNS, STUDY_FOLDING_SOURCE, finn_folding, study_run_files
 from pynqrepro.training.recipes import trained_checkpoint
 

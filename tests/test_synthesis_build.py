@@ -12,7 +12,7 @@ from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import ArtifactStore
 from pynqrepro.finnflow import hw_model_artifact, load_hw_model
-from pynqrepro.finnflow.folding import resolve_folding
+from pynqrepro.finnflow.foldconfig import resolve_folding
 from pynqrepro.references import DATA, STUDY_FOLDING_RUNS, finn_folding
 from pynqrepro.synthesis import build as synth
 from pynqrepro.synthesis.reports import parse_timing_summary, read_post_synth_resources

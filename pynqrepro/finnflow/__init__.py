@@ -8,7 +8,7 @@ Public API (everything runs without Xilinx tools):
   form per (checkpoint, board); ``load_hw_model(artifact)``                  (build.py)
 - ``apply_folding(hw_model, folding) -> ModelWrapper`` (FINN ApplyConfig dict, None = all
   PE=SIMD=1, validated; then FINN's bit-width minimisation), ``validate_folding``,
-  ``all_ones_folding``, ``conv_swg_names_to_model`` for FINN's published CNV foldings (folding.py)
+  ``all_ones_folding``, ``conv_swg_names_to_model`` for FINN's published CNV foldings (foldconfig.py)
 - ``estimate(model, part, clock_ns) -> NetworkEstimate`` and ``FoldingEvaluator`` (many foldings
   of one HW model, ~tens of ms each)                                         (estimate.py)
 - ``verify(model, hw_artifact, uint8_images) -> Verification``: top-1 agreement and logit
@@ -20,7 +20,7 @@ FINN is booted (settings, build dir, Vivado-less import of its builder) by ``fin
 from pynqrepro.finnflow.build import HWBuild, build_hw_model, hw_model_artifact, load_hw_model
 from pynqrepro.finnflow.estimate import FoldingEvaluator, LayerEstimate, NetworkEstimate, estimate
 from pynqrepro.finnflow.export import export_qonnx, load_cnv
-from pynqrepro.finnflow.folding import (
+from pynqrepro.finnflow.foldconfig import (
     all_ones_folding,
     apply_folding,
     conv_swg_names_to_model,

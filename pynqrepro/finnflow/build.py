@@ -5,7 +5,7 @@ The step list is FINN's ``estimate_only_dataflow_steps`` as finn-plus's BNN-PYNQ
 pre-processing and TopK(1) post-processing, then qonnx->finn, tidy-up, streamline (conv lowering
 included), convert to HW layers, initial bit-width minimisation, dataflow partition and
 specialisation for the board's part. Folding and final bit-width minimisation follow per folding
-(``pynqrepro.finnflow.folding``), so the expensive part is built once per (checkpoint, board).
+(``pynqrepro.finnflow.foldconfig``), so the expensive part is built once per (checkpoint, board).
 """
 
 import tempfile

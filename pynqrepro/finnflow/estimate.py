@@ -106,7 +106,7 @@ class FoldingEvaluator:
     """
 
     def __init__(self, hw_model: ModelWrapper, part: str, clock_ns: float = DEFAULT_CLOCK_NS):
-        from pynqrepro.finnflow.folding import apply_folding
+        from pynqrepro.finnflow.foldconfig import apply_folding
 
         self.model = apply_folding(hw_model, {})
         self.part = part
@@ -117,7 +117,7 @@ class FoldingEvaluator:
         """The estimate at ``folding``, validated as ``apply_folding`` validates it."""
         from finn.transformation.general import ApplyConfig
 
-        from pynqrepro.finnflow.folding import check_depthwise_swg, validate_folding
+        from pynqrepro.finnflow.foldconfig import check_depthwise_swg, validate_folding
 
         validate_folding(self.model, folding)
         for name, attrs in folding.items():

@@ -65,7 +65,7 @@ def plot_cycles_remainder(folding: Folding, budget: Budget, path: Path, title: s
 def finn_reestimate(model: ModelWrapper, folding: Folding, part: str, clock_ns: float):
     """FINN's own estimates of ``model`` with the folding's JSON applied (via pynqrepro.finnflow)."""
     from pynqrepro.finnflow.estimate import estimate
-    from pynqrepro.finnflow.folding import apply_folding
+    from pynqrepro.finnflow.foldconfig import apply_folding
 
     return estimate(apply_folding(model, folding.config()), part, clock_ns)
 

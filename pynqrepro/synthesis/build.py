@@ -121,7 +121,7 @@ def synthesis_artifact(store: ArtifactStore, hw_artifact: Artifact, board: Board
     seconds), so a bad folding is a one-line UserError rather than a failure an hour into Vivado.
     """
     from pynqrepro.finnflow.build import load_hw_model
-    from pynqrepro.finnflow.folding import all_ones_folding, apply_folding
+    from pynqrepro.finnflow.foldconfig import all_ones_folding, apply_folding
 
     clock_ns = clock_ns or board.clock_ns
     hw_model = load_hw_model(hw_artifact)

@@ -11,7 +11,7 @@ def _build(args) -> None:
     from pynqrepro.core.store import ArtifactStore
     from pynqrepro.finnflow.build import checkpoint_file_artifact, hw_model_artifact, load_hw_model
     from pynqrepro.finnflow.estimate import estimate
-    from pynqrepro.finnflow.folding import apply_folding, resolve_folding
+    from pynqrepro.finnflow.foldconfig import apply_folding, resolve_folding
     from pynqrepro.synthesis.build import BUILD_DIR, read_build, synthesis_artifact
     from pynqrepro.synthesis.reports import estimate_ratios
 

@@ -1,4 +1,4 @@
-"""Folding (PE/SIMD) of a HW-layer model: validation, application and FINN's published configs.
+"""FINN ApplyConfig folding (PE/SIMD) of a HW-layer model: validation, application and FINN's published configs.
 
 A folding is FINN's ``ApplyConfig`` JSON as a dict: ``{"Defaults": {...}, "<node name>":
 {"PE": .., "SIMD": .., "ram_style": ..}}``. Legal PE/SIMD values divide the dimension they unroll,
