@@ -12,7 +12,7 @@ import pytest
 from pynqrepro.data.splits import uint8_test_set
 from pynqrepro.finnflow import hw_model_artifact, load_cnv, verify
 from pynqrepro.folding.optimise import board_budget
-from pynqrepro.pruning.hardware import best_folding, describe_budget, masked_blocks, sweep_budget
+from pynqrepro.folding.pruned import best_folding, describe_budget, masked_blocks, sweep_budget
 from pynqrepro.pruning.sweep import run_sweep, sweep_recipe
 from pynqrepro.references import STUDY_PRUNING_SOURCE, STUDY_PRUNING_SWEEP
 from pynqrepro.training.recipes import trained_checkpoint, training_result

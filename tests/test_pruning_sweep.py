@@ -88,7 +88,7 @@ def test_channel_sweep_shrinks_the_network(dense):
 def test_masked_step_folds_within_its_mask_blocks(dense):
     from pynqrepro.core.boards import get_board
     from pynqrepro.folding.optimise import board_budget
-    from pynqrepro.pruning.hardware import best_folding, masked_blocks
+    from pynqrepro.folding.pruned import best_folding, masked_blocks
 
     store, checkpoint, root = dense
     artifact, result = run_sweep(store, checkpoint, SweepConfig("simd_blocks", SIMD, max_sparsity=0.1, epochs=1),

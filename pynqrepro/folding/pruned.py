@@ -1,5 +1,5 @@
-"""What a pruning step means in hardware: est. fps, LUT and BRAM18 of the best folding within the
-board's budget, from the folding optimiser (FINN's cost model).
+"""How a pruned network folds: est. fps, LUT and BRAM18 of the best folding of a pruning step within
+the board's budget, from the folding optimiser (FINN's cost model).
 
 SIMD-block steps use the optimiser's pruning-aware mode sized by the step's masks: a pruned conv
 MVAU whose folding SIMD divides the SIMD its masks were cut at skips whole mask blocks and streams
@@ -17,6 +17,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from qonnx.custom_op.registry import getCustomOp
+
 from pynqrepro.core.boards import Board
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import Artifact, ArtifactStore
@@ -25,8 +27,6 @@ from pynqrepro.folding.optimise import Budget, board_budget, optimise, smallest_
 from pynqrepro.folding.space import MaskedBlocks, SpaceOptions, build_space
 from pynqrepro.pruning.masks import MASKS_FILE, load_masks
 from pynqrepro.pruning.simd_blocks import kept_columns
-
-N_CONV = 6
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,8 @@ def lut_budget(board: Board, lut_ratio: float) -> Budget:
 
 def sweep_budget(store: ArtifactStore, dense: Artifact, board: Board, lut_ratio: float) -> Budget:
     """The budget a sweep from ``dense`` is estimated under (see ``fitting_budget``)."""
-    return fitting_budget(folding_space(store, dense, board), board, lut_ratio)
+    hw_model = load_hw_model(hw_model_artifact(store, dense, board))
+    return fitting_budget(folding_space(hw_model, board), board, lut_ratio)
 
 
 def fitting_budget(groups: list, board: Board, lut_ratio: float) -> Budget:
@@ -74,9 +75,18 @@ def describe_budget(budget: Budget, board: Board, board_ratio: float) -> str:
     return label if budget.lut_ratio == board_ratio else f"{label} (dense does not fit {board.name})"
 
 
-def conv_mvau_names(hw_model, n_conv: int) -> list[str]:
-    """The conv layers' MVAU nodes: the first ``n_conv`` MVAUs in graph order (FC MVAUs follow)."""
-    return [n.name for n in hw_model.graph.node if n.op_type.startswith("MVAU")][:n_conv]
+def conv_mvau_names(hw_model) -> list[str]:
+    """The conv layers' MVAU nodes in graph order: those a (non-depthwise) sliding-window generator
+    feeds, as FINN lowers a convolution (Im2Col -> ConvolutionInputGenerator, MatMul -> MVAU); an
+    FC layer's MVAU reads its input stream as it is."""
+    convs = []
+    for node in hw_model.graph.node:
+        producer = hw_model.find_producer(node.input[0])
+        if (node.op_type.startswith("MVAU") and producer is not None
+                and producer.op_type.startswith("ConvolutionInputGenerator")
+                and not getCustomOp(producer).get_nodeattr("depthwise")):
+            convs.append(node.name)
+    return convs
 
 
 def masked_blocks(step: Artifact) -> tuple[MaskedBlocks, ...]:
@@ -87,14 +97,12 @@ def masked_blocks(step: Artifact) -> tuple[MaskedBlocks, ...]:
     return tuple(MaskedBlocks(int(simd), columns[name]) for name, simd in zip(masks, meta["simd"], strict=True))
 
 
-def folding_space(store: ArtifactStore, checkpoint: Artifact, board: Board, conv_pruning: tuple = (),
-                  n_conv: int = N_CONV) -> list:
-    """The optimiser's search space for ``checkpoint``'s network on ``board``. ``conv_pruning``
+def folding_space(hw_model, board: Board, conv_pruning: tuple = ()) -> list:
+    """The optimiser's search space for a network's HW model on ``board``. ``conv_pruning``
     gives one entry per conv layer for the pruning-aware mode (a study-rule fraction or
     ``MaskedBlocks``). MVAU weights may go to block or distributed RAM (the study's "auto_ram"
     runs): with block RAM only, the 4-bit CNV does not fit a Pynq-Z1."""
-    hw_model = load_hw_model(hw_model_artifact(store, checkpoint, board))
-    convs = conv_mvau_names(hw_model, n_conv)
+    convs = conv_mvau_names(hw_model)
     if conv_pruning and len(conv_pruning) != len(convs):
         raise UserError(f"pruning given for {len(conv_pruning)} conv layers, the network has {len(convs)}: "
                         "give one entry per conv layer")
@@ -103,13 +111,14 @@ def folding_space(store: ArtifactStore, checkpoint: Artifact, board: Board, conv
 
 
 def best_folding(store: ArtifactStore, checkpoint: Artifact, board: Board, budget: Budget,
-                 board_limit: Budget, conv_pruning: tuple = (), n_conv: int = N_CONV) -> HardwarePoint:
+                 board_limit: Budget, conv_pruning: tuple = ()) -> HardwarePoint:
     """The fastest folding of ``checkpoint``'s network within ``budget`` (the sweep's), and whether
     any folding fits ``board_limit`` (the board's own budget)."""
-    groups = folding_space(store, checkpoint, board, conv_pruning, n_conv)
+    hw_model = load_hw_model(hw_model_artifact(store, checkpoint, board))
+    groups = folding_space(hw_model, board, conv_pruning)
+    convs = conv_mvau_names(hw_model)
     folding = optimise(groups, budget)
     config = folding.config()
-    convs = [g.name for g in groups if g.nodes[0].op_type.startswith("MVAU")][:n_conv]
     return HardwarePoint(
         est_fps=folding.fps(board.clock_ns), max_cycles=folding.max_cycles,
         lut=folding.total("LUT"), bram18=folding.total("BRAM_18K"),

@@ -1,4 +1,5 @@
-"""The sweep budget: the board's when the dense network fits, else the smallest LUT grid budget."""
+"""How a pruned network folds: the sweep budget (the board's when the dense network fits, else the
+smallest LUT grid budget) and which MVAUs are conv layers."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm
 from pynqrepro.folding.optimise import board_budget, optimise, smallest_lut_budget
 from pynqrepro.folding.space import Group
-from pynqrepro.pruning.hardware import describe_budget, fitting_budget, lut_budget
+from pynqrepro.folding.pruned import describe_budget, fitting_budget, lut_budget
 
 BOARD = get_board("pynq-z1")  # 53,200 LUT, 280 BRAM18
 
@@ -43,3 +44,14 @@ def test_no_lut_budget_helps_a_bram_bound_network():
         fitting_budget(groups, BOARD, 0.85)
     with pytest.raises(UserError, match="LUT ratio 0 is not positive"):
         lut_budget(BOARD, 0)
+
+
+def test_conv_layers_are_the_mvaus_a_sliding_window_feeds(store):
+    """Layer roles come from the graph, not from positions: CNV's six convs, then its three FCs."""
+    from pynqrepro.finnflow import hw_model_artifact, load_hw_model
+    from pynqrepro.folding.pruned import conv_mvau_names
+
+    from cnv_checkpoints import random_cnv_checkpoint
+
+    hw_model = load_hw_model(hw_model_artifact(store, random_cnv_checkpoint(store, 2, 2), BOARD))
+    assert conv_mvau_names(hw_model) == [f"MVAU_hls_{i}" for i in range(6)]
