@@ -4,7 +4,7 @@ FINN's estimates (reports/synthesis.md), with the study's out-of-context runs as
 
 import pytest
 
-from pynqrepro.board.package import check_package
+from pynqrepro.synthesis.deployment import check_package
 from pynqrepro.core.errors import UserError
 from pynqrepro.finnflow import apply_folding, conv_swg_names_to_model, estimate, hw_model_artifact, load_hw_model
 from pynqrepro.folding.optimise import board_budget, optimise

@@ -16,7 +16,6 @@ from pynqrepro.board.deploy import package_name, run_on_board
 from pynqrepro.board.package import (
     RUNNER,
     TESTSET,
-    check_package,
     stage_package,
     to_accelerator_layout,
     validation_batch,
@@ -29,6 +28,7 @@ from pynqrepro.board.results import (
     read_board_reports,
 )
 from pynqrepro.core.errors import UserError
+from pynqrepro.synthesis.deployment import check_package
 
 LOGIN = remote.BoardLogin("pynq-lab-17.example", "alice", "/home/alice/.ssh/pynq_ed25519")
 SETTINGS = {"driver_information": {

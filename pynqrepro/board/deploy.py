@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pynqrepro.board.package import BITFILE, check_package, stage_package, validation_batch
+from pynqrepro.board.package import stage_package, validation_batch
 from pynqrepro.board.remote import (
     BoardLogin,
     copy_to_board_argv,
@@ -17,6 +17,7 @@ from pynqrepro.board.remote import (
 )
 from pynqrepro.board.results import BoardResult, read_board_reports
 from pynqrepro.core.errors import UserError
+from pynqrepro.synthesis.deployment import BITFILE, check_package
 
 THROUGHPUT_BATCH = 1000
 REPEATS = 5

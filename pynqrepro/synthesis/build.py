@@ -12,13 +12,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pynqrepro.board.package import check_package
 from pynqrepro.core.boards import Board
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.machine import missing_vivado
 from pynqrepro.core.store import Artifact, ArtifactStore
 from pynqrepro.finnflow.build import HW_MODEL
 from pynqrepro.finnflow.finn_setup import boot_finn
+from pynqrepro.synthesis.deployment import check_package
 from pynqrepro.synthesis.reports import (
     SynthesisResult,
     fmax_mhz,
