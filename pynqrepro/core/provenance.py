@@ -1,6 +1,5 @@
 """Where a result came from: package versions, interpreter, hardware, git commit."""
 
-import datetime
 import functools
 import os
 import platform
@@ -73,7 +72,3 @@ def environment() -> dict[str, object]:
         "gpus": _gpu_names(),
         "git": git_state(),
     }
-
-
-def today() -> str:
-    return datetime.date.today().isoformat()

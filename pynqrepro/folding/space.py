@@ -72,10 +72,6 @@ class StudyRule:
         if not 0.0 <= self.fraction < 1.0:
             raise UserError(f"pruning fraction {self.fraction} for {node} is outside [0, 1): use e.g. 0.3")
 
-    def simd_base(self, columns: int) -> int:
-        """Candidate SIMDs are the divisors of this (within the weight-width cap)."""
-        return columns
-
     def columns(self, columns: int, simd: np.ndarray) -> np.ndarray:
         return np.asarray([pruned_columns(columns, int(s), self.fraction) for s in simd], dtype=np.int64)
 
@@ -100,10 +96,6 @@ class MaskedBlocks:
         if not 0 < self.kept_columns <= columns or self.kept_columns % self.mask_simd:
             raise UserError(f"kept columns {self.kept_columns} for {node} are not a positive multiple of "
                             f"{self.mask_simd} up to {columns}: use kept_columns() of the node's masks")
-
-    def simd_base(self, columns: int) -> int:
-        """Every SIMD legal for the dense layer (those dividing the mask SIMD divide MW too)."""
-        return columns
 
     def columns(self, columns: int, simd: np.ndarray) -> np.ndarray:
         skips = self.mask_simd % simd == 0
@@ -204,7 +196,7 @@ def _mvau_group(spec, options: SpaceOptions, pruning: StudyRule | MaskedBlocks |
     a = spec.attrs
     if pruning is not None:
         pruning.check(spec.name, a["MW"])
-    simds = divisors(pruning.simd_base(a["MW"]) if pruning is not None else a["MW"])
+    simds = divisors(a["MW"])
     simds = simds[simds * a["W"] <= options.mvau_wwidth_max]
     if len(simds) == 0:
         simds = np.asarray([1])

@@ -2,16 +2,6 @@
 
 ``synthesis_artifact(store, hw_artifact, board, folding)`` runs FINN's builder from the cached HW
 model (bitfile, driver settings, deployment package); ``read_build(build_dir, clock_ns)`` parses
-what it wrote (build.py).
-``parse_utilization_report(text)`` (Vivado ``report_utilization`` text), ``read_ooc_synth_and_timing(path)``
-(FINN's ``ooc_synth_and_timing.json``) and ``estimate_ratios(estimate, synthesis)``.
+what it wrote (build.py) with the parsers in reports.py; ``check_package`` (deployment.py) checks
+a deployment package.
 """
-
-from pynqrepro.synthesis.reports import (
-    SynthesisResult,
-    estimate_ratios,
-    parse_utilization_report,
-    read_ooc_synth_and_timing,
-)
-
-__all__ = ["SynthesisResult", "estimate_ratios", "parse_utilization_report", "read_ooc_synth_and_timing"]

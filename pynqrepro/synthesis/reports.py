@@ -1,21 +1,11 @@
-"""Parsers for Vivado's post-synthesis reports and FINN's out-of-context synthesis JSON."""
+"""Parsers for the reports a FINN build writes: out-of-context synthesis, post-synthesis utilisation
+(JSON) and Vivado's post-route timing summary."""
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from pynqrepro.core.errors import UserError
-
-# Row names of Vivado's report_utilization tables: 7-series first, UltraScale(+) second.
-_ROWS = {
-    "lut": ("Slice LUTs", "CLB LUTs"),
-    "ff": ("Slice Registers", "CLB Registers"),
-    "bram36": ("Block RAM Tile",),
-    "uram": ("URAM",),
-    "dsp": ("DSPs",),
-}
-
 
 @dataclass(frozen=True)
 class SynthesisResult:
@@ -26,23 +16,6 @@ class SynthesisResult:
     uram: float = 0.0
     wns_ns: float | None = None
     fmax_mhz: float | None = None
-
-
-def parse_utilization_report(text: str) -> SynthesisResult:
-    """Used LUT/FF/BRAM/URAM/DSP from the text of Vivado's ``report_utilization``."""
-    used = {}
-    for line in text.splitlines():
-        cells = [c.strip().rstrip("*") for c in line.strip().strip("|").split("|")]
-        if len(cells) < 2:
-            continue
-        for key, names in _ROWS.items():
-            if key not in used and cells[0] in names:
-                used[key] = float(re.sub(r"[^\d.]", "", cells[1]) or 0)
-    missing = [key for key in ("lut", "ff", "bram36", "dsp") if key not in used]
-    if missing:
-        raise UserError(f"not a Vivado utilization report (no {', '.join(missing)} rows): "
-                        f"pass the text of report_utilization")
-    return SynthesisResult(used["lut"], used["ff"], used["bram36"], used["dsp"], used.get("uram", 0.0))
 
 
 def read_ooc_synth_and_timing(path: Path) -> SynthesisResult:
