@@ -1,9 +1,10 @@
 """The study's QAT loop: Adam, cross-entropy, step lr, weight clipping, per-epoch checkpoints.
 
-Stages: ``prepare`` (model, data, optimizer, resumed state) -> ``train_epoch`` -> ``evaluate`` ->
-``save`` per epoch. Everything random is derived from the config's seed and the epoch number
-(model init, sample order, augmentation), so a run resumed from ``checkpoint.tar`` ends with the
-same weights as an uninterrupted one. Under DDP ``batch_size`` is the global batch, split evenly
+Stages: ``restore`` (model, data, optimiser, resumed state, DDP) -> per epoch ``run_epoch`` (one
+pass and the lr step) -> ``select_and_save`` (evaluate, select by the selection score, log, save).
+Everything random is derived from the config's seed and the epoch number (model init, sample
+order, augmentation), so a run resumed from ``checkpoint.tar`` ends with the same weights as an
+uninterrupted one. Under DDP ``batch_size`` is the global batch, split evenly
 over the ranks; rank 0 evaluates and writes checkpoints.
 """
 
@@ -11,7 +12,7 @@ import csv
 import io
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from pynqrepro.core.atomic import atomic_write_text
 from pynqrepro.core.errors import UserError
-from pynqrepro.data.splits import ImageSet, load_splits
+from pynqrepro.data.splits import ImageSet, Splits, load_splits
 from pynqrepro.training.checkpoint import BEST, LAST, load_pretrained, read_checkpoint, save_checkpoint
 from pynqrepro.training.config import TrainConfig
 
@@ -145,86 +146,162 @@ def _write_log(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def train(cfg: TrainConfig, opts: RunOptions) -> TrainResult:
-    """Train (or continue, with ``opts.resume``) and return the run's accuracies and speed."""
+@dataclass
+class Progress:
+    """Where a run stands after its last finished epoch; saved in every checkpoint, so a resumed run
+    selects, logs and times exactly as an uninterrupted one."""
+
+    epoch: int = 0
+    # The score the best epoch is selected by: validation accuracy, or test accuracy when the
+    # config holds out no validation split (the study's selection).
+    best_score: float = -1.0
+    best_epoch: int = 0
+    test_acc_at_best: float = 0.0
+    best_test_acc: float = 0.0
+    train_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    train_images: int = 0
+
+    @classmethod
+    def saved(cls, progress: dict) -> "Progress":
+        """The progress a checkpoint holds (before this name, the score was saved as best_val_acc)."""
+        progress = dict(progress)
+        if "best_val_acc" in progress:
+            progress["best_score"] = progress.pop("best_val_acc")
+        return cls(**progress)
+
+
+@dataclass
+class Run:
+    """One rank's training run: the model (DDP-wrapped when several processes train), the CNV
+    inside it, optimiser, lr schedule, data, progress and (rank 0) the log's rows."""
+
+    cfg: TrainConfig
+    opts: RunOptions
+    device: torch.device
+    model: nn.Module
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: StepLR
+    splits: Splits
+    progress: Progress
+    log_rows: list
+    run_dir: Path
+
+    @property
+    def is_main(self) -> bool:
+        return self.opts.rank == 0
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    epoch: int
+    lr: float
+    loss: float
+    acc: float
+    images: int  # on this rank
+    seconds: float  # the training pass
+    started: float  # perf_counter() at its start
+
+
+def restore(cfg: TrainConfig, opts: RunOptions) -> Run:
+    """The run as it stands: a seeded model (pretrained weights and ``init_model`` applied), the
+    data, Adam and the step lr schedule, then ``opts.resume``'s weights, optimiser state and
+    progress; wrapped for DDP when several processes train."""
     if cfg.batch_size % opts.world_size:
         raise UserError(f"batch size {cfg.batch_size} does not split over {opts.world_size} processes: "
                         f"use a multiple of the world size")
     device = _device(opts)
-    is_main = opts.rank == 0
     run_dir = Path(opts.run_dir or Path(opts.experiments) / cfg.name)
-    checkpoints = run_dir / "checkpoints"
-
     torch.manual_seed(cfg.seed)
-    model = cfg.build_model()
+    net = cfg.build_model()
     if cfg.pretrained:
-        load_pretrained(model, cfg.pretrained)
+        load_pretrained(net, cfg.pretrained)
     if opts.init_model is not None:
-        opts.init_model(model)
+        opts.init_model(net)
     splits = load_splits(cfg.dataset, opts.data_dir, cfg.val_fraction, cfg.augment, cfg.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
-    state = {"epoch": 0, "best_val_acc": -1.0, "best_epoch": 0, "test_acc_at_best": 0.0,
-             "best_test_acc": 0.0, "train_seconds": 0.0, "wall_seconds": 0.0, "train_images": 0}
+    progress = Progress()
     if opts.resume:
         package = read_checkpoint(opts.resume)
         if not same_run(package.get("config"), cfg):
             raise UserError(f"{opts.resume} was trained with a different configuration: "
                             f"resume with the same options or start a new --experiments directory")
-        model.load_state_dict(package["state_dict"])
+        net.load_state_dict(package["state_dict"])
         optimizer.load_state_dict(package["optim_dict"])
         scheduler.load_state_dict(package["scheduler"])
-        state.update(package["progress"])
-    model.to(device)
-    clip = model.clip_weights
+        progress = Progress.saved(package["progress"])
+    net.to(device)
+    model = net
     if opts.world_size > 1:
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    criterion = nn.CrossEntropyLoss()
-    rows = _read_log(run_dir / LOG, state["epoch"]) if is_main else []
-    per_rank_batch = cfg.batch_size // opts.world_size
+        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    log_rows = _read_log(run_dir / LOG, progress.epoch) if opts.rank == 0 else []
+    return Run(cfg, opts, device, model, net, optimizer, scheduler, splits, progress, log_rows, run_dir)
 
-    for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
-        loader = make_loader(splits.train, per_rank_batch, cfg.seed, epoch, opts.rank, opts.world_size,
-                             opts.workers)
-        lr = optimizer.param_groups[0]["lr"]
-        with tqdm(total=len(loader), desc=f"{cfg.name} epoch {epoch}/{cfg.epochs}", leave=False,
-                  disable=not (opts.progress and is_main)) as bar:
-            start = time.perf_counter()
-            loss, acc, seen = train_epoch(model, loader, optimizer, criterion, clip, device, bar)
-            seconds = time.perf_counter() - start
-        scheduler.step()
-        state["epoch"] = epoch
-        state["train_seconds"] += seconds
-        state["train_images"] += seen * opts.world_size
-        if not is_main:
-            continue
-        net = model.module if opts.world_size > 1 else model
-        val_acc = evaluate(net, splits.val, device) if splits.val is not None else None
-        test_acc = evaluate(net, splits.test, device)
-        selected = val_acc if val_acc is not None else test_acc
-        is_best = selected >= state["best_val_acc"]
-        if is_best:
-            state.update(best_val_acc=selected, best_epoch=epoch, test_acc_at_best=test_acc)
-        state["best_test_acc"] = max(state["best_test_acc"], test_acc)
-        state["wall_seconds"] += time.perf_counter() - start
-        rows.append({"epoch": epoch, "lr": lr, "train_loss": round(loss, 5), "train_acc": round(acc, 3),
-                     "val_acc": "" if val_acc is None else round(val_acc, 3), "test_acc": round(test_acc, 3),
-                     "epoch_s": round(seconds, 3), "images_per_s": round(seen * opts.world_size / seconds, 1)})
-        _write_log(run_dir / LOG, rows)
-        package = {"state_dict": net.state_dict(), "optim_dict": optimizer.state_dict(),
-                   "scheduler": scheduler.state_dict(), "epoch": epoch, "best_val_acc": state["best_val_acc"],
-                   "progress": dict(state), "config": cfg.to_dict()}
-        if is_best:
-            save_checkpoint(checkpoints / BEST, package)
-        save_checkpoint(checkpoints / LAST, package)
-        tqdm.write(f"{cfg.name} epoch {epoch}: loss {loss:.3f} train {acc:.2f}% "
-                   f"val {'-' if val_acc is None else f'{val_acc:.2f}%'} test {test_acc:.2f}%")
 
+def run_epoch(run: Run, epoch: int) -> EpochStats:
+    """One pass over this rank's share of the training set, then the lr schedule's step."""
+    cfg, opts = run.cfg, run.opts
+    loader = make_loader(run.splits.train, cfg.batch_size // opts.world_size, cfg.seed, epoch, opts.rank,
+                         opts.world_size, opts.workers)
+    lr = run.optimizer.param_groups[0]["lr"]
+    with tqdm(total=len(loader), desc=f"{cfg.name} epoch {epoch}/{cfg.epochs}", leave=False,
+              disable=not (opts.progress and run.is_main)) as bar:
+        started = time.perf_counter()
+        loss, acc, seen = train_epoch(run.model, loader, run.optimizer, nn.CrossEntropyLoss(), run.net.clip_weights,
+                                      run.device, bar)
+        seconds = time.perf_counter() - started
+    run.scheduler.step()
+    run.progress.epoch = epoch
+    run.progress.train_seconds += seconds
+    run.progress.train_images += seen * opts.world_size
+    return EpochStats(epoch, lr, loss, acc, seen, seconds, started)
+
+
+def select_and_save(run: Run, stats: EpochStats) -> None:
+    """Rank 0 after an epoch: evaluate, keep the epoch if its selection score is the best so far,
+    append the log and write ``checkpoint.tar`` (and ``model_best.pth.tar`` for a best epoch)."""
+    progress, epoch = run.progress, stats.epoch
+    val_acc = evaluate(run.net, run.splits.val, run.device) if run.splits.val is not None else None
+    test_acc = evaluate(run.net, run.splits.test, run.device)
+    score = val_acc if val_acc is not None else test_acc
+    is_best = score >= progress.best_score
+    if is_best:
+        progress.best_score, progress.best_epoch, progress.test_acc_at_best = score, epoch, test_acc
+    progress.best_test_acc = max(progress.best_test_acc, test_acc)
+    progress.wall_seconds += time.perf_counter() - stats.started
+    run.log_rows.append({
+        "epoch": epoch, "lr": stats.lr, "train_loss": round(stats.loss, 5), "train_acc": round(stats.acc, 3),
+        "val_acc": "" if val_acc is None else round(val_acc, 3), "test_acc": round(test_acc, 3),
+        "epoch_s": round(stats.seconds, 3),
+        "images_per_s": round(stats.images * run.opts.world_size / stats.seconds, 1)})
+    _write_log(run.run_dir / LOG, run.log_rows)
+    # "best_val_acc" is the study's (Brevitas trainer's) checkpoint key for the selection score.
+    package = {"state_dict": run.net.state_dict(), "optim_dict": run.optimizer.state_dict(),
+               "scheduler": run.scheduler.state_dict(), "epoch": epoch, "best_val_acc": progress.best_score,
+               "progress": asdict(progress), "config": run.cfg.to_dict()}
+    checkpoints = run.run_dir / "checkpoints"
+    if is_best:
+        save_checkpoint(checkpoints / BEST, package)
+    save_checkpoint(checkpoints / LAST, package)
+    tqdm.write(f"{run.cfg.name} epoch {epoch}: loss {stats.loss:.3f} train {stats.acc:.2f}% "
+               f"val {'-' if val_acc is None else f'{val_acc:.2f}%'} test {test_acc:.2f}%")
+
+
+def train(cfg: TrainConfig, opts: RunOptions) -> TrainResult:
+    """Train (or continue, with ``opts.resume``) and return the run's accuracies and speed."""
+    run = restore(cfg, opts)
+    for epoch in range(run.progress.epoch + 1, cfg.epochs + 1):
+        stats = run_epoch(run, epoch)
+        if run.is_main:
+            select_and_save(run, stats)
     if opts.world_size > 1:
         dist.barrier()
+    progress = run.progress
     return TrainResult(
-        run_dir=run_dir, epochs=state["epoch"], best_epoch=state["best_epoch"],
-        val_acc=state["best_val_acc"] if splits.val is not None else None,
-        test_acc=state["test_acc_at_best"], best_test_acc=state["best_test_acc"],
-        train_seconds=state["train_seconds"], wall_seconds=state["wall_seconds"],
-        images_per_s=state["train_images"] / state["train_seconds"] if state["train_seconds"] else 0.0)
+        run_dir=run.run_dir, epochs=progress.epoch, best_epoch=progress.best_epoch,
+        val_acc=progress.best_score if run.splits.val is not None else None,
+        test_acc=progress.test_acc_at_best, best_test_acc=progress.best_test_acc,
+        train_seconds=progress.train_seconds, wall_seconds=progress.wall_seconds,
+        images_per_s=progress.train_images / progress.train_seconds if progress.train_seconds else 0.0)
