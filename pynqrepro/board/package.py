@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pynqrepro.core.divisors import divisors
 from pynqrepro.core.errors import UserError
 from pynqrepro.synthesis.deployment import check_package
 
@@ -34,7 +35,8 @@ def to_accelerator_layout(images: np.ndarray, ishape_normal) -> np.ndarray:
 def validation_batch(num_images: int, largest: int = 100) -> int:
     """Largest batch <= ``largest`` dividing the test set: FINN's validation loop counts images of
     a last, partial batch as wrong."""
-    return max(b for b in range(1, min(largest, num_images) + 1) if num_images % b == 0)
+    batches = divisors(num_images)
+    return int(batches[batches <= largest].max())
 
 
 def stage_package(deploy_dir: Path, images: np.ndarray, labels: np.ndarray, out_dir: Path) -> Path:

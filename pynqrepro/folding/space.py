@@ -25,17 +25,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
+from pynqrepro.core.divisors import divisors
 from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm
 from pynqrepro.pruning.rules import pruned_columns
 
 DEPTHWISE_CONSUMERS = ("Pool_hls", "VVAU_hls", "VVAU_rtl")
 MVAU_WWIDTH_MAX = 36  # FINN SetFolding's default
-
-
-def divisors(n: int) -> np.ndarray:
-    n = int(n)
-    return np.asarray([d for d in range(1, n + 1) if n % d == 0], dtype=np.int64)
 
 
 @dataclass
