@@ -15,7 +15,13 @@ from pathlib import Path
 from pynqrepro.core.atomic import atomic_write_json
 
 STAGING = ".staging"
+REFERENCE = "reference: "  # how a published figure's row begins its "source" column
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def is_reference_row(values: dict) -> bool:
+    """Whether a recorded row is a published figure (``Table.add_reference``) rather than ours."""
+    return str(values.get("source", "")).startswith(REFERENCE)
 
 
 def new_session_id() -> str:
@@ -49,6 +55,12 @@ class Table:
     def add(self, row: dict, config: dict | None = None, seed: int | None = None) -> None:
         """Record one row (displayed columns in order) plus its full configuration and seed."""
         self._recorder.add_row(self, dict(row), config or {}, seed)
+
+    def add_reference(self, reference, row: dict, config: dict | None = None, source: str | None = None) -> None:
+        """Record a published figure beside ours: ``row`` plus the "source" column
+        "reference: <source>", the reference record's own source unless ``source`` names it more
+        precisely (e.g. which of the study's runs)."""
+        self.add({**row, "source": f"{REFERENCE}{source or reference.source}"}, config=config)
 
 
 class Recorder:

@@ -1,4 +1,7 @@
-"""Published figures that reports show beside ours, as data, each with its source.
+"""Published figures that reports show beside ours, as typed records that say what the figure is
+(``Scope``), which board it holds for (None: any board, e.g. an accuracy in simulation) and where
+it comes from. ``select`` picks the records that apply to a row of ours; ``Table.add_reference``
+writes one as a "reference: <source>" row.
 
 "Study" is the thesis "Optimizing Neural Networks for PYNQ" (code: rbcarlos/Bachelor-Thesis, 2021,
 FINN v0.5b era); estimated fps there is clock / max per-layer cycles. Files copied from public
@@ -7,6 +10,7 @@ sources live in ``data/`` (see ``data/SOURCE.md``).
 
 import json
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from pynqrepro.core.errors import UserError
@@ -14,34 +18,57 @@ from pynqrepro.core.errors import UserError
 DATA = Path(__file__).parent / "data"
 BREVITAS_README = "Brevitas brevitas_examples/bnn_pynq/README.md (pretrained)"
 STUDY_PROFILING = "study, folding/profiling.ipynb"
+STUDY_LUT_RATIO = 0.85  # the study's LUT budget: 85% of the device's LUTs
+
+
+class Scope(Enum):
+    """What a published figure is."""
+
+    SIMULATED_ACCURACY = "test top-1 in simulation (PyTorch)"
+    ON_BOARD_ACCURACY = "test top-1 measured on the board"
+    STUDY_ESTIMATE = "the study's FINN v0.5b estimate (and out-of-context synthesis where run)"
+    BOARD_MEASUREMENT = "throughput measured on the board, beside FINN's estimate"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reference:
+    source: str
+    scope: Scope
+    board: str | None = None  # the board the figure holds for; None: any board
+    dataset: str = "cifar10"
+
+
+def select(records, board: str | None = None, **fields) -> list:
+    """The records that apply to a row of ours: those for ``board`` or for no particular board
+    (when ``board`` is given) whose ``fields`` all equal the values given."""
+    return [r for r in records
+            if (board is None or r.board in (None, board)) and all(getattr(r, k) == v for k, v in fields.items())]
 
 
 @dataclass(frozen=True)
-class AccuracyReference:
+class AccuracyReference(Reference):
     model: str
     weight_bits: int
     act_bits: int
     top1: float  # CIFAR-10 test top-1, %
-    source: str
 
 
+_SIMULATED = dict(scope=Scope.SIMULATED_ACCURACY)
 ACCURACY = (
-    AccuracyReference("CNV W1A1", 1, 1, 84.22, BREVITAS_README),
-    AccuracyReference("CNV W1A2", 1, 2, 87.80, BREVITAS_README),
-    AccuracyReference("CNV W2A2", 2, 2, 89.03, BREVITAS_README),
-    AccuracyReference("CNV 2-bit unpruned", 2, 2, 88.62, STUDY_PROFILING),
-    AccuracyReference("CNV 4-bit unpruned", 4, 4, 90.21, STUDY_PROFILING),
-    AccuracyReference("CNV W1A1 on board (Pynq)", 1, 1, 84.19, "FINN cnv_end2end_example notebook"),
+    AccuracyReference("CNV W1A1", 1, 1, 84.22, source=BREVITAS_README, **_SIMULATED),
+    AccuracyReference("CNV W1A2", 1, 2, 87.80, source=BREVITAS_README, **_SIMULATED),
+    AccuracyReference("CNV W2A2", 2, 2, 89.03, source=BREVITAS_README, **_SIMULATED),
+    AccuracyReference("CNV 2-bit unpruned", 2, 2, 88.62, source=STUDY_PROFILING, **_SIMULATED),
+    AccuracyReference("CNV 4-bit unpruned", 4, 4, 90.21, source=STUDY_PROFILING, **_SIMULATED),
+    AccuracyReference("CNV W1A1 on board (Pynq)", 1, 1, 84.19, source="FINN cnv_end2end_example notebook",
+                      scope=Scope.ON_BOARD_ACCURACY, board="pynq-z1"),
 )
 
-
-def accuracy_references(weight_bits: int, act_bits: int) -> list[AccuracyReference]:
-    """CIFAR-10 references for a W/A combination (simulation results, not on-board)."""
-    return [r for r in ACCURACY if (r.weight_bits, r.act_bits) == (weight_bits, act_bits) and "board" not in r.model]
+STUDY_PRUNING_SOURCE = "study, SIMD-block L1 pruning sweep, fine-tuned (est. fps at OOC fmax)"
 
 
 @dataclass(frozen=True)
-class PruningPoint:
+class PruningPoint(Reference):
     bits: int
     conv_sparsity: float  # fraction of conv weights pruned
     est_fps: float  # at the out-of-context fmax
@@ -57,16 +84,18 @@ _SWEEP = {  # conv sparsity: ((fps, top1) 2-bit, (fps, top1) 4-bit)
     0.75: ((3538, 30.12), (1399, 45.52)),
 }
 STUDY_PRUNING_SWEEP = tuple(
-    PruningPoint(bits, sparsity, fps, top1)
+    PruningPoint(bits, sparsity, fps, top1, source=STUDY_PRUNING_SOURCE, scope=Scope.STUDY_ESTIMATE,
+                 board="pynq-z1")
     for sparsity, points in _SWEEP.items()
     for bits, (fps, top1) in zip((2, 4), points)
 )
-STUDY_PRUNING_SOURCE = "study, SIMD-block L1 pruning sweep, fine-tuned (est. fps at OOC fmax)"
+STUDY_FOLDING_SOURCE = "study, Pynq-Z1 folding runs (FINN v0.5b estimates @100 MHz)"
 
 
 @dataclass(frozen=True)
-class FoldingRun:
-    """One of the study's folding runs on Pynq-Z1 (estimates at 100 MHz; OOC synthesis if run)."""
+class FoldingRun(Reference):
+    """One of the study's folding runs on Pynq-Z1 (estimates at 100 MHz; OOC synthesis if run) of
+    CNV W{bits}A{bits}."""
 
     run: str  # folder name under data/thesis-folding-results
     bits: int
@@ -82,44 +111,73 @@ class FoldingRun:
     ooc_dsp: int | None = None
     ooc_fmax_mhz: float | None = None
 
+    @property
+    def weight_bits(self) -> int:
+        return self.bits
 
+    @property
+    def act_bits(self) -> int:
+        return self.bits
+
+    @property
+    def synthesised(self) -> bool:
+        """Whether the study ran out-of-context synthesis of this folding."""
+        return self.ooc_lut is not None
+
+    def compares_with(self, lut_ratio: float) -> bool:
+        """A run at this LUT budget, or one without a budget (FINN's own foldings)."""
+        return self.lut_ratio in (lut_ratio, None)
+
+    def bottleneck(self) -> str:
+        """The run's slowest layer as finn-plus names it (its report uses FINN v0.5b names)."""
+        name = study_run_files(self.run)["estimate_network_performance"]["max_cycles_node_name"]
+        return finn05_name_to_finn_plus(name)
+
+
+_STUDY_RUN = dict(source=STUDY_FOLDING_SOURCE, scope=Scope.STUDY_ESTIMATE, board="pynq-z1")
 STUDY_FOLDING_RUNS = (
     FoldingRun("estimate_set_folding_default_1bit_nonpruned", 1, "FINN default folding", None,
-               3051.8, 32768, 25_849, 146, 20_212, 26_157, 101, 0, 101.0),
+               3051.8, 32768, 25_849, 146, 20_212, 26_157, 101, 0, 101.0, **_STUDY_RUN),
     FoldingRun("estimate_set_folding_exhaustive_no_pruning_100_budget_1bit_nonpruned", 1, "study search", 1.0,
-               6944.4, 14400, 50_279, 195, 29_167, 35_798, 113, 0, 100.4),
+               6944.4, 14400, 50_279, 195, 29_167, 35_798, 113, 0, 100.4, **_STUDY_RUN),
     FoldingRun("estimate_set_folding_finn_no_pruning_targetfps_6800_1bit_nonpruned", 1,
-               "FINN SetFolding, target 6800 fps", None, 6944.4, 14400, 48_992, 208),
+               "FINN SetFolding, target 6800 fps", None, 6944.4, 14400, 48_992, 208, **_STUDY_RUN),
     FoldingRun("estimate_set_folding_exhaustive_no_pruning_85_budget_prio_simd_2bit_nonpruned", 2,
-               "study search (prio SIMD)", 0.85, 1808.4, 55296, 44_846, 273, 42_237, 44_466, 136, 0, 100.1),
+               "study search (prio SIMD)", 0.85, 1808.4, 55296, 44_846, 273, 42_237, 44_466, 136, 0, 100.1,
+               **_STUDY_RUN),
     FoldingRun("estimate_set_folding_finn_no_pruning_targetfps_1800_2bit_nonpruned", 2,
-               "FINN SetFolding, target 1800 fps", None, 1953.1, 51200, 32_416, 243),
+               "FINN SetFolding, target 1800 fps", None, 1953.1, 51200, 32_416, 243, **_STUDY_RUN),
     FoldingRun("estimate_set_folding_exhaustive_no_pruning_85_budget_prio_simd_auto_ram_4bit_nonpruned", 4,
-               "study search (prio SIMD, auto RAM)", 0.85, 442.9, 225792, 47_651, 382, 46_008, 61_292, 232, 0, 123.5),
+               "study search (prio SIMD, auto RAM)", 0.85, 442.9, 225792, 47_651, 382, 46_008, 61_292, 232, 0, 123.5,
+               **_STUDY_RUN),
     FoldingRun("estimate_set_folding_finn_no_pruning_targetfps_442_4bit_nonpruned", 4,
-               "FINN SetFolding, target 442 fps", None, 452.1, 221184, 48_505, 427),
+               "FINN SetFolding, target 442 fps", None, 452.1, 221184, 48_505, 427, **_STUDY_RUN),
 )
-STUDY_FOLDING_SOURCE = "study, Pynq-Z1 folding runs (FINN v0.5b estimates @100 MHz)"
 
 
 @dataclass(frozen=True)
-class BoardMeasurement:
+class BoardMeasurement(Reference):
     network: str
-    board: str
+    weight_bits: int
+    act_bits: int
     clock_mhz: float
     measured_fps: float
     estimated_fps: float
     max_cycles: int
-    source: str = "BNN-PYNQ, same PE/SIMD as FINN's shipped CNV foldings"
 
 
+_BNN_PYNQ = dict(source="BNN-PYNQ, same PE/SIMD as FINN's shipped CNV foldings", scope=Scope.BOARD_MEASUREMENT)
 BOARD_MEASUREMENTS = (
-    BoardMeasurement("CNV W1A1", "ultra96", 300, 9150, 9228, 32400),
-    BoardMeasurement("CNV W2A2", "ultra96", 300, 2580, 2595, 115200),
+    BoardMeasurement("CNV W1A1", 1, 1, 300, 9150, 9228, 32400, board="ultra96", **_BNN_PYNQ),
+    BoardMeasurement("CNV W2A2", 2, 2, 300, 2580, 2595, 115200, board="ultra96", **_BNN_PYNQ),
 )
 
 FINN_FOLDINGS = {"w1a1": "cnv-w1a1.json", "w1a2": "cnv-w1a2.json", "w2a2": "cnv-w2a2.json"}
 FINN_FOLDING_SOURCE = "FINN's published CNV folding for Pynq-Z1 (finn-plus repository)"
+
+
+def has_finn_folding(weight_bits: int, act_bits: int) -> bool:
+    return f"w{weight_bits}a{act_bits}" in FINN_FOLDINGS
 
 
 def finn_folding(weight_bits: int, act_bits: int) -> dict:
@@ -136,3 +194,24 @@ def study_run_files(run: str) -> dict[str, dict]:
     if not folder.is_dir():
         raise UserError(f"no study run {run!r}: choose one of {', '.join(r.run for r in STUDY_FOLDING_RUNS)}")
     return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+
+
+# FINN v0.5b layer names (the study's reports) -> finn-plus op types. Numbering is per op type in
+# both; SWG and pool numbering differ (finn-plus lowers each max-pool to a depthwise SWG + Pool,
+# see pynqrepro.finnflow.foldconfig.published_folding), MVAU numbering matches.
+FINN05_OP_TYPES = {
+    "StreamingFCLayer_Batch": "MVAU_hls",
+    "ConvolutionInputGenerator": "ConvolutionInputGenerator_rtl (conv)",
+    "StreamingMaxPool_Batch": "ConvolutionInputGenerator_rtl (depthwise) + Pool_hls",
+    "Thresholding_Batch": "Thresholding_rtl",
+    "LabelSelect_Batch": "LabelSelect_hls",
+}
+
+
+def finn05_name_to_finn_plus(name: str) -> str:
+    """``StreamingFCLayer_Batch_6`` -> ``MVAU_hls_6``; other FINN v0.5b names map to their op type."""
+    base, _, index = name.rpartition("_")
+    mapped = FINN05_OP_TYPES.get(base)
+    if mapped is None:
+        return name
+    return f"{mapped}_{index}" if mapped == "MVAU_hls" else f"{mapped} #{index}"
