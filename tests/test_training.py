@@ -16,6 +16,7 @@ from torch import nn
 
 from pynqrepro.cli import main
 from pynqrepro.core.errors import UserError
+from pynqrepro.core.scale import get_scale
 from pynqrepro.data.splits import load_splits
 from pynqrepro.training.checkpoint import LAST, load_model, load_pretrained, read_checkpoint, save_checkpoint
 from pynqrepro.training.config import TrainConfig
@@ -93,11 +94,11 @@ def test_nccl_without_cuda_is_a_user_error():
 
 
 def test_smoke_recipe_is_the_studys_cnv_on_digits():
-    cfg = recipe("smoke", 2, 2)
+    cfg = recipe(get_scale("smoke"), 2, 2)
     assert cfg.dataset == "digits" and cfg.conv_channels == (64, 64, 128, 128, 256, 256)
-    assert recipe("paper", 1, 1).epochs == 1000 and recipe("paper", 2, 2).lr_step == 40
-    with pytest.raises(UserError, match="unknown scale"):
-        recipe("huge", 2, 2)
+    paper = get_scale("paper")
+    assert recipe(paper, 1, 1).epochs == 1000 and recipe(paper, 2, 2).epochs == 500
+    assert recipe(paper, 2, 2).lr_step == 40 and recipe(paper, 2, 2).dataset == "cifar10"
 
 
 def _train_command(experiments, *extra):

@@ -26,6 +26,7 @@ BOARDS = {
     "ultra96": Board("ultra96", "Ultra96", "xczu3eg-sbva484-1-e",
                      luts=70_560, ff=141_120, bram18=432, uram=0, dsp=360, clock_ns=10.0),
 }
+DEFAULT_BOARD = "pynq-z1"
 
 
 def get_board(name: str) -> Board:

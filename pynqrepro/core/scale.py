@@ -1,27 +1,79 @@
-"""Experiment scales: how big a reproduction run is."""
+"""Experiment scales: how big a reproduction run is, as data.
 
-from dataclasses import dataclass
+A scale holds every setting that differs between a quick run and the study's: the dataset, the
+training recipe, the pruning sweeps' length, how many images verification uses and the accuracy
+the experiments must reach. Stages and experiments read these fields; none of them asks for a
+scale by name. Adding a scale is one more entry in ``SCALES``.
+"""
+
+from dataclasses import dataclass, field
 
 from pynqrepro.core.errors import UserError
 
 
 @dataclass(frozen=True)
+class TrainingRecipe:
+    """How CNV is trained at a scale. TrainConfig fields not named here keep their defaults (the
+    study's: Adam, lr halved every ``lr_step`` epochs, a 10% validation split, the seed)."""
+
+    epochs: int
+    lr: float
+    batch_size: int
+    lr_step: int  # epochs between lr halvings
+    augment: str  # "crop_flip" (the study's), "crop" or "none"
+    epochs_by_bits: dict = field(default_factory=dict)  # (weight bits, act bits) -> epochs, where they differ
+
+    def settings(self, weight_bits: int, act_bits: int) -> dict:
+        """TrainConfig keyword arguments for CNV at these bit widths."""
+        return dict(epochs=self.epochs_by_bits.get((weight_bits, act_bits), self.epochs), lr=self.lr,
+                    batch_size=self.batch_size, lr_step=self.lr_step, augment=self.augment)
+
+
+@dataclass(frozen=True)
+class AccuracyDropLimit:
+    """The pruning experiment's check: the ``bits``-bit sweep step nearest ``sparsity`` loses at most
+    ``points`` of test accuracy against the dense network."""
+
+    bits: int
+    sparsity: float
+    points: float
+
+
+@dataclass(frozen=True)
 class Scale:
-    """``smoke``: minutes on 2 CPU cores with offline data (sklearn digits).
-    ``paper``: the study's settings on CIFAR-10 (needs the archive and, in practice, a GPU).
-
-    Stage packages keep their per-scale settings (epochs, sweep steps) keyed by ``name``.
-    """
-
     name: str
-    dataset: str
     description: str
+    dataset: str  # "digits" (offline, scikit-learn) or "cifar10"
+    needs_gpu: bool  # training at this scale is GPU work: experiments that train carry the gpu marker
+    training: TrainingRecipe
+    prune_epochs: int  # fine-tuning epochs per pruning sweep step
+    prune_max_sparsity: float  # a sweep stops once its conv sparsity exceeds this
+    verify_images: int  # test images run through every FINN stage of each trained CNV
+    min_test_acc: dict  # (weight bits, act bits) -> the test accuracy (%) training must reach
+    pruning_drop_limits: tuple[AccuracyDropLimit, ...] = ()
 
 
 SCALES = {
-    "smoke": Scale("smoke", "digits", "offline sklearn digits, CPU, minutes"),
-    "paper": Scale("paper", "cifar10", "CIFAR-10 with the study's epochs"),
+    # Digits on 1-2 CPU cores. Four epochs with the lr halved every two clear 90% (1w1a, 1w2a) and
+    # 95% (2w2a and wider) test accuracy; no augmentation (a flipped digit is another digit). Short
+    # sweeps: a few steps of two-epoch fine-tuning.
+    "smoke": Scale(
+        "smoke", "offline sklearn digits, CPU, minutes", dataset="digits", needs_gpu=False,
+        training=TrainingRecipe(epochs=4, lr=0.02, batch_size=64, lr_step=2, augment="none"),
+        prune_epochs=2, prune_max_sparsity=0.45, verify_images=20,
+        min_test_acc={(1, 1): 90.0, (1, 2): 90.0, (2, 2): 95.0, (4, 4): 95.0, (8, 8): 95.0},
+        pruning_drop_limits=(AccuracyDropLimit(bits=4, sparsity=0.30, points=2.0),)),
+    # The study's recipe on CIFAR-10: epochs as Brevitas's published CNVs (1000 for 1w1a, 500 else),
+    # the study's pruning scripts (50 fine-tuning epochs per step, up to 90% sparsity). Accuracy
+    # within about 2 points of the published CIFAR-10 figures (8w8a: as 4w4a).
+    "paper": Scale(
+        "paper", "CIFAR-10 with the study's epochs (GPU)", dataset="cifar10", needs_gpu=True,
+        training=TrainingRecipe(epochs=500, lr=0.02, batch_size=128, lr_step=40, augment="crop_flip",
+                                epochs_by_bits={(1, 1): 1000}),
+        prune_epochs=50, prune_max_sparsity=0.9, verify_images=100,
+        min_test_acc={(1, 1): 82.0, (1, 2): 86.0, (2, 2): 87.0, (4, 4): 88.0, (8, 8): 88.0}),
 }
+DEFAULT_SCALE = "smoke"
 
 
 def get_scale(name: str) -> Scale:

@@ -1,4 +1,4 @@
-"""Training recipe per scale, and trained CNV checkpoints through the artifact store.
+"""The training recipe of a scale as a TrainConfig, and trained CNV checkpoints through the artifact store.
 
 Every stage that needs "the smoke-scale 2w2a CNV" calls ``trained_checkpoint`` with the same
 arguments, gets the same config and therefore the same cached artifact.
@@ -9,34 +9,20 @@ from dataclasses import asdict
 from pathlib import Path
 
 from pynqrepro.core.atomic import atomic_write_json
-from pynqrepro.core.errors import UserError
-from pynqrepro.core.scale import Scale, get_scale
+from pynqrepro.core.scale import Scale
 from pynqrepro.core.store import Artifact, ArtifactStore
 from pynqrepro.training.config import TrainConfig
 from pynqrepro.training.trainer import RunOptions, TrainResult, train
 
 RESULT = "result.json"
 
-# smoke: digits on 1-2 CPU cores. Four epochs with the lr halved every two clear 90% (1w1a) and
-# 95% (2w2a and wider) test accuracy; no augmentation (a flipped digit is another digit).
-_SMOKE = dict(dataset="digits", epochs=4, lr=0.02, batch_size=64, lr_step=2, augment="none")
-# paper: the study's recipe on CIFAR-10; epochs as Brevitas's published CNVs (1000 for 1w1a, 500 else).
-_PAPER = dict(dataset="cifar10", lr=0.02, batch_size=128, lr_step=40, augment="crop_flip")
+
+def recipe(scale: Scale, weight_bits: int, act_bits: int) -> TrainConfig:
+    """The TrainConfig for CNV at these bit widths and this scale (its dataset and training recipe)."""
+    return TrainConfig(weight_bits, act_bits, dataset=scale.dataset, **scale.training.settings(weight_bits, act_bits))
 
 
-def recipe(scale: Scale | str, weight_bits: int, act_bits: int) -> TrainConfig:
-    """The TrainConfig for CNV at these bit widths and this scale."""
-    name = scale if isinstance(scale, str) else scale.name
-    if name == "smoke":
-        return TrainConfig(weight_bits, act_bits, **_SMOKE)
-    if name == "paper":
-        epochs = 1000 if (weight_bits, act_bits) == (1, 1) else 500
-        return TrainConfig(weight_bits, act_bits, epochs=epochs, **_PAPER)
-    get_scale(name)  # raises the UserError listing the scales
-    raise UserError(f"no training recipe for scale {name!r}")
-
-
-def trained_checkpoint(store: ArtifactStore, scale: Scale | str, weight_bits: int, act_bits: int,
+def trained_checkpoint(store: ArtifactStore, scale: Scale, weight_bits: int, act_bits: int,
                        data_dir: Path | None = None) -> Artifact:
     """The artifact holding ``checkpoints/model_best.pth.tar``, ``log.csv`` and ``result.json``.
 
