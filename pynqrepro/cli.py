@@ -1,15 +1,13 @@
 """The ``pynqrepro`` command line. Each stage package contributes its sub-command through a
-``register(subparsers)`` function in its ``cli`` module, listed in COMMANDS; a handler gets the
-parsed arguments and raises UserError for bad input, printed as one line (exit 2)."""
+``register(subparsers)`` function in its ``cli`` module, listed in COMMANDS; ``report`` comes from
+``pynqrepro.study``. A handler gets the parsed arguments and raises UserError for bad input,
+printed as one line (exit 2), as are bad options."""
 
-import argparse
 import importlib
 import sys
-from pathlib import Path
 
-from pynqrepro.core.atomic import ensure_writable_dir
 from pynqrepro.core.errors import UserError
-from pynqrepro.core.reports import merge_reports, write_index
+from pynqrepro.core.options import CommandParser
 
 COMMANDS = (
     "pynqrepro.training.cli",
@@ -18,35 +16,21 @@ COMMANDS = (
     "pynqrepro.finnflow.cli",
     "pynqrepro.synthesis.cli",
     "pynqrepro.board.cli",
+    "pynqrepro.study.cli",
 )
 
 
-def _report(args) -> None:
-    ensure_writable_dir(args.reports_dir, "--reports-dir")
-    written = merge_reports(args.reports_dir)
-    write_index(args.reports_dir)
-    print(f"merged {', '.join(written) or 'no new rows'}; index at {args.reports_dir / 'index.md'}")
-
-
-def _register_report(subparsers) -> None:
-    parser = subparsers.add_parser("report", help="merge recorded rows into reports/ and rebuild the index")
-    parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
-    parser.set_defaults(func=_report)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pynqrepro", description=__doc__.split(".")[0] + ".")
+def build_parser() -> CommandParser:
+    parser = CommandParser(prog="pynqrepro", description=__doc__.split(".")[0] + ".")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMANDS:
         importlib.import_module(module_name).register(subparsers)
-    _register_report(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         args.func(args)
     except UserError as exc:
         print(f"pynqrepro: error: {exc}", file=sys.stderr)

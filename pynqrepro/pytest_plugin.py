@@ -13,16 +13,14 @@ import pytest
 
 from pynqrepro.core import machine
 from pynqrepro.core.atomic import ensure_writable_dir
-from pynqrepro.core.boards import BOARDS, get_board
+from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
+from pynqrepro.core import options
 from pynqrepro.core.provenance import environment
 from pynqrepro.core.reports import merge_reports
 from pynqrepro.core.results import Recorder, SessionInfo, new_session_id
-from pynqrepro.core.scale import SCALES, get_scale
+from pynqrepro.core.scale import get_scale
 from pynqrepro.core.store import ArtifactStore
-
-STORE_ENV = "PYNQREPRO_STORE"
-DATA_ENV = "PYNQREPRO_DATA"
 
 MARKERS = {
     "gpu": ("needs a CUDA GPU (paper-scale training)", lambda config: machine.missing_gpu()),
@@ -36,27 +34,22 @@ MARKERS = {
 
 def pytest_addoption(parser):
     group = parser.getgroup("pynqrepro")
-    group.addoption("--scale", choices=sorted(SCALES), default="smoke",
-                    help="smoke: minutes on a laptop with offline data; paper: the study's settings on CIFAR-10")
-    group.addoption("--board", choices=sorted(BOARDS), default="pynq-z1", help="target board")
-    group.addoption("--data-dir", type=Path, default=None,
-                    help=f"datasets (cifar-10-python.tar.gz); default ${DATA_ENV} or ./data")
-    group.addoption("--reports-dir", type=Path, default=None, help="where tables go; default ./reports")
-    group.addoption("--store-dir", type=Path, default=None,
-                    help=f"artifact cache; default ${STORE_ENV} or ./.pynqrepro-store")
+    options.add_scale_option(group.addoption)
+    options.add_board_option(group.addoption)
+    # None: resolved against pytest's rootdir (the repository), not the working directory
+    options.add_data_option(group.addoption, default=None)
+    options.add_reports_option(group.addoption, default=None)
+    options.add_store_option(group.addoption, default=None)
     group.addoption("--fresh", action="store_true", help="ignore cached artifacts made before this run")
-    group.addoption("--board-host", default=os.environ.get(machine.BOARD_HOST_ENV),
-                    help=f"PYNQ board for the board stage (or ${machine.BOARD_HOST_ENV})")
-    group.addoption("--board-user", default=os.environ.get("PYNQ_BOARD_USER", "xilinx"), help="SSH user on the board")
-    group.addoption("--board-key", default=os.environ.get("PYNQ_BOARD_KEY"), help="SSH private key for the board")
+    options.add_board_login_options(group.addoption)
 
 
 def _paths(config) -> dict[str, Path]:
     root = Path(config.rootpath)
     return {
-        "reports": (config.getoption("reports_dir") or root / "reports").resolve(),
-        "store": (config.getoption("store_dir") or Path(os.environ.get(STORE_ENV, root / ".pynqrepro-store"))).resolve(),
-        "data": (config.getoption("data_dir") or Path(os.environ.get(DATA_ENV, root / "data"))).resolve(),
+        "reports": options.reports_dir(config.getoption("reports_dir"), root).resolve(),
+        "store": options.store_dir(config.getoption("store_dir"), root).resolve(),
+        "data": options.data_dir(config.getoption("data_dir"), root).resolve(),
     }
 
 
@@ -140,6 +133,26 @@ def data_dir(request):
 def store(request):
     state = request.config.pynqrepro
     return ArtifactStore(state["paths"]["store"], fresh_since=state["fresh_since"])
+
+
+@pytest.fixture(scope="session")
+def setup(scale, board, store, data_dir, board_host, request):
+    """What every measurement of this session shares (``pynqrepro.pipeline.Setup``)."""
+    from pynqrepro.board.remote import BoardLogin
+    from pynqrepro.pipeline import Setup
+
+    login = None
+    if board_host:
+        login = BoardLogin(board_host, request.config.getoption("board_user"), request.config.getoption("board_key"))
+    return Setup(scale, board, store, data_dir, login)
+
+
+def parametrize_cases(metafunc, cases, trains: bool = False) -> None:
+    """Parametrize an experiment's ``case`` argument with its study module's cases, ids as
+    ``pynqrepro report`` names them. ``trains``: the cases train CNVs, which at a scale that needs a
+    GPU carries the gpu marker (decided at collection, before any work starts)."""
+    marks = [pytest.mark.gpu] if trains and get_scale(metafunc.config.getoption("scale")).needs_gpu else []
+    metafunc.parametrize("case", [pytest.param(case, id=case.id, marks=marks) for case in cases])
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pynqrepro.pruning.masks import (MaskHold, apply_masks, conv_layers, conv_sp
                                      save_masks)
 from pynqrepro.pruning.rules import kept_blocks
 from pynqrepro.pruning.simd_blocks import (STUDY_PRESETS, block_mask, block_scores, check_simd_list,
-                                           kept_columns, parse_simd_list, simd_block_masks,
+                                           kept_columns, simd_block_masks,
                                            to_mvau_matrix)
 
 
@@ -79,12 +79,6 @@ def test_zero_blocks_from_an_earlier_step_stay_pruned(cnv4):
 def test_bad_simd_lists_name_the_expected_values(cnv4, simd, match):
     with pytest.raises(UserError, match=match):
         check_simd_list(cnv4, simd)
-
-
-def test_simd_list_parsing():
-    assert parse_simd_list("9, 16, 16, 12, 8, 6") == (9, 16, 16, 12, 8, 6)
-    with pytest.raises(UserError, match="comma-separated list of integers"):
-        parse_simd_list("9;16")
 
 
 def test_amount_outside_unit_interval_is_rejected(cnv4):

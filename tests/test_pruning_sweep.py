@@ -10,8 +10,8 @@ from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import ArtifactStore
 from pynqrepro.pruning.masks import MASKS_FILE, conv_layers, load_masks
 from pynqrepro.pruning.simd_blocks import mvau_columns
-from pynqrepro.pruning.sweep import SweepConfig, import_checkpoint, run_sweep
-from pynqrepro.training.checkpoint import LAST, load_model, read_checkpoint
+from pynqrepro.pruning.sweep import SweepConfig, run_sweep
+from pynqrepro.training.checkpoint import LAST, import_checkpoint, load_model, read_checkpoint
 from pynqrepro.training.config import TrainConfig
 from pynqrepro.training.trainer import RunOptions, train
 

@@ -2,15 +2,15 @@
 classifies the test set there and measures throughput and latency."""
 
 import json
-import os
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from pynqrepro.board.deploy import REPEATS, THROUGHPUT_BATCH, run_on_board
+from pynqrepro.core.options import add_board_login_options, add_data_option, add_scale_option
+
 
 def _deploy(args) -> None:
-
-    from pynqrepro.board.deploy import run_on_board
     from pynqrepro.board.remote import BoardLogin
     from pynqrepro.core.errors import UserError
     from pynqrepro.core.scale import get_scale
@@ -37,15 +37,13 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("deploy", help="run a FINN deployment package on a PYNQ board over SSH: "
                                                   "on-board accuracy, fps, latency")
     parser.add_argument("deploy_dir", type=Path, help="the deploy/ folder printed by pynqrepro build")
-    parser.add_argument("--board-host", default=os.environ.get("PYNQ_BOARD_HOST"),
-                        help="board address (or $PYNQ_BOARD_HOST)")
-    parser.add_argument("--board-user", default=os.environ.get("PYNQ_BOARD_USER", "xilinx"), help="SSH user")
-    parser.add_argument("--board-key", default=os.environ.get("PYNQ_BOARD_KEY"), help="SSH private key")
-    parser.add_argument("--scale", default="smoke", help="test set: smoke (digits) or paper (CIFAR-10)")
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("PYNQREPRO_DATA", "data")),
-                        help="datasets (cifar-10-python.tar.gz)")
+    add_board_login_options(parser.add_argument)
+    add_scale_option(parser.add_argument, help="the test set: the scale's dataset")
+    add_data_option(parser.add_argument)
     parser.add_argument("--images", type=int, default=None, help="first N test images (default: all)")
-    parser.add_argument("--throughput-batch", type=int, default=1000, help="batch of the fps measurement")
-    parser.add_argument("--repeats", type=int, default=5, help="throughput measurements per batch size")
+    parser.add_argument("--throughput-batch", type=int, default=THROUGHPUT_BATCH,
+                        help="batch of the fps measurement (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=REPEATS,
+                        help="throughput measurements per batch size (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=_deploy)

@@ -37,7 +37,7 @@ def main(argv=None):
     parser.add_argument("--report-dir", default="report")
     parser.add_argument("--validate-batch", type=int, required=True)
     parser.add_argument("--throughput-batch", type=int, required=True)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, required=True)
     args = parser.parse_args(argv)
 
     testset = np.load(os.path.join(args.package_dir, "testset.npz"))

@@ -15,7 +15,6 @@ from pathlib import Path
 from qonnx.core.modelwrapper import ModelWrapper
 
 from pynqrepro.core.boards import Board
-from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import Artifact, ArtifactStore
 from pynqrepro.finnflow.finn_setup import builder_steps, progress_to_stderr
 
@@ -108,17 +107,3 @@ def load_hw_model(artifact: Artifact, name: str = HW_MODEL) -> ModelWrapper:
     """A model file of a ``hw_model_artifact`` (default: the specialised HW-layer model)."""
     return ModelWrapper(str(artifact.file(name)))
 
-
-def checkpoint_file_artifact(store: ArtifactStore, checkpoint: Path) -> Artifact:
-    """A user's checkpoint file as a content-keyed artifact, so its HW model is cached like any other."""
-    import hashlib
-    import shutil
-
-    from pynqrepro.training.checkpoint import find_checkpoint
-
-    path = find_checkpoint(Path(checkpoint))
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist: pass a checkpoint file or run directory")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return store.get_or_build("checkpoint_file", {"sha256": digest},
-                              lambda out_dir: shutil.copy(path, out_dir / path.name))

@@ -3,19 +3,24 @@
 import json
 from pathlib import Path
 
+from pynqrepro.core.options import add_board_option, add_store_option
+from pynqrepro.finnflow.foldconfig import ALL_ONES
+from pynqrepro.references import FINN_FOLDINGS
+
 
 def _estimate(args) -> None:
     from tabulate import tabulate
 
     from pynqrepro.core.boards import get_board
     from pynqrepro.core.store import ArtifactStore
-    from pynqrepro.finnflow.build import checkpoint_file_artifact, hw_model_artifact, load_hw_model
+    from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
     from pynqrepro.finnflow.estimate import estimate
     from pynqrepro.finnflow.foldconfig import apply_folding, resolve_folding
+    from pynqrepro.training.checkpoint import import_checkpoint
 
     board = get_board(args.board)
     store = ArtifactStore(args.store_dir)
-    hw_model = load_hw_model(hw_model_artifact(store, checkpoint_file_artifact(store, args.checkpoint), board))
+    hw_model = load_hw_model(hw_model_artifact(store, import_checkpoint(store, args.checkpoint), board))
     result = estimate(apply_folding(hw_model, resolve_folding(args.folding, hw_model)), board.part, args.clock_ns or board.clock_ns)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -33,12 +38,13 @@ def _estimate(args) -> None:
 def add_checkpoint_arguments(parser) -> None:
     """The options every command taking a checkpoint to a board at a folding shares."""
     parser.add_argument("checkpoint", type=Path, help="training checkpoint file or run directory")
-    parser.add_argument("--board", default="pynq-z1", help="pynq-z1 or ultra96")
-    parser.add_argument("--folding", default="all-ones",
-                        help="FINN ApplyConfig JSON file (e.g. from pynqrepro fold), 'all-ones', or "
-                             "finn:w1a1 / finn:w1a2 / finn:w2a2 (FINN's published CNV foldings)")
-    parser.add_argument("--clock-ns", type=float, default=None, help="clock period (default: the board's, 10 ns)")
-    parser.add_argument("--store-dir", type=Path, default=Path(".pynqrepro-store"), help="artifact cache")
+    add_board_option(parser.add_argument)
+    parser.add_argument("--folding", default=ALL_ONES,
+                        help=f"FINN ApplyConfig JSON file (e.g. from pynqrepro fold), '{ALL_ONES}' (PE=SIMD=1), or "
+                             f"{' / '.join(f'finn:{name}' for name in FINN_FOLDINGS)} (FINN's published CNV "
+                             f"foldings) (default: %(default)s)")
+    parser.add_argument("--clock-ns", type=float, default=None, help="clock period (default: the board's)")
+    add_store_option(parser.add_argument)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
 
 

@@ -3,13 +3,14 @@
 from pathlib import Path
 
 from pynqrepro.core.errors import UserError
+from pynqrepro.core.options import add_board_option, add_store_option
+from pynqrepro.folding.space import MVAU_WWIDTH_MAX, MaskedBlocks
+from pynqrepro.references import STUDY_LUT_RATIO
 
 
 def parse_pruning(items: list[str]) -> tuple:
     """``NODE=FRACTION`` (the study's SIMD-block rule) or ``NODE=KEPT@SIMD`` (a masked MVAU keeping
     KEPT columns in blocks of SIMD) per MVAU node."""
-    from pynqrepro.folding.space import MaskedBlocks
-
     out = []
     for item in items:
         name, _, value = item.partition("=")
@@ -31,10 +32,11 @@ def _hw_model(model: Path, board, store_dir: Path):
     if model.suffix == ".onnx":
         return ModelWrapper(str(model))
     from pynqrepro.core.store import ArtifactStore
-    from pynqrepro.finnflow.build import checkpoint_file_artifact, hw_model_artifact, load_hw_model
+    from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+    from pynqrepro.training.checkpoint import import_checkpoint
 
     store = ArtifactStore(store_dir)
-    return load_hw_model(hw_model_artifact(store, checkpoint_file_artifact(store, model), board))
+    return load_hw_model(hw_model_artifact(store, import_checkpoint(store, model), board))
 
 
 def _fold(args) -> None:
@@ -62,16 +64,22 @@ def _fold(args) -> None:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("fold", help="exact PE/SIMD folding of a HW model under a resource budget")
+    parser = subparsers.add_parser("fold", help="exact PE/SIMD folding of a HW model under a resource budget",
+                                   description="The provably fastest PE/SIMD folding of a training checkpoint or "
+                                               "HW-layer ONNX within a board's resource budget, as FINN ApplyConfig JSON.")
     parser.add_argument("--model", type=Path, required=True,
                         help="training checkpoint (its HW model is built once and cached) or a HW-layer ONNX")
-    parser.add_argument("--store-dir", type=Path, default=Path(".pynqrepro-store"), help="artifact cache")
-    parser.add_argument("--board", default="pynq-z1")
-    parser.add_argument("--lut-ratio", type=float, default=0.85, help="LUT budget as a fraction of the device")
-    parser.add_argument("--bram-ratio", type=float, default=1.0)
-    parser.add_argument("--dsp-ratio", type=float, default=1.0)
-    parser.add_argument("--clock-ns", type=float, default=None, help="clock for the fps figure (board default)")
-    parser.add_argument("--mvau-wwidth-max", type=int, default=36, help="max SIMD x weight bits (FINN default)")
+    add_store_option(parser.add_argument)
+    add_board_option(parser.add_argument)
+    parser.add_argument("--lut-ratio", type=float, default=STUDY_LUT_RATIO,
+                        help="LUT budget as a fraction of the device (default: %(default)s, the study's)")
+    parser.add_argument("--bram-ratio", type=float, default=1.0,
+                        help="BRAM18 budget as a fraction of the device (default: %(default)s)")
+    parser.add_argument("--dsp-ratio", type=float, default=1.0,
+                        help="DSP budget as a fraction of the device (default: %(default)s)")
+    parser.add_argument("--clock-ns", type=float, default=None, help="clock for the fps figure (default: the board's)")
+    parser.add_argument("--mvau-wwidth-max", type=int, default=MVAU_WWIDTH_MAX,
+                        help="max SIMD x weight bits per MVAU (default: %(default)s, as FINN's SetFolding)")
     parser.add_argument("--ram-style-choice", action="store_true", help="let MVAU weights go to LUTRAM")
     parser.add_argument("--res-type-choice", action="store_true", help="let MVAU_hls multipliers go to DSPs")
     parser.add_argument("--swg-ram-style-choice", action="store_true",
@@ -81,6 +89,7 @@ def register(subparsers) -> None:
     parser.add_argument("--pruning", nargs="*", default=[], metavar="NODE=FRACTION|NODE=KEPT@SIMD",
                         help="SIMD-block pruning per MVAU node: the study's rule at FRACTION, or a masked "
                              "layer keeping KEPT columns in blocks of SIMD (folding SIMD then divides SIMD)")
-    parser.add_argument("--out", type=Path, default=Path("folding.json"))
+    parser.add_argument("--out", type=Path, default=Path("folding.json"),
+                        help="where the FINN ApplyConfig JSON goes (default: %(default)s)")
     parser.add_argument("--plot", type=Path, default=None, help="PNG of per-layer cycles and budget use")
     parser.set_defaults(func=_fold)

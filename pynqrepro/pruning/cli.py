@@ -4,44 +4,51 @@
 override it. ``--method channels`` runs the channel-pruning sweep instead (beyond the study).
 """
 
-import os
+from dataclasses import fields
 from pathlib import Path
 
 from tabulate import tabulate
 
+from pynqrepro.core.options import add_data_option, add_store_option, parse_int_list
 from pynqrepro.core.store import ArtifactStore
-from pynqrepro.pruning.channels import CHANNEL_STEPS
-from pynqrepro.pruning.simd_blocks import parse_simd_list, study_preset
-from pynqrepro.pruning.sweep import METHODS, SweepConfig, import_checkpoint, run_sweep
+from pynqrepro.pruning.simd_blocks import STUDY_PRESETS, study_preset
+from pynqrepro.pruning.sweep import METHODS, SweepConfig, run_sweep
+from pynqrepro.training.checkpoint import import_checkpoint
 from pynqrepro.training.trainer import RunOptions
+
+DEFAULTS = {f.name: f.default for f in fields(SweepConfig)}
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("prune", help="SIMD-block pruning sweep with fine-tuning (the study), or channel pruning",
                               description=__doc__.split("\n\n")[1])
     p.add_argument("--model", type=Path, required=True, help="dense checkpoint (model_best.pth.tar or run directory)")
-    p.add_argument("--bit-width", type=int, required=True, choices=(2, 4, 8), help="the checkpoint's weight bits")
-    p.add_argument("--method", choices=METHODS, default="simd_blocks")
+    p.add_argument("--bit-width", type=int, required=True, choices=sorted(STUDY_PRESETS),
+                   help="the checkpoint's weight bits")
+    p.add_argument("--method", choices=METHODS, default=METHODS[0], help="default: %(default)s")
     p.add_argument("--simd-list", help="conv SIMDs, e.g. \"9, 16, 16, 12, 8, 6\" (default: the study's for --bit-width)")
-    p.add_argument("--channel-steps", type=int, default=CHANNEL_STEPS,
-                   help="--method channels keeps multiples of 1/N of each conv layer's channels")
-    p.add_argument("--max-sparsity", type=float, default=0.9, help="stop once conv sparsity exceeds this")
-    p.add_argument("--increment", type=float, default=0.15, help="sparsity added per step")
-    p.add_argument("--epochs", type=int, default=50, help="fine-tuning epochs per step")
+    p.add_argument("--channel-steps", type=int, default=DEFAULTS["channel_steps"],
+                   help="--method channels keeps multiples of 1/N of each conv layer's channels (default: %(default)s)")
+    p.add_argument("--max-sparsity", type=float, default=DEFAULTS["max_sparsity"],
+                   help="stop once conv sparsity exceeds this (default: %(default)s)")
+    p.add_argument("--increment", type=float, default=DEFAULTS["increment"],
+                   help="sparsity added per step (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"],
+                   help="fine-tuning epochs per step (default: %(default)s)")
     p.add_argument("--lr", type=float, help="fine-tuning learning rate (default: the study's for --bit-width)")
-    p.add_argument("--norm-order", type=float, default=1, help="p of the block score's Lp norm")
-    p.add_argument("--data-dir", type=Path, default=Path("data"), help="holds cifar-10-python.tar.gz")
-    p.add_argument("--store-dir", type=Path, default=Path(os.environ.get("PYNQREPRO_STORE", ".pynqrepro-store")),
-                   help="artifact store: each step's checkpoint and masks")
+    p.add_argument("--norm-order", type=float, default=DEFAULTS["norm_order"],
+                   help="p of the block score's Lp norm (default: %(default)s)")
+    add_data_option(p.add_argument)
+    add_store_option(p.add_argument)
     p.add_argument("--device", help="torch device (default: CUDA if available)")
     p.set_defaults(func=run)
 
 
 def run(args) -> None:
     preset = study_preset(args.bit_width)
+    simd = parse_int_list(args.simd_list, "--simd-list", '"9,16,16,12,8,6"') if args.simd_list else preset.simd
     sweep = SweepConfig(
-        method=args.method,
-        simd=(parse_simd_list(args.simd_list) if args.simd_list else preset.simd) if args.method == "simd_blocks" else (),
+        method=args.method, simd=simd if args.method == "simd_blocks" else (),
         channel_steps=args.channel_steps,
         max_sparsity=args.max_sparsity, increment=args.increment, epochs=args.epochs,
         lr=args.lr if args.lr is not None else preset.lr, norm_order=args.norm_order)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from pynqrepro.core.divisors import divisors
 from pynqrepro.core.errors import UserError
 from pynqrepro.pruning.masks import conv_layers
 from pynqrepro.pruning.rules import kept_blocks
@@ -38,14 +39,6 @@ def study_preset(bit_width: int) -> StudyPreset:
     return preset
 
 
-def parse_simd_list(text: str, option: str = "--simd-list") -> tuple[int, ...]:
-    """``"9, 16, 16, 12, 8, 6"`` (the study's ``--simd-list`` syntax) -> (9, 16, 16, 12, 8, 6)."""
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise UserError(f"{option} {text!r} is not a comma-separated list of integers, e.g. \"9,16,16,12,8,6\"") from None
-
-
 def mvau_columns(layer) -> int:
     """MW of the MVAU this conv becomes: K*K*IC."""
     out_ch, in_ch, kh, kw = layer.weight.shape
@@ -62,9 +55,8 @@ def check_simd_list(model, simd) -> tuple[int, ...]:
                         f"(MW {', '.join(map(str, columns))}): give {len(columns)} values")
     for i, (s, mw) in enumerate(zip(simd, columns)):
         if not isinstance(s, int) or s <= 0 or s > mw or mw % s:
-            divisors = [d for d in range(1, mw + 1) if mw % d == 0]
             raise UserError(f"SIMD {s} for conv layer {i} (MW {mw}) is not legal: use a divisor of {mw}, "
-                            f"one of {divisors}")
+                            f"one of {divisors(mw).tolist()}")
     return simd
 
 

@@ -9,9 +9,7 @@ stops, so sweeps with different limits share their steps.
 """
 
 import dataclasses
-import hashlib
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import torch
 
 from pynqrepro.core.atomic import atomic_write_json
 from pynqrepro.core.errors import UserError
+from pynqrepro.core.scale import Scale
 from pynqrepro.core.store import Artifact, ArtifactStore
 from pynqrepro.data.splits import load_splits
 from pynqrepro.pruning.channels import CHANNEL_STEPS, channel_granules, channel_sparsity, prune_channels
@@ -108,15 +107,6 @@ def check_checkpoint(config: TrainConfig, model, sweep: SweepConfig, bit_width: 
         channel_granules(config.conv_channels, sweep.channel_steps)
 
 
-def import_checkpoint(store: ArtifactStore, path: Path) -> Artifact:
-    """A checkpoint file given on the command line, as a store artifact keyed by its content."""
-    path = find_checkpoint(path)
-    load_model(path)  # readable and complete, or a UserError now rather than mid-sweep
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return store.get_or_build("checkpoint", {"sha256": digest},
-                              lambda out: shutil.copyfile(path, out / BEST))
-
-
 def _masks_of(artifact: Artifact) -> dict | None:
     file = artifact.file(MASKS_FILE)
     return load_masks(file)[0] if file.is_file() else None
@@ -190,15 +180,11 @@ def run_sweep(store: ArtifactStore, dense: Artifact, sweep: SweepConfig, run: Ru
     return steps
 
 
-# smoke: digits on CPU, a few steps of short fine-tuning; paper: the study's scripts (50 epochs, to 90%).
-_SCALE = {"smoke": dict(epochs=2, max_sparsity=0.45), "paper": dict(epochs=50, max_sparsity=0.9)}
-
-
-def sweep_recipe(scale: str, bit_width: int, method: str = "simd_blocks") -> SweepConfig:
-    """The sweep experiments run at ``scale``: the study's preset for ``bit_width`` (its SIMD list
-    for ``simd_blocks``, its learning rate for both methods)."""
-    if scale not in _SCALE:
-        raise UserError(f"no pruning recipe for scale {scale!r}: choose one of {', '.join(_SCALE)}")
+def sweep_recipe(scale: Scale, bit_width: int, method: str = "simd_blocks") -> SweepConfig:
+    """The sweep experiments run at ``scale`` (its fine-tuning epochs and sparsity limit): the
+    study's preset for ``bit_width`` (its SIMD list for ``simd_blocks``, its learning rate for both
+    methods)."""
     preset = study_preset(bit_width)
     simd = preset.simd if method == "simd_blocks" else ()
-    return SweepConfig(method=method, simd=simd, lr=preset.lr, **_SCALE[scale])
+    return SweepConfig(method=method, simd=simd, lr=preset.lr, epochs=scale.prune_epochs,
+                       max_sparsity=scale.prune_max_sparsity)

@@ -9,24 +9,24 @@ from pynqrepro.finnflow.cli import add_checkpoint_arguments
 def _build(args) -> None:
     from pynqrepro.core.boards import get_board
     from pynqrepro.core.store import ArtifactStore
-    from pynqrepro.finnflow.build import checkpoint_file_artifact, hw_model_artifact, load_hw_model
+    from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
     from pynqrepro.finnflow.estimate import estimate
     from pynqrepro.finnflow.foldconfig import apply_folding, resolve_folding
-    from pynqrepro.synthesis.build import BUILD_DIR, read_build, synthesis_artifact
+    from pynqrepro.synthesis.build import finished_build
     from pynqrepro.synthesis.reports import estimate_ratios
+    from pynqrepro.training.checkpoint import import_checkpoint
 
     board = get_board(args.board)
     clock_ns = args.clock_ns or board.clock_ns
     store = ArtifactStore(args.store_dir)
-    hw_artifact = hw_model_artifact(store, checkpoint_file_artifact(store, args.checkpoint), board)
+    hw_artifact = hw_model_artifact(store, import_checkpoint(store, args.checkpoint), board)
     hw_model = load_hw_model(hw_artifact)
     folding = resolve_folding(args.folding, hw_model)
-    artifact = synthesis_artifact(store, hw_artifact, board, folding, clock_ns)
-    result = read_build(artifact.path / BUILD_DIR, clock_ns)
+    result = finished_build(store, hw_artifact, board, folding, clock_ns)
     est = estimate(apply_folding(hw_model, folding), board.part, clock_ns).totals
     ratios = estimate_ratios(est["lut"], est["bram18"], est["dsp"], result.ooc)
     if args.json:
-        print(json.dumps({"build_dir": str(artifact.path / BUILD_DIR), "deploy_dir": str(result.deploy_dir),
+        print(json.dumps({"build_dir": str(result.build_dir), "deploy_dir": str(result.deploy_dir),
                           "ooc": vars(result.ooc), "system": vars(result.system), "estimate": est,
                           "estimate/ooc": ratios}, indent=2))
         return

@@ -5,8 +5,10 @@ reads), scheduler, epoch, best accuracies and the full TrainConfig, so a model c
 the file alone. Writes are atomic: a run killed while saving leaves the previous checkpoint intact.
 """
 
+import hashlib
 import io
 import pickle
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from torch import hub
 
 from pynqrepro.core.atomic import atomic_write_bytes
 from pynqrepro.core.errors import UserError
+from pynqrepro.core.store import Artifact, ArtifactStore
 from pynqrepro.models.cnv import CNV
 from pynqrepro.training.config import TrainConfig
 
@@ -73,6 +76,18 @@ def load_model(path: Path) -> tuple[CNV, TrainConfig]:
     load_state(model, package["state_dict"], f"checkpoint {path}", "pass a checkpoint written by pynqrepro's trainer")
     model.eval()
     return model, config
+
+
+def import_checkpoint(store: ArtifactStore, path: Path) -> Artifact:
+    """A checkpoint file (or run directory) a user names, as a store artifact keyed by its content
+    and holding it as ``model_best.pth.tar``: every command that takes a checkpoint (estimate, fold,
+    build, prune) finds the same artifact, and so the HW models already built from it. The file must
+    load as a pynqrepro checkpoint before anything is stored."""
+    path = find_checkpoint(path)
+    load_model(path)
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return store.get_or_build("checkpoint", {"sha256": digest}, lambda out: shutil.copyfile(path, out / BEST))
 
 
 def pretrained_url(weight_bits: int, act_bits: int) -> str:

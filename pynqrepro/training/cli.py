@@ -1,31 +1,25 @@
 """``pynqrepro train``: the study's trainer options (``trainer.py``), plus bits/widths/dataset."""
 
-import argparse
 from dataclasses import fields
 from pathlib import Path
 
 from pynqrepro.core.errors import UserError
+from pynqrepro.core.options import add_data_option, parse_int_list
+from pynqrepro.models.cnv import BIT_WIDTHS
 from pynqrepro.training.config import AUGMENTATIONS, DATASETS, TrainConfig
 
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not f.default_factory}
-
-
-def _int_tuple(text: str) -> tuple:
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="quantization-aware training of CNV (Brevitas)",
                               description="Train CNV as the study did; checkpoints go to "
                                           "<experiments>/<CNV_xWyA>/checkpoints/.")
-    p.add_argument("--bit-width", type=int, help="weight and activation bits (1, 2, 4, 8)")
+    p.add_argument("--bit-width", type=int, help=f"weight and activation bits ({', '.join(map(str, BIT_WIDTHS))})")
     p.add_argument("--weight-bits", type=int, help="weight bits (overrides --bit-width)")
     p.add_argument("--act-bits", type=int, help="activation bits (overrides --bit-width)")
     p.add_argument("--dataset", choices=DATASETS, help=f"default {DEFAULTS['dataset']}")
-    p.add_argument("--data-dir", type=Path, default=Path("data"), help="holds cifar-10-python.tar.gz")
+    add_data_option(p.add_argument)
     p.add_argument("--lr", type=float, help=f"Adam learning rate (default {DEFAULTS['lr']})")
     p.add_argument("-b", "--batch-size", type=int, help=f"global batch (default {DEFAULTS['batch_size']})")
     p.add_argument("--epochs", type=int, help=f"default {DEFAULTS['epochs']}")
@@ -34,21 +28,24 @@ def register(subparsers) -> None:
     p.add_argument("--val-fraction", type=float, help=f"validation split held out of train "
                                                       f"(default {DEFAULTS['val_fraction']})")
     p.add_argument("--seed", type=int, help=f"default {DEFAULTS['seed']}")
-    p.add_argument("--conv-channels", type=_int_tuple, help="six comma-separated conv widths")
-    p.add_argument("--fc-features", type=_int_tuple, help="two comma-separated FC widths")
+    p.add_argument("--conv-channels", help=f"six comma-separated conv widths (default: "
+                                           f"{','.join(map(str, DEFAULTS['conv_channels']))})")
+    p.add_argument("--fc-features", help=f"two comma-separated FC widths (default: "
+                                         f"{','.join(map(str, DEFAULTS['fc_features']))})")
     p.add_argument("--pretrained", help="'brevitas' (published 1w1a/1w2a/2w2a weights) or a state_dict file")
-    p.add_argument("-j", "--workers", type=int, default=0, help="data loader processes")
-    p.add_argument("--experiments", type=Path, default=Path("experiments_out"), help="output root")
+    p.add_argument("-j", "--workers", type=int, default=0, help="data loader processes (default: %(default)s)")
+    p.add_argument("--experiments", type=Path, default=Path("experiments_out"), help="output root (default: %(default)s)")
     p.add_argument("--resume", type=Path, help="continue from this checkpoint.tar (its config is used)")
     p.add_argument("--evaluate", action="store_true", help="only evaluate the --resume checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
-    p.add_argument("--dist-url", default="env://")
+    p.add_argument("--dist-url", default="env://", help="rendezvous of the processes (default: %(default)s)")
     p.add_argument("--dist-backend", choices=("nccl", "gloo"), help="default nccl with CUDA, else gloo")
     p.add_argument("--multiprocessing-distributed", action="store_true",
                    help="spawn one process per GPU (or --nproc-per-node) on this node")
     p.add_argument("--nproc-per-node", type=int, help="processes to spawn (default: visible GPUs)")
-    p.add_argument("--world-size", type=int, default=1, help="processes (nodes with --multiprocessing-distributed)")
-    p.add_argument("--rank", type=int, default=0, help="this process's (node's) rank")
+    p.add_argument("--world-size", type=int, default=1,
+                   help="processes (nodes with --multiprocessing-distributed) (default: %(default)s)")
+    p.add_argument("--rank", type=int, default=0, help="this process's (node's) rank (default: %(default)s)")
     p.set_defaults(func=run)
 
 
@@ -56,7 +53,10 @@ def config_from_args(args) -> TrainConfig:
     """TrainConfig from the options given; with --resume, the checkpoint's config (--epochs may extend it)."""
     given = {name: getattr(args, name) for name in (
         "dataset", "lr", "batch_size", "epochs", "lr_step", "augment", "val_fraction", "seed",
-        "conv_channels", "fc_features", "pretrained") if getattr(args, name) is not None}
+        "pretrained") if getattr(args, name) is not None}
+    for name, example in (("conv_channels", "64,64,128,128,256,256"), ("fc_features", "512,512")):
+        if getattr(args, name) is not None:
+            given[name] = parse_int_list(getattr(args, name), f"--{name.replace('_', '-')}", example)
     for name in ("weight_bits", "act_bits"):
         bits = getattr(args, name) if getattr(args, name) is not None else args.bit_width
         if bits is not None:

@@ -1,0 +1,92 @@
+"""Options every command and the pytest plugin share, defined once: where the datasets, the
+artifact store and the reports live (the option, else the environment variable, else a default
+under the working directory, or pytest's rootdir), the board and scale choices, the board login,
+comma-separated integer lists, and an argument parser whose errors are one line like every other
+bad input.
+
+The ``add_*`` helpers take the ``add`` function of an ``argparse`` parser (``add_argument``) or of a
+pytest option group (``addoption``); the two accept the same keywords.
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+from pynqrepro.core.boards import BOARDS, DEFAULT_BOARD
+from pynqrepro.core.errors import UserError
+from pynqrepro.core.machine import BOARD_HOST_ENV
+from pynqrepro.core.scale import DEFAULT_SCALE, SCALES
+
+STORE_ENV = "PYNQREPRO_STORE"
+DATA_ENV = "PYNQREPRO_DATA"
+BOARD_USER_ENV = "PYNQ_BOARD_USER"
+BOARD_KEY_ENV = "PYNQ_BOARD_KEY"
+STORE_DIR = ".pynqrepro-store"
+DATA_DIR = "data"
+REPORTS_DIR = "reports"
+
+
+def store_dir(given: Path | None = None, root: Path = Path()) -> Path:
+    """``given``, else ``$PYNQREPRO_STORE``, else ``root/.pynqrepro-store``."""
+    return Path(given or os.environ.get(STORE_ENV) or Path(root) / STORE_DIR)
+
+
+def data_dir(given: Path | None = None, root: Path = Path()) -> Path:
+    """``given``, else ``$PYNQREPRO_DATA``, else ``root/data``."""
+    return Path(given or os.environ.get(DATA_ENV) or Path(root) / DATA_DIR)
+
+
+def reports_dir(given: Path | None = None, root: Path = Path()) -> Path:
+    return Path(given or Path(root) / REPORTS_DIR)
+
+
+def add_store_option(add, default: Path | None = None) -> None:
+    add("--store-dir", type=Path, default=default if default is not None else store_dir(),
+        help=f"artifact store: checkpoints, ONNX models, builds (default: ${STORE_ENV} or ./{STORE_DIR})")
+
+
+def add_data_option(add, default: Path | None = None) -> None:
+    add("--data-dir", type=Path, default=default if default is not None else data_dir(),
+        help=f"datasets: holds cifar-10-python.tar.gz (default: ${DATA_ENV} or ./{DATA_DIR})")
+
+
+def add_reports_option(add, default: Path | None = None) -> None:
+    add("--reports-dir", type=Path, default=default if default is not None else reports_dir(),
+        help=f"where the report tables go (default: ./{REPORTS_DIR})")
+
+
+def add_board_option(add) -> None:
+    add("--board", choices=sorted(BOARDS), default=DEFAULT_BOARD,
+        help=f"target board (default: {DEFAULT_BOARD}; parts and budgets in pynqrepro/core/boards.py)")
+
+
+def add_scale_option(add, help: str = "") -> None:
+    described = "; ".join(f"{scale.name}: {scale.description}" for scale in SCALES.values())
+    add("--scale", choices=sorted(SCALES), default=DEFAULT_SCALE,
+        help=f"{help or described} (default: {DEFAULT_SCALE})")
+
+
+def add_board_login_options(add) -> None:
+    """The PYNQ board for the board stage: host, SSH user and key (defaults from the environment)."""
+    add("--board-host", default=os.environ.get(BOARD_HOST_ENV),
+        help=f"PYNQ board address for the board stage (default: ${BOARD_HOST_ENV})")
+    add("--board-user", default=os.environ.get(BOARD_USER_ENV, "xilinx"),
+        help=f"SSH user on the board (default: ${BOARD_USER_ENV} or xilinx)")
+    add("--board-key", default=os.environ.get(BOARD_KEY_ENV),
+        help=f"SSH private key for the board (default: ${BOARD_KEY_ENV})")
+
+
+def parse_int_list(text: str, option: str, example: str) -> tuple[int, ...]:
+    """``"9, 16, 16"`` -> (9, 16, 16); anything else is a UserError naming ``option``."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise UserError(f"{option} {text!r} is not a comma-separated list of integers: write e.g. {example}") from None
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An argument parser whose errors (unknown option, invalid choice, bad type) end like any other
+    bad input: one line naming the fix, a UserError the command line prints (exit 2)."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see {self.prog} --help)")
