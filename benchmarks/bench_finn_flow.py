@@ -8,11 +8,11 @@ import time
 import torch
 
 from pynqrepro.core.boards import get_board
-from pynqrepro.finnflow import apply_folding, build_hw_model, conv_swg_names_to_model, estimate, export_qonnx
+from pynqrepro.core.options import add_board_option
+from pynqrepro.finnflow import apply_folding, build_hw_model, estimate, export_qonnx, published_folding
 from pynqrepro.finnflow.estimate import FoldingEvaluator
 from pynqrepro.finnflow.foldconfig import all_ones_folding
 from pynqrepro.models.cnv import CNV
-from pynqrepro.references import finn_folding
 
 FLOW_TARGET_S = 30.0
 REESTIMATE_TARGET_S = 0.050
@@ -21,7 +21,7 @@ REESTIMATE_TARGET_S = 0.050
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bits", nargs=2, type=int, default=(2, 2), metavar=("W", "A"))
-    parser.add_argument("--board", default="pynq-z1")
+    add_board_option(parser.add_argument)
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     board = get_board(args.board)
@@ -40,7 +40,7 @@ def main() -> None:
           f"fold+estimate {done - built:.2f} s: flow {flow:.2f} s "
           f"(target {FLOW_TARGET_S:.0f} s, ratio {flow / FLOW_TARGET_S:.2f}); all-ones max cycles {first.max_cycles}")
 
-    published = conv_swg_names_to_model(finn_folding(*args.bits), hw_model)
+    published = published_folding(hw_model, *args.bits)
     start = time.perf_counter()
     full = estimate(apply_folding(hw_model, published), board.part)
     full_s = time.perf_counter() - start

@@ -20,7 +20,6 @@ from pynqrepro.board.package import (
     to_accelerator_layout,
     validation_batch,
 )
-from pynqrepro.board.report import board_row
 from pynqrepro.board.results import (
     BoardResult,
     parse_throughput_report,
@@ -28,6 +27,7 @@ from pynqrepro.board.results import (
     read_board_reports,
 )
 from pynqrepro.core.errors import UserError
+from pynqrepro.study.board import board_row
 from pynqrepro.synthesis.deployment import check_package
 
 LOGIN = remote.BoardLogin("pynq-lab-17.example", "alice", "/home/alice/.ssh/pynq_ed25519")

@@ -14,16 +14,15 @@ from pynqrepro.core.errors import UserError
 from pynqrepro.finnflow import (
     all_ones_folding,
     apply_folding,
-    conv_swg_names_to_model,
     estimate,
     hw_model_artifact,
     load_cnv,
     load_hw_model,
+    published_folding,
 )
 from pynqrepro.finnflow.estimate import FoldingEvaluator
 from pynqrepro.finnflow.finn_setup import builder_steps
 from pynqrepro.finnflow.verify import FINN_STAGES, verify
-from pynqrepro.references import finn_folding
 from pynqrepro.training.checkpoint import save_checkpoint
 from pynqrepro.training.config import TrainConfig
 
@@ -77,7 +76,7 @@ def test_mvau_cycles_are_finn_formula(hw_model):
 
 def test_published_w2a2_folding(hw_model):
     """FINN's w2a2 folding on finn-plus's graph: conv SWGs renamed, MVAU bottleneck as published."""
-    folding = conv_swg_names_to_model(finn_folding(2, 2), hw_model)
+    folding = published_folding(hw_model, 2, 2)
     result = estimate(apply_folding(hw_model, folding), PYNQ_Z1.part)
     by_name = {layer.name: layer for layer in result.layers}
     assert (by_name["MVAU_hls_1"].pe, by_name["MVAU_hls_1"].simd) == (16, 16)
@@ -93,7 +92,7 @@ def test_published_w2a2_folding(hw_model):
 def test_evaluator_equals_finn_path(hw_model):
     """The fast evaluator (one bit-width minimisation) gives FINN's full-path numbers."""
     evaluator = FoldingEvaluator(hw_model, PYNQ_Z1.part)
-    for folding in (conv_swg_names_to_model(finn_folding(2, 2), hw_model), all_ones_folding(hw_model), {}):
+    for folding in (published_folding(hw_model, 2, 2), all_ones_folding(hw_model), {}):
         full_model = apply_folding(hw_model, folding)
         assert evaluator.evaluate(folding) == estimate(full_model, PYNQ_Z1.part)
         for node in full_model.graph.node:
@@ -175,4 +174,6 @@ def test_cli_unknown_board_is_one_line_error(capsys):
     from pynqrepro.cli import main
 
     assert main(["estimate", "missing.tar", "--board", "zedboard"]) == 2
-    assert capsys.readouterr().err.strip() == "pynqrepro: error: unknown board 'zedboard': choose one of pynq-z1, ultra96"
+    assert capsys.readouterr().err.strip() == (
+        "pynqrepro: error: argument --board: invalid choice: 'zedboard' (choose from 'pynq-z1', 'ultra96') "
+        "(see pynqrepro estimate --help)")

@@ -5,10 +5,9 @@ import json
 import pytest
 
 from pynqrepro.core.boards import get_board
-from pynqrepro.finnflow import apply_folding, conv_swg_names_to_model, estimate, hw_model_artifact, load_hw_model
+from pynqrepro.finnflow import apply_folding, estimate, hw_model_artifact, load_hw_model, published_folding
 from pynqrepro.folding import baselines
-from pynqrepro.folding.space import SpaceOptions, build_space
-from pynqrepro.references import finn_folding
+from pynqrepro.folding.space import build_space
 
 from cnv_checkpoints import random_cnv_checkpoint
 
@@ -22,9 +21,9 @@ def w1a1(store):
 
 def test_published_folding_costs_what_finn_estimates(w1a1):
     """Nodes the published config omits (the pools) keep the model's settings, as in ApplyConfig."""
-    config = conv_swg_names_to_model(finn_folding(1, 1), w1a1)
+    config = published_folding(w1a1, 1, 1)
     finn = estimate(apply_folding(w1a1, config), PYNQ_Z1.part, PYNQ_Z1.clock_ns)
-    groups = build_space(w1a1, PYNQ_Z1.part, SpaceOptions(mvau_wwidth_max=10**6))
+    groups = baselines.uncapped_space(w1a1, PYNQ_Z1.part)
     ours = baselines.from_config(groups, config, "FINN published")
     assert ours.max_cycles == finn.max_cycles == 32768
     cycles = {layer.name: layer.cycles for layer in finn.layers}

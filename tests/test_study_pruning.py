@@ -1,7 +1,7 @@
 """The pruning report's Pareto plot draws ours and the study's points from table rows."""
 
-from pynqrepro.pruning.report import FIGURE, pareto_plot
 from pynqrepro.references import STUDY_PRUNING_SWEEP
+from pynqrepro.study.pruning import FIGURE, pareto_plot
 
 
 def test_pareto_plot_writes_a_png(tmp_path):

@@ -8,7 +8,9 @@ Public API (everything runs without Xilinx tools):
   form per (checkpoint, board); ``load_hw_model(artifact)``                  (build.py)
 - ``apply_folding(hw_model, folding) -> ModelWrapper`` (FINN ApplyConfig dict, None = all
   PE=SIMD=1, validated; then FINN's bit-width minimisation), ``validate_folding``,
-  ``all_ones_folding``, ``conv_swg_names_to_model`` for FINN's published CNV foldings (foldconfig.py)
+  ``all_ones_folding``, ``published_folding(hw_model, w, a)`` (FINN's published CNV foldings as
+  the model names its nodes), ``resolve_folding`` (a folding named on the command line)
+                                                                             (foldconfig.py)
 - ``estimate(model, part, clock_ns) -> NetworkEstimate`` and ``FoldingEvaluator`` (many foldings
   of one HW model, ~tens of ms each)                                         (estimate.py)
 - ``verify(model, hw_artifact, uint8_images) -> Verification``: top-1 agreement and logit
@@ -23,13 +25,14 @@ from pynqrepro.finnflow.export import export_qonnx, load_cnv
 from pynqrepro.finnflow.foldconfig import (
     all_ones_folding,
     apply_folding,
-    conv_swg_names_to_model,
+    published_folding,
+    resolve_folding,
     validate_folding,
 )
 from pynqrepro.finnflow.verify import Verification, verify
 
 __all__ = [
     "FoldingEvaluator", "HWBuild", "Verification", "LayerEstimate", "NetworkEstimate", "all_ones_folding", "apply_folding",
-    "build_hw_model", "conv_swg_names_to_model", "estimate", "export_qonnx", "hw_model_artifact",
-    "load_cnv", "load_hw_model", "validate_folding", "verify",
+    "build_hw_model", "estimate", "export_qonnx", "hw_model_artifact", "load_cnv", "load_hw_model",
+    "published_folding", "resolve_folding", "validate_folding", "verify",
 ]

@@ -13,8 +13,10 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
+from pynqrepro.core.divisors import divisors
 from pynqrepro.core.errors import UserError
 from pynqrepro.finnflow.finn_setup import builder_steps
+from pynqrepro.references import FINN_FOLDINGS, finn_folding
 
 # base op type -> {folding attribute: node attribute (or callable) giving the dimension it divides}
 _FOLDED_DIMENSIONS = {
@@ -28,15 +30,12 @@ _FOLDED_DIMENSIONS = {
     "FMPadding_Pixel": {"SIMD": "NumChannels"},
 }
 FOLDING_ATTRS = ("PE", "SIMD")
+ALL_ONES = "all-ones"  # the folding spec of PE = SIMD = 1 everywhere
 
 
 def base_op_type(op_type: str) -> str:
     """FINN's generic op type of a specialised node (``MVAU_hls`` -> ``MVAU``)."""
     return re.sub(r"_(hls|rtl)$", "", op_type)
-
-
-def divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
 
 
 def folded_dimensions(model: ModelWrapper) -> dict[str, dict[str, int]]:
@@ -119,23 +118,25 @@ def apply_folding(hw_model: ModelWrapper, folding: dict | None = None) -> ModelW
         return steps.step_minimize_bit_width(model, DataflowBuildConfig(output_dir=tmp))
 
 
-def conv_swg_names_to_model(folding: dict, model: ModelWrapper) -> dict:
-    """FINN's published CNV foldings as this model names its nodes.
+def published_folding(model: ModelWrapper, weight_bits: int, act_bits: int) -> dict:
+    """FINN's published CNV folding for these bit widths, as this model names its nodes.
 
-    They number only the conv layers' sliding-window generators (``ConvolutionInputGenerator_rtl_k``
-    feeds conv ``k``, as FINN's ``fold_cnv_*`` test helpers set them), while finn-plus lowers each
-    max-pool to a depthwise SWG + Pool too, which shifts the numbering. The k-th published SWG entry
-    goes to the k-th non-depthwise SWG; the pool SWGs and Pools keep the HW model's settings
-    (fully parallel: SIMD = PE = channels), as FINN's ApplyConfig leaves unlisted nodes.
+    The published foldings number only the conv layers' sliding-window generators
+    (``ConvolutionInputGenerator_rtl_k`` feeds conv ``k``, as FINN's ``fold_cnv_*`` test helpers set
+    them), while finn-plus lowers each max-pool to a depthwise SWG + Pool too, which shifts the
+    numbering. The k-th published SWG entry goes to the k-th non-depthwise SWG; the pool SWGs and
+    Pools keep the HW model's settings (fully parallel: SIMD = PE = channels), as FINN's ApplyConfig
+    leaves unlisted nodes.
     """
+    folding = finn_folding(weight_bits, act_bits)
     published = sorted((name for name in folding if name.startswith("ConvolutionInputGenerator")),
                        key=lambda name: int(name.rsplit("_", 1)[1]))
     conv_swgs = [node.name for node in model.graph.node
                  if base_op_type(node.op_type) == "ConvolutionInputGenerator"
                  and not getCustomOp(node).get_nodeattr("depthwise")]
     if len(published) != len(conv_swgs):
-        raise UserError(f"the folding sets {len(published)} conv SWGs but the model has {len(conv_swgs)} "
-                        f"({', '.join(conv_swgs)}): pass a folding written for this model")
+        raise UserError(f"FINN's CNV w{weight_bits}a{act_bits} folding sets {len(published)} conv SWGs but the "
+                        f"model has {len(conv_swgs)} ({', '.join(conv_swgs)}): pass a folding written for this model")
     renamed = {name: attrs for name, attrs in folding.items() if name not in published}
     renamed.update({ours: folding[theirs] for theirs, ours in zip(published, conv_swgs)})
     return renamed
@@ -154,34 +155,12 @@ def read_folding(path: Path) -> dict:
 def resolve_folding(spec: str, hw_model) -> dict | None:
     """A folding named on the command line: 'all-ones' (None), 'finn:wXaY' (FINN's published CNV
     folding mapped to this model) or a FINN ApplyConfig JSON file."""
-    if spec == "all-ones":
+    if spec == ALL_ONES:
         return None
     if spec.startswith("finn:"):
-        from pynqrepro.references import finn_folding
-
         try:
             weight_bits, act_bits = (int(x) for x in spec[len("finn:w"):].split("a"))
         except ValueError:
-            raise UserError(f"bad folding {spec!r}: use finn:w1a1, finn:w1a2 or finn:w2a2") from None
-        return conv_swg_names_to_model(finn_folding(weight_bits, act_bits), hw_model)
+            raise UserError(f"bad folding {spec!r}: use {', '.join(f'finn:{name}' for name in FINN_FOLDINGS)}") from None
+        return published_folding(hw_model, weight_bits, act_bits)
     return read_folding(Path(spec))
-
-
-# FINN v0.5b layer names (the study's reports) -> finn-plus op types. Numbering is per op type in
-# both; SWG and pool numbering differ (see conv_swg_names_to_model), MVAU numbering matches.
-FINN05_OP_TYPES = {
-    "StreamingFCLayer_Batch": "MVAU_hls",
-    "ConvolutionInputGenerator": "ConvolutionInputGenerator_rtl (conv)",
-    "StreamingMaxPool_Batch": "ConvolutionInputGenerator_rtl (depthwise) + Pool_hls",
-    "Thresholding_Batch": "Thresholding_rtl",
-    "LabelSelect_Batch": "LabelSelect_hls",
-}
-
-
-def finn05_name_to_finn_plus(name: str) -> str:
-    """``StreamingFCLayer_Batch_6`` -> ``MVAU_hls_6``; other FINN v0.5b names map to their op type."""
-    base, _, index = name.rpartition("_")
-    mapped = FINN05_OP_TYPES.get(base)
-    if mapped is None:
-        return name
-    return f"{mapped}_{index}" if mapped == "MVAU_hls" else f"{mapped} #{index}"

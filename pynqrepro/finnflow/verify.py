@@ -44,6 +44,10 @@ class Verification:
         """The first FINN stage whose top-1 differs from the QONNX model on some image."""
         return next((s.stage for s in self.stages if s.reference == "qonnx" and s.agree < s.total), None)
 
+    def agreement(self) -> str:
+        """Top-1 agreement per stage, e.g. "qonnx 20/20, finn_tidy 20/20, ..."."""
+        return ", ".join(f"{s.stage} {s.agree}/{s.total}" for s in self.stages)
+
 
 def _execute(model: ModelWrapper, image: np.ndarray) -> tuple[int, np.ndarray]:
     """(top-1 class, logits or None) of one graph execution. FINN graphs end in TopK(1) (or its

@@ -1,6 +1,11 @@
 """The foldings the exact optimiser is compared with, as ``Folding`` objects over the same groups:
 all-1, a given config (FINN's published CNV foldings), FINN's SetFolding at the best target that
-fits, and the study's greedy search."""
+fits, and the study's greedy search.
+
+FINN's SetFolding and FINN's published foldings are judged on the space without the SIMD x W cap
+(``uncapped_space``): SetFolding checks the cap only after a SIMD step missed its target, and the
+published foldings exceed it, so the capped space would not contain them.
+"""
 
 import copy
 import logging
@@ -11,8 +16,10 @@ from qonnx.custom_op.registry import getCustomOp
 
 from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm
-from pynqrepro.folding.optimise import Budget, Folding
-from pynqrepro.folding.space import Group
+from pynqrepro.folding.optimise import Budget, Folding, optimise
+from pynqrepro.folding.space import MVAU_WWIDTH_MAX, Group, SpaceOptions, build_space
+
+NO_WIDTH_CAP = 10**6  # an mvau_wwidth_max no MVAU reaches
 
 
 def _match(group: Group, wanted: dict) -> int:
@@ -65,8 +72,24 @@ def _model_config(model: ModelWrapper, groups: list[Group]) -> dict:
     return config
 
 
+def uncapped_space(model: ModelWrapper, part: str) -> list[Group]:
+    """The search space without the SIMD x W cap, where FINN's own foldings live."""
+    return build_space(model, part, SpaceOptions(mvau_wwidth_max=NO_WIDTH_CAP))
+
+
+def setfolding_baseline(model: ModelWrapper, uncapped: list[Group], budget: Budget) -> Folding | None:
+    """FINN's SetFolding as the folding experiment compares it: at the fastest target that fits
+    ``budget``, searched from the exact optimum over the ``uncapped_space`` groups upwards (None when
+    no folding of those groups fits at all)."""
+    try:
+        floor = optimise(uncapped, budget).max_cycles
+    except UserError:
+        return None
+    return setfolding_at_budget(model, uncapped, budget, floor)
+
+
 def setfolding_at_budget(model: ModelWrapper, groups: list[Group], budget: Budget, floor: int = 0,
-                         mvau_wwidth_max: int = 36) -> Folding | None:
+                         mvau_wwidth_max: int = MVAU_WWIDTH_MAX) -> Folding | None:
     """FINN's SetFolding at the fastest target whose result fits ``budget`` (None if none does).
 
     ``groups`` must not cap SIMD by ``mvau_wwidth_max``: SetFolding checks the cap only after a

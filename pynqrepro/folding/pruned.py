@@ -91,7 +91,10 @@ def conv_mvau_names(hw_model) -> list[str]:
 
 def masked_blocks(step: Artifact) -> tuple[MaskedBlocks, ...]:
     """Per conv layer in network order, the block SIMD a SIMD-block step's masks were cut at and
-    the columns they keep (masks are stored in conv order, beside the SIMD list in their meta)."""
+    the columns they keep (masks are stored in conv order, beside the SIMD list in their meta);
+    none for a step without masks (channel pruning: an ordinary smaller network)."""
+    if not step.file(MASKS_FILE).is_file():
+        return ()
     masks, meta = load_masks(step.file(MASKS_FILE))
     columns = kept_columns(masks)
     return tuple(MaskedBlocks(int(simd), columns[name]) for name, simd in zip(masks, meta["simd"], strict=True))

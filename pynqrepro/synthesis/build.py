@@ -8,6 +8,7 @@ driver settings and the deployment package. Everything lands in the artifact's `
 in FINN's own layout; ``read_build`` parses the reports FINN wrote there.
 """
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +82,13 @@ class SynthesisBuild:
 
     ooc: SynthesisResult  # accelerator alone, out of context (comparable with FINN's estimates)
     system: SynthesisResult  # whole Zynq design (shell included), WNS/fmax after routing
-    deploy_dir: Path
+    build_dir: Path  # FINN's output folder
+    key: str | None = None  # the store artifact's key (None: a folder read directly)
+
+    @property
+    def deploy_dir(self) -> Path:
+        """FINN's deployment package: bitfile and driver settings for the board."""
+        return BuildPaths(self.build_dir).deploy
 
 
 def synthesis_config(board: Board, output_dir: Path, folding_file: Path, clock_ns: float | None = None):
@@ -151,4 +158,15 @@ def read_build(build_dir: Path, clock_ns: float) -> SynthesisBuild:
     except OSError:
         raise UserError(f"no {paths.post_route_timing}: pass the output folder of a finished FINN bitfile build") from None
     system = SynthesisResult(system.lut, system.ff, system.bram36, system.dsp, system.uram, wns, fmax_mhz(clock_ns, wns))
-    return SynthesisBuild(read_ooc_synth_and_timing(paths.ooc), system, paths.deploy)
+    return SynthesisBuild(read_ooc_synth_and_timing(paths.ooc), system, paths.root)
+
+
+def finished_build(store: ArtifactStore, hw_artifact: Artifact, board: Board, folding: dict | None,
+                   clock_ns: float | None = None) -> SynthesisBuild:
+    """``synthesis_artifact``'s build (made now unless cached), its reports read and its deployment
+    package checked."""
+    clock_ns = clock_ns or board.clock_ns
+    artifact = synthesis_artifact(store, hw_artifact, board, folding, clock_ns)
+    build = dataclasses.replace(read_build(artifact.path / BUILD_DIR, clock_ns), key=artifact.key)
+    check_package(build.deploy_dir)
+    return build

@@ -1,0 +1,48 @@
+"""The study's experiments as library code: one module per report table, so that everything an
+experiment records, ``pynqrepro report <table>`` records too, with the same functions.
+
+Each module has:
+
+- ``EXPERIMENT``: the pytest node of the experiment that records the table. Rows that
+  ``pynqrepro report`` records carry the same test id (``EXPERIMENT[case.id]``), so a later run of
+  either replaces the other's rows;
+- ``TABLE``, ``TITLE``, ``NOTES``: the report;
+- ``CASES``: the experiment's parametrisation; ``case.id`` is pytest's id, the case's fields are
+  ``pynqrepro report <table>`` options;
+- ``measure(setup, case)``: the measurement, as the study's method section describes it;
+- ``tabulate(results, setup, measurement)``: its rows, then the published figures beside them.
+
+``experiments/test_<module>.py`` runs ``measure`` and ``tabulate`` per case and asserts on the
+measurement.
+"""
+
+from dataclasses import dataclass
+
+TABLES = {  # report table -> the module that measures it
+    "training": "pynqrepro.study.training",
+    "finn_estimates": "pynqrepro.study.finn_flow",
+    "folding": "pynqrepro.study.folding",
+    "pruning": "pynqrepro.study.pruning",
+    "synthesis": "pynqrepro.study.synthesis",
+    "board": "pynqrepro.study.board",
+}
+
+
+@dataclass(frozen=True)
+class Bits:
+    """A case of one CNV: its weight and activation bit widths."""
+
+    weight_bits: int
+    act_bits: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.weight_bits}w{self.act_bits}a"
+
+    @property
+    def model(self) -> str:
+        return f"CNV W{self.weight_bits}A{self.act_bits}"
+
+
+def bit_widths(*pairs: tuple[int, int]) -> tuple[Bits, ...]:
+    return tuple(Bits(w, a) for w, a in pairs)

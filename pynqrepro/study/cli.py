@@ -1,0 +1,100 @@
+"""``pynqrepro report``: merge recorded rows into ``reports/``; with a TABLE, first recompute that
+table's rows with the functions its experiment calls (``pynqrepro.study.<module>``), recorded under
+the experiment's test ids so they replace its earlier rows, as a rerun of the experiment would."""
+
+import argparse
+import dataclasses
+import importlib
+
+from pynqrepro.core.atomic import ensure_writable_dir
+from pynqrepro.core.options import (
+    CommandParser,
+    add_board_login_options,
+    add_board_option,
+    add_data_option,
+    add_reports_option,
+    add_scale_option,
+    add_store_option,
+)
+from pynqrepro.core.reports import merge_reports, write_index
+from pynqrepro.study import TABLES
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report", help="merge recorded rows into reports/; with a TABLE, recompute its rows first",
+        description=__doc__.replace("``", ""),
+        usage="pynqrepro report [--reports-dir DIR]\n       pynqrepro report TABLE [options]  "
+              "(options: pynqrepro report TABLE --help)")
+    parser.add_argument("table", nargs="?", choices=sorted(TABLES), help="the report table to recompute")
+    parser.add_argument("options", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    add_reports_option(parser.add_argument)
+    parser.set_defaults(func=_report)
+
+
+def table_parser(table: str, module, reports_dir) -> CommandParser:
+    """The options of ``pynqrepro report TABLE``: the session's (as pytest's), and one filter per
+    field of the table's cases."""
+    parser = CommandParser(
+        prog=f"pynqrepro report {table}",
+        description=f"Recompute reports/{table}.md ({module.TITLE}) for the selected cases of "
+                    f"{module.EXPERIMENT} and merge the rows in.")
+    add_scale_option(parser.add_argument)
+    add_board_option(parser.add_argument)
+    add_data_option(parser.add_argument)
+    add_store_option(parser.add_argument)
+    add_reports_option(parser.add_argument, default=reports_dir)
+    add_board_login_options(parser.add_argument)
+    for field in dataclasses.fields(module.CASES[0]):
+        values = sorted({getattr(case, field.name) for case in module.CASES})
+        parser.add_argument(f"--{field.name.replace('_', '-')}", nargs="+", type=type(values[0]), choices=values,
+                            metavar=field.name.upper(),
+                            help=f"only the cases with these values (default: all of {', '.join(map(str, values))})")
+    return parser
+
+
+def selected_cases(module, options) -> list:
+    """The table's cases whose every field is among the values given for it (all when none given)."""
+    def wanted(case) -> bool:
+        return all(getattr(options, f.name) is None or getattr(case, f.name) in getattr(options, f.name)
+                   for f in dataclasses.fields(case))
+
+    return [case for case in module.CASES if wanted(case)]
+
+
+def record(table: str, argv: list[str], reports_dir) -> None:
+    """Measure and tabulate the selected cases of ``table`` as its experiment does, then merge."""
+    from pynqrepro.board.remote import BoardLogin
+    from pynqrepro.core.boards import get_board
+    from pynqrepro.core.provenance import environment
+    from pynqrepro.core.results import Recorder, SessionInfo, new_session_id
+    from pynqrepro.core.scale import get_scale
+    from pynqrepro.core.store import ArtifactStore
+    from pynqrepro.pipeline import Setup
+
+    module = importlib.import_module(TABLES[table])
+    options = table_parser(table, module, reports_dir).parse_args(argv)
+    ensure_writable_dir(options.reports_dir, "--reports-dir")
+    ensure_writable_dir(options.store_dir, "--store-dir")
+    login = BoardLogin(options.board_host, options.board_user, options.board_key) if options.board_host else None
+    setup = Setup(get_scale(options.scale), get_board(options.board), ArtifactStore(options.store_dir),
+                  options.data_dir, login)
+    session = SessionInfo(new_session_id(), setup.scale.name, setup.board.name, environment())
+    try:
+        for case in selected_cases(module, options):
+            results = Recorder(options.reports_dir, session, f"{module.EXPERIMENT}[{case.id}]")
+            module.tabulate(results, setup, module.measure(setup, case))
+            print(f"{table} [{case.id}]: recorded")
+    finally:  # what was measured is merged even when a later case fails
+        merge_reports(options.reports_dir)
+    print(f"merged {table}; report at {options.reports_dir / f'{table}.md'}")
+
+
+def _report(args) -> None:
+    if args.table is not None:
+        record(args.table, args.options, args.reports_dir)
+        return
+    ensure_writable_dir(args.reports_dir, "--reports-dir")
+    written = merge_reports(args.reports_dir)
+    write_index(args.reports_dir)
+    print(f"merged {', '.join(written) or 'no new rows'}; index at {args.reports_dir / 'index.md'}")

@@ -1,0 +1,108 @@
+"""Vivado synthesis beside FINN's estimates (reports/synthesis.md).
+
+Method: FINN's full build of the trained CNVs at FINN's published foldings and at the exact folding
+optimiser's choice within the study's LUT budget; out-of-context and whole-design (shell included)
+utilisation and timing beside FINN's estimate of the same folding, with the study's out-of-context
+runs as reference rows.
+"""
+
+from dataclasses import dataclass
+
+from pynqrepro.core.errors import UserError
+from pynqrepro.core.results import Recorder
+from pynqrepro.finnflow.estimate import NetworkEstimate
+from pynqrepro.folding.optimise import board_budget, optimise
+from pynqrepro.folding.space import build_space
+from pynqrepro.pipeline import Network, Setup, synthesis_build, trained_network
+from pynqrepro.references import STUDY_FOLDING_RUNS, STUDY_LUT_RATIO, select
+from pynqrepro.study import Bits, bit_widths
+from pynqrepro.synthesis.build import SynthesisBuild
+from pynqrepro.synthesis.reports import estimate_ratios
+
+EXPERIMENT = "experiments/test_synthesis.py::test_synthesis"
+TABLE = "synthesis"
+TITLE = "Vivado synthesis beside FINN's estimates"
+NOTES = [
+    "FINN (finn-plus) builder, BNN-PYNQ steps after layer specialisation: folding, hardware generation with "
+    "FIFO sizing, stitched IP, out-of-context synthesis, Zynq bitfile, PYNQ driver, deployment package.",
+    "OOC: the accelerator alone (FINN's ooc_synth_and_timing.json), the figures FINN's estimates model; "
+    "est/synth ratios against OOC, BRAM in 18 Kb units. Whole design: post-synthesis utilisation of the "
+    "Zynq design with shell (post_synth_resources.json), WNS/fmax after routing (post_route_timing.rpt).",
+    f"exact: pynqrepro's folding optimiser at {STUDY_LUT_RATIO:g} x the board's LUTs (FINN's cost model).",
+    "Study rows: its OOC synthesis results (FINN v0.5b, Pynq-Z1, 10 ns) with its own estimates.",
+]
+CASES = bit_widths((1, 1), (1, 2), (2, 2))  # FINN publishes CNV foldings for these
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """One folding's build, or why there is none."""
+
+    folding_name: str
+    folding: dict | None
+    build: SynthesisBuild | None
+    estimate: NetworkEstimate | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Syntheses:
+    case: Bits
+    network: Network
+    builds: list  # Synthesis per folding
+
+
+def _exact_folding(network: Network) -> tuple[dict | None, str]:
+    """The exact optimiser's folding at the study's LUT budget, or why none fits."""
+    budget = board_budget(network.board, STUDY_LUT_RATIO)
+    try:
+        return optimise(build_space(network.hw_model, network.board.part), budget).config(), ""
+    except UserError as exc:  # nothing fits the budget: recorded as a note row
+        return None, str(exc)
+
+
+def _synthesise(setup: Setup, network: Network, name: str, folding: dict) -> Synthesis:
+    return Synthesis(name, folding, synthesis_build(setup, network, folding), network.estimate(folding))
+
+
+def measure(setup: Setup, case: Bits) -> Syntheses:
+    network = trained_network(setup, case.weight_bits, case.act_bits)
+    builds = [_synthesise(setup, network, "FINN published", network.published_folding())]
+    exact, why_not = _exact_folding(network)
+    name = f"exact, {STUDY_LUT_RATIO:g} LUT"
+    builds.append(_synthesise(setup, network, name, exact) if exact is not None
+                  else Synthesis(name, None, None, None, why_not))
+    return Syntheses(case, network, builds)
+
+
+def tabulate(results: Recorder, setup: Setup, syntheses: Syntheses) -> None:
+    case, network, board = syntheses.case, syntheses.network, setup.board
+    table = results.table(TABLE, title=TITLE, notes=NOTES)
+    for synthesis in syntheses.builds:
+        if synthesis.build is None:
+            table.add({"model": case.model, "board": board.name, "folding": synthesis.folding_name,
+                       "note": synthesis.note, "source": f"pynqrepro ({setup.scale.name})"},
+                      config={"hw_model": network.hw.key})
+            continue
+        est, ooc, system = synthesis.estimate.totals, synthesis.build.ooc, synthesis.build.system
+        table.add({
+            "model": case.model, "board": board.name, "folding": synthesis.folding_name,
+            "est. LUT": round(est["lut"]), "OOC LUT": ooc.lut, "OOC FF": ooc.ff,
+            "est. BRAM18": round(est["bram18"]), "OOC BRAM36": ooc.bram36,
+            "est. DSP": round(est["dsp"]), "OOC DSP": ooc.dsp,
+            **estimate_ratios(est["lut"], est["bram18"], est["dsp"], ooc),
+            "OOC WNS ns": ooc.wns_ns, "OOC fmax MHz": round(ooc.fmax_mhz, 1),
+            "design LUT": system.lut, "design BRAM36": system.bram36, "design WNS ns": system.wns_ns,
+            "design fmax MHz": round(system.fmax_mhz, 1), "est. fps": round(synthesis.estimate.est_fps, 1),
+            "source": f"pynqrepro ({setup.scale.name}, {board.clock_ns} ns)",
+        }, config={"hw_model": network.hw.key, "build": synthesis.build.key, "folding": synthesis.folding})
+    for run in select(STUDY_FOLDING_RUNS, board=board.name, weight_bits=case.weight_bits, act_bits=case.act_bits):
+        if run.synthesised:
+            table.add_reference(run, {
+                "model": case.model, "board": run.board, "folding": run.method,
+                "est. LUT": run.est_lut, "OOC LUT": run.ooc_lut, "OOC FF": run.ooc_ff,
+                "est. BRAM18": run.est_bram18, "OOC BRAM36": run.ooc_bram36, "OOC DSP": run.ooc_dsp,
+                "LUT est/synth": round(run.est_lut / run.ooc_lut, 3),
+                "BRAM18 est/synth": round(run.est_bram18 / (2 * run.ooc_bram36), 3),
+                "OOC fmax MHz": run.ooc_fmax_mhz, "est. fps": run.est_fps,
+            }, config={"run": run.run})
