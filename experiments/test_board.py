@@ -8,14 +8,10 @@ Marked ``vivado`` too: the package is the Vivado stage's (cached) build of the s
 import pytest
 
 from pynqrepro.board.compare import ACCURACY_TOLERANCE
-from pynqrepro.pytest_plugin import parametrize_cases
 from pynqrepro.study import board as on_board
 
 
-def pytest_generate_tests(metafunc):
-    parametrize_cases(metafunc, on_board.CASES)
-
-
+@pytest.mark.study(on_board)
 @pytest.mark.vivado  # checked second: without a board, the board's skip reason is shown
 @pytest.mark.board
 @pytest.mark.slow

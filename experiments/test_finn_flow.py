@@ -3,14 +3,12 @@ verification, then FINN's estimates on the board at all-ones folding and at FINN
 foldings, beside the study's FINN v0.5b estimate runs. The method is ``pynqrepro.study.finn_flow``;
 ``pynqrepro report finn_estimates`` records the same rows."""
 
-from pynqrepro.pytest_plugin import parametrize_cases
+import pytest
+
 from pynqrepro.study import finn_flow
 
 
-def pytest_generate_tests(metafunc):
-    parametrize_cases(metafunc, finn_flow.CASES)
-
-
+@pytest.mark.study(finn_flow)
 def test_finn_flow(setup, results, case):
     flow = finn_flow.measure(setup, case)
     finn_flow.tabulate(results, setup, flow)

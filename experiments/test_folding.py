@@ -2,14 +2,12 @@
 published foldings, boards x bit widths x LUT ratios (reports/folding.md). The method is
 ``pynqrepro.study.folding``; ``pynqrepro report folding`` records the same rows."""
 
-from pynqrepro.pytest_plugin import parametrize_cases
+import pytest
+
 from pynqrepro.study import folding
 
 
-def pytest_generate_tests(metafunc):
-    parametrize_cases(metafunc, folding.CASES)
-
-
+@pytest.mark.study(folding)
 def test_folding(setup, results, case):
     comparison = folding.measure(setup, case)
     folding.tabulate(results, setup, comparison)

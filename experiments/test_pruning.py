@@ -7,14 +7,10 @@ both sweeps with fine-tuning, each step's best folding under the same budget. Th
 
 import pytest
 
-from pynqrepro.pytest_plugin import parametrize_cases
 from pynqrepro.study import pruning
 
 
-def pytest_generate_tests(metafunc):
-    parametrize_cases(metafunc, pruning.CASES, trains=True)
-
-
+@pytest.mark.study(pruning, trains=True)
 @pytest.mark.slow
 def test_pruning(setup, results, case):
     sweeps = pruning.measure(setup, case)

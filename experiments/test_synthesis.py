@@ -6,14 +6,10 @@ the same rows."""
 
 import pytest
 
-from pynqrepro.pytest_plugin import parametrize_cases
 from pynqrepro.study import synthesis
 
 
-def pytest_generate_tests(metafunc):
-    parametrize_cases(metafunc, synthesis.CASES)
-
-
+@pytest.mark.study(synthesis)
 @pytest.mark.vivado
 @pytest.mark.slow
 def test_synthesis(setup, results, case):
@@ -22,7 +18,6 @@ def test_synthesis(setup, results, case):
 
     board = setup.board
     for built in syntheses.builds:
-        if built.build is not None:
-            system = built.build.system
-            assert system.lut <= board.luts and system.bram36 <= board.bram18 / 2, \
-                f"{case.model} at {built.folding_name} does not fit {board.name}: {system}"
+        system = built.build.system
+        assert system.lut <= board.luts and system.bram36 <= board.bram18 / 2, \
+            f"{case.model} at {built.folding_name} does not fit {board.name}: {system}"

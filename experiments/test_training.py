@@ -5,14 +5,12 @@ recipe (GPU). The trained checkpoints stay in the artifact store for pruning and
 The method is ``pynqrepro.study.training``; ``pynqrepro report training`` records the same rows.
 """
 
-from pynqrepro.pytest_plugin import parametrize_cases
+import pytest
+
 from pynqrepro.study import training
 
 
-def pytest_generate_tests(metafunc):
-    parametrize_cases(metafunc, training.CASES, trains=True)
-
-
+@pytest.mark.study(training, trains=True)
 def test_training(setup, results, case):
     run = training.measure(setup, case)
     training.tabulate(results, setup, run)

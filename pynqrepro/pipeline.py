@@ -51,10 +51,6 @@ class Network:
     hw: Artifact
     board: Board
 
-    @property
-    def name(self) -> str:
-        return f"CNV W{self.weight_bits}A{self.act_bits}"
-
     @cached_property
     def hw_model(self) -> ModelWrapper:
         """The specialised HW-layer model (read once; foldings are applied to copies)."""

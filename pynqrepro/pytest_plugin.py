@@ -29,6 +29,8 @@ MARKERS = {
     "board": ("needs a PYNQ board reachable over SSH (--board-host)",
               lambda config: machine.missing_board(config.getoption("board_host"))),
     "slow": ("takes more than ~20 s on a laptop; deselect with -m 'not slow'", lambda config: None),
+    "study": ("study(module, trains=False): the experiment of a pynqrepro.study module; its 'case' argument "
+              "takes the module's CASES", lambda config: None),
 }
 
 
@@ -147,12 +149,17 @@ def setup(scale, board, store, data_dir, board_host, request):
     return Setup(scale, board, store, data_dir, login)
 
 
-def parametrize_cases(metafunc, cases, trains: bool = False) -> None:
-    """Parametrize an experiment's ``case`` argument with its study module's cases, ids as
-    ``pynqrepro report`` names them. ``trains``: the cases train CNVs, which at a scale that needs a
-    GPU carries the gpu marker (decided at collection, before any work starts)."""
+def pytest_generate_tests(metafunc):
+    """``@pytest.mark.study(module, trains=False)``: the test's ``case`` argument takes the study
+    module's CASES, with the ids ``pynqrepro report`` records under. ``trains``: the cases train
+    CNVs, so at a scale that needs a GPU they carry the gpu marker (decided at collection, before
+    any work starts)."""
+    marker = metafunc.definition.get_closest_marker("study")
+    if marker is None:
+        return
+    module, trains = marker.args[0], marker.kwargs.get("trains", False)
     marks = [pytest.mark.gpu] if trains and get_scale(metafunc.config.getoption("scale")).needs_gpu else []
-    metafunc.parametrize("case", [pytest.param(case, id=case.id, marks=marks) for case in cases])
+    metafunc.parametrize("case", [pytest.param(case, id=case.id, marks=marks) for case in module.CASES])
 
 
 @pytest.fixture

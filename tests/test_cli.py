@@ -17,3 +17,13 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["report", "--reports-dir", str(blocker / "reports")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pynqrepro: error: --reports-dir") and err.count("\n") == 1
+
+
+def test_every_command_describes_itself(capsys):
+    import pytest
+
+    for command in ("train", "prune", "fold", "estimate", "build", "deploy", "report"):
+        with pytest.raises(SystemExit) as done:
+            main([command, "--help"])
+        assert done.value.code == 0, command
+        assert capsys.readouterr().out.startswith(f"usage: pynqrepro {command}"), command

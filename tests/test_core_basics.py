@@ -68,3 +68,37 @@ def test_study_figures_agree_with_the_copied_study_reports():
             ooc = files["ooc_synth_and_timing"]
             assert (ooc["LUT"], ooc["FF"], ooc["BRAM"], ooc["DSP"]) == (run.ooc_lut, run.ooc_ff, run.ooc_bram36, run.ooc_dsp)
             assert round(ooc["fmax_mhz"], 1) == run.ooc_fmax_mhz
+
+
+def test_references_apply_to_their_board_or_to_any():
+    from pynqrepro.references import ACCURACY, BOARD_MEASUREMENTS, STUDY_FOLDING_RUNS, Scope, select
+
+    simulated = select(ACCURACY, board="ultra96", weight_bits=1, act_bits=1)
+    assert [r.model for r in simulated] == ["CNV W1A1"]  # the on-board figure is Pynq-Z1's
+    on_board = select(ACCURACY, board="pynq-z1", scope=Scope.ON_BOARD_ACCURACY, weight_bits=1, act_bits=1)
+    assert [(r.model, r.board) for r in on_board] == [("CNV W1A1 on board (Pynq)", "pynq-z1")]
+    assert select(BOARD_MEASUREMENTS, board="pynq-z1") == []
+    assert {r.bits for r in select(STUDY_FOLDING_RUNS, board="pynq-z1", weight_bits=2, act_bits=2)} == {2}
+    assert select(STUDY_FOLDING_RUNS, board="pynq-z1", weight_bits=1, act_bits=2) == []
+
+
+def test_locations_follow_option_then_environment_then_root(monkeypatch, tmp_path):
+    from pynqrepro.core.options import DATA_ENV, STORE_ENV, data_dir, store_dir
+
+    monkeypatch.delenv(STORE_ENV, raising=False)
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "datasets"))
+    assert store_dir(None, tmp_path) == tmp_path / ".pynqrepro-store"
+    assert data_dir(None, tmp_path) == tmp_path / "datasets"
+    assert data_dir(tmp_path / "given", tmp_path) == tmp_path / "given"
+
+
+def test_integer_lists_and_bad_options_are_one_line_user_errors():
+    from pynqrepro.core.options import CommandParser, add_board_option, parse_int_list
+
+    assert parse_int_list("9, 16,16", "--simd-list", "9,16") == (9, 16, 16)
+    with pytest.raises(UserError, match=r"--simd-list '9;16' is not a comma-separated list of integers: write e.g. 9,16"):
+        parse_int_list("9;16", "--simd-list", "9,16")
+    parser = CommandParser(prog="demo")
+    add_board_option(parser.add_argument)
+    with pytest.raises(UserError, match=r"argument --board: invalid choice: 'zcu104' .*\(see demo --help\)"):
+        parser.parse_args(["--board", "zcu104"])

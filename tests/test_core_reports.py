@@ -73,3 +73,19 @@ def test_failing_plot_keeps_the_tables(tmp_path, capsys):
     merge_reports(tmp_path)
     assert (tmp_path / "pruning.md").exists()
     assert "plot" in capsys.readouterr().err
+
+
+def test_reference_rows_name_their_source_and_are_told_apart(tmp_path):
+    from pynqrepro.core.results import is_reference_row
+    from pynqrepro.references import ACCURACY, STUDY_FOLDING_RUNS
+
+    table = Recorder(tmp_path, session("s1"), "exp.py::test[1w1a]").table("training", title="CNV training")
+    table.add({"W/A": "1/1", "acc": 95.0, "source": "pynqrepro (smoke)"})
+    table.add_reference(ACCURACY[0], {"W/A": "1/1", "acc": ACCURACY[0].top1})
+    table.add_reference(STUDY_FOLDING_RUNS[0], {"W/A": "1/1"}, config={"run": "x"}, source="study x")
+    merge_reports(tmp_path)
+    rows = json.loads((tmp_path / "training.json").read_text())["rows"]
+    assert [r["values"]["source"] for r in rows] == [
+        "pynqrepro (smoke)", f"reference: {ACCURACY[0].source}", "reference: study x"]
+    assert [is_reference_row(r["values"]) for r in rows] == [False, True, True]
+    assert rows[2]["config"] == {"run": "x"}

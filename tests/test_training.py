@@ -78,12 +78,23 @@ def test_bad_config_is_a_user_error(kwargs, match):
     (["train", "--bit-width", "2", "--world-size", "0"], "--world-size must be at least 1"),
     (["train", "--resume", "nope/checkpoint.tar"], "does not exist"),
     (["train"], "no bit widths given"),
+    (["train", "--bit-width", "2", "--conv-channels", "4,x"], "--conv-channels '4,x' is not a comma-separated list"),
+    (["train", "--bit-width", "2", "--augment", "rotate"], "argument --augment: invalid choice: 'rotate'"),
 ])
 def test_cli_bad_input_is_one_line(argv, match, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("pynqrepro: error: ") and "\n" not in err
     assert match in err
+
+
+def test_progress_of_earlier_checkpoints_resumes():
+    """Checkpoints saved before the selection score was named best_score still resume."""
+    from pynqrepro.training.trainer import Progress
+
+    saved = {"epoch": 3, "best_val_acc": 91.5, "best_epoch": 2, "test_acc_at_best": 90.0, "best_test_acc": 92.0,
+             "train_seconds": 1.0, "wall_seconds": 2.0, "train_images": 640}
+    assert Progress.saved(saved) == Progress(3, 91.5, 2, 90.0, 92.0, 1.0, 2.0, 640)
 
 
 def test_nccl_without_cuda_is_a_user_error():

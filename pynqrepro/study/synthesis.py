@@ -36,20 +36,20 @@ CASES = bit_widths((1, 1), (1, 2), (2, 2))  # FINN publishes CNV foldings for th
 
 @dataclass(frozen=True)
 class Synthesis:
-    """One folding's build, or why there is none."""
+    """One folding's build beside FINN's estimate of it."""
 
     folding_name: str
-    folding: dict | None
-    build: SynthesisBuild | None
-    estimate: NetworkEstimate | None
-    note: str = ""
+    folding: dict
+    build: SynthesisBuild
+    estimate: NetworkEstimate
 
 
 @dataclass(frozen=True)
 class Syntheses:
     case: Bits
     network: Network
-    builds: list  # Synthesis per folding
+    builds: list  # Synthesis per folding built
+    unbuilt: dict  # folding name -> why there is no such folding (nothing fits the budget)
 
 
 def _exact_folding(network: Network) -> tuple[dict | None, str]:
@@ -67,23 +67,20 @@ def _synthesise(setup: Setup, network: Network, name: str, folding: dict) -> Syn
 
 def measure(setup: Setup, case: Bits) -> Syntheses:
     network = trained_network(setup, case.weight_bits, case.act_bits)
-    builds = [_synthesise(setup, network, "FINN published", network.published_folding())]
+    builds, unbuilt = [_synthesise(setup, network, "FINN published", network.published_folding())], {}
     exact, why_not = _exact_folding(network)
     name = f"exact, {STUDY_LUT_RATIO:g} LUT"
-    builds.append(_synthesise(setup, network, name, exact) if exact is not None
-                  else Synthesis(name, None, None, None, why_not))
-    return Syntheses(case, network, builds)
+    if exact is None:
+        unbuilt[name] = why_not
+    else:
+        builds.append(_synthesise(setup, network, name, exact))
+    return Syntheses(case, network, builds, unbuilt)
 
 
 def tabulate(results: Recorder, setup: Setup, syntheses: Syntheses) -> None:
     case, network, board = syntheses.case, syntheses.network, setup.board
     table = results.table(TABLE, title=TITLE, notes=NOTES)
     for synthesis in syntheses.builds:
-        if synthesis.build is None:
-            table.add({"model": case.model, "board": board.name, "folding": synthesis.folding_name,
-                       "note": synthesis.note, "source": f"pynqrepro ({setup.scale.name})"},
-                      config={"hw_model": network.hw.key})
-            continue
         est, ooc, system = synthesis.estimate.totals, synthesis.build.ooc, synthesis.build.system
         table.add({
             "model": case.model, "board": board.name, "folding": synthesis.folding_name,
@@ -96,6 +93,9 @@ def tabulate(results: Recorder, setup: Setup, syntheses: Syntheses) -> None:
             "design fmax MHz": round(system.fmax_mhz, 1), "est. fps": round(synthesis.estimate.est_fps, 1),
             "source": f"pynqrepro ({setup.scale.name}, {board.clock_ns} ns)",
         }, config={"hw_model": network.hw.key, "build": synthesis.build.key, "folding": synthesis.folding})
+    for name, why_not in syntheses.unbuilt.items():
+        table.add({"model": case.model, "board": board.name, "folding": name, "note": why_not,
+                   "source": f"pynqrepro ({setup.scale.name})"}, config={"hw_model": network.hw.key})
     for run in select(STUDY_FOLDING_RUNS, board=board.name, weight_bits=case.weight_bits, act_bits=case.act_bits):
         if run.synthesised:
             table.add_reference(run, {

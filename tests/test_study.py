@@ -1,0 +1,107 @@
+"""The study modules and ``pynqrepro report TABLE``: the rows a CLI user records are the rows the
+experiments record, under the same test ids, merged the same way."""
+
+import importlib
+import json
+import subprocess
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pynqrepro.cli import main
+from pynqrepro.core.scale import SCALES
+from pynqrepro.study import TABLES
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_report_ids_are_the_experiments_node_ids(tmp_path):
+    """``EXPERIMENT[case.id]`` of every case is a collected experiment, so either replaces the other's rows."""
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "-c", "pyproject.toml", "--collect-only", "-q", "-p", "no:cacheprovider",
+         f"--reports-dir={tmp_path / 'reports'}", f"--store-dir={tmp_path / 'store'}", "experiments"],
+        cwd=REPO, capture_output=True, text=True, check=True).stdout
+    nodes = {line for line in collected.splitlines() if "::" in line}
+    expected = set()
+    for module_name in TABLES.values():
+        module = importlib.import_module(module_name)
+        expected |= {f"{module.EXPERIMENT}[{case.id}]" for case in module.CASES}
+    assert nodes == expected
+
+
+def test_every_scale_sets_every_training_floor():
+    from pynqrepro.study import training
+
+    for scale in SCALES.values():
+        assert {(c.weight_bits, c.act_bits) for c in training.CASES} <= set(scale.min_test_acc), scale.name
+
+
+@dataclass(frozen=True)
+class DemoCase:
+    bits: int
+    board_name: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.bits}-{self.board_name}"
+
+
+def demo_study() -> types.ModuleType:
+    """A study module whose measurement is instant: the report command's plumbing, not FINN's."""
+    module = types.ModuleType("pynqrepro_demo_study")
+    module.EXPERIMENT = "experiments/test_demo.py::test_demo"
+    module.TITLE = "Demo"
+    module.CASES = tuple(DemoCase(bits, name) for bits in (1, 2, 4) for name in ("a", "b"))
+
+    def measure(setup, case):
+        return {"bits": case.bits, "board": case.board_name, "scale": setup.scale.name, "target": setup.board.name}
+
+    def tabulate(results, setup, measured):
+        results.table("demo", title=module.TITLE).add(measured, config={"bits": measured["bits"]})
+
+    module.measure, module.tabulate = measure, tabulate
+    return module
+
+
+@pytest.fixture
+def demo(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynqrepro_demo_study", demo_study())
+    monkeypatch.setitem(TABLES, "demo", "pynqrepro_demo_study")
+
+
+def test_report_table_records_the_selected_cases_under_the_experiment_ids(demo, tmp_path, capsys):
+    reports = tmp_path / "reports"
+    assert main(["report", "demo", "--bits", "2", "4", "--board-name", "b", "--board", "ultra96",
+                 "--store-dir", str(tmp_path / "store"), "--reports-dir", str(reports)]) == 0
+    rows = json.loads((reports / "demo.json").read_text())["rows"]
+    assert [(r["test"], r["scale"], r["board"]) for r in rows] == [
+        ("experiments/test_demo.py::test_demo[2-b]", "smoke", "ultra96"),
+        ("experiments/test_demo.py::test_demo[4-b]", "smoke", "ultra96")]
+    assert rows[0]["values"] == {"bits": 2, "board": "b", "scale": "smoke", "target": "ultra96"}
+    assert "demo [4-b]: recorded" in capsys.readouterr().out
+    # a second run of one case replaces that case's rows only, as a rerun of its test would
+    assert main(["report", "--reports-dir", str(reports), "demo", "--bits", "2", "--board-name", "b",
+                 "--board", "ultra96", "--store-dir", str(tmp_path / "store")]) == 0
+    assert len(json.loads((reports / "demo.json").read_text())["rows"]) == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["report", "demo", "--bits", "3"], "argument --bits: invalid choice: 3 (choose from 1, 2, 4)"),
+    (["report", "nosuch"], "argument table: invalid choice: 'nosuch'"),
+    (["report", "demo", "--scale", "huge"], "argument --scale: invalid choice: 'huge'"),
+])
+def test_report_table_bad_options_are_one_line(demo, argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"pynqrepro: error: {message}") and err.count("\n") == 1
+
+
+def test_report_table_help_lists_the_case_fields(demo, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["report", "demo", "--help"])
+    assert done.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--bits BITS [BITS ...]" in out and "(default: all of 1, 2, 4)" in out and "--board-name" in out
