@@ -6,14 +6,13 @@ import json
 import subprocess
 import sys
 import types
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from pynqrepro.cli import main
 from pynqrepro.core.scale import SCALES
-from pynqrepro.study import TABLES
+from pynqrepro.study import TABLES, bit_widths
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,28 +38,18 @@ def test_every_scale_sets_every_training_floor():
         assert {(c.weight_bits, c.act_bits) for c in training.CASES} <= set(scale.min_test_acc), scale.name
 
 
-@dataclass(frozen=True)
-class DemoCase:
-    bits: int
-    board_name: str
-
-    @property
-    def id(self) -> str:
-        return f"{self.bits}-{self.board_name}"
-
-
 def demo_study() -> types.ModuleType:
     """A study module whose measurement is instant: the report command's plumbing, not FINN's."""
     module = types.ModuleType("pynqrepro_demo_study")
     module.EXPERIMENT = "experiments/test_demo.py::test_demo"
     module.TITLE = "Demo"
-    module.CASES = tuple(DemoCase(bits, name) for bits in (1, 2, 4) for name in ("a", "b"))
+    module.CASES = bit_widths((1, 1), (1, 2), (2, 2), (4, 4))
 
     def measure(setup, case):
-        return {"bits": case.bits, "board": case.board_name, "scale": setup.scale.name, "target": setup.board.name}
+        return {"model": case.model, "scale": setup.scale.name, "target": setup.board.name}
 
     def tabulate(results, setup, measured):
-        results.table("demo", title=module.TITLE).add(measured, config={"bits": measured["bits"]})
+        results.table("demo", title=module.TITLE).add(measured, config={"model": measured["model"]})
 
     module.measure, module.tabulate = measure, tabulate
     return module
@@ -74,22 +63,22 @@ def demo(monkeypatch):
 
 def test_report_table_records_the_selected_cases_under_the_experiment_ids(demo, tmp_path, capsys):
     reports = tmp_path / "reports"
-    assert main(["report", "demo", "--bits", "2", "4", "--board-name", "b", "--board", "ultra96",
+    assert main(["report", "demo", "--weight-bits", "1", "2", "--act-bits", "2", "--board", "ultra96",
                  "--store-dir", str(tmp_path / "store"), "--reports-dir", str(reports)]) == 0
     rows = json.loads((reports / "demo.json").read_text())["rows"]
     assert [(r["test"], r["scale"], r["board"]) for r in rows] == [
-        ("experiments/test_demo.py::test_demo[2-b]", "smoke", "ultra96"),
-        ("experiments/test_demo.py::test_demo[4-b]", "smoke", "ultra96")]
-    assert rows[0]["values"] == {"bits": 2, "board": "b", "scale": "smoke", "target": "ultra96"}
-    assert "demo [4-b]: recorded" in capsys.readouterr().out
+        ("experiments/test_demo.py::test_demo[1w2a]", "smoke", "ultra96"),
+        ("experiments/test_demo.py::test_demo[2w2a]", "smoke", "ultra96")]
+    assert rows[0]["values"] == {"model": "CNV W1A2", "scale": "smoke", "target": "ultra96"}
+    assert "demo [2w2a]: recorded" in capsys.readouterr().out
     # a second run of one case replaces that case's rows only, as a rerun of its test would
-    assert main(["report", "--reports-dir", str(reports), "demo", "--bits", "2", "--board-name", "b",
+    assert main(["report", "--reports-dir", str(reports), "demo", "--weight-bits", "2", "--act-bits", "2",
                  "--board", "ultra96", "--store-dir", str(tmp_path / "store")]) == 0
     assert len(json.loads((reports / "demo.json").read_text())["rows"]) == 2
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["report", "demo", "--bits", "3"], "argument --bits: invalid choice: 3 (choose from 1, 2, 4)"),
+    (["report", "demo", "--weight-bits", "3"], "argument --weight-bits: invalid choice: 3 (choose from 1, 2, 4)"),
     (["report", "nosuch"], "argument table: invalid choice: 'nosuch'"),
     (["report", "demo", "--scale", "huge"], "argument --scale: invalid choice: 'huge'"),
 ])
@@ -104,4 +93,5 @@ def test_report_table_help_lists_the_case_fields(demo, capsys):
         main(["report", "demo", "--help"])
     assert done.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "--bits BITS [BITS ...]" in out and "(default: all of 1, 2, 4)" in out and "--board-name" in out
+    assert "--weight-bits WEIGHT_BITS [WEIGHT_BITS ...]" in out and "(default: all of 1, 2, 4)" in out
+    assert "--act-bits" in out
