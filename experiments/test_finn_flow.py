@@ -16,4 +16,5 @@ def test_finn_flow(setup, results, case):
     check = flow.verification
     assert check.first_divergence is None, f"FINN flow diverges first at {check.first_divergence}: {check.agreement()}"
     qonnx = check.stages[0]  # 1-bit nets may differ from Brevitas at exact sign boundaries
-    assert qonnx.agree == qonnx.total or case.weight_bits == 1, f"QONNX export disagrees with Brevitas: {check.agreement()}"
+    assert qonnx.agree == qonnx.total or case.weight_bits == 1, \
+        f"QONNX export disagrees with Brevitas: {check.agreement()}"

@@ -7,9 +7,9 @@ import torch
 from qonnx.core.modelwrapper import ModelWrapper
 
 from pynqrepro.finnflow.finn_setup import progress_to_stderr
+from pynqrepro.models.cnv import IN_CHANNELS, INPUT_SIZE
 
-
-INPUT_SHAPE = (1, 3, 32, 32)  # CNV takes CIFAR-sized RGB images in [0, 1]
+INPUT_SHAPE = (1, IN_CHANNELS, INPUT_SIZE, INPUT_SIZE)  # CNV takes CIFAR-sized RGB images in [0, 1]
 
 
 def load_cnv(checkpoint: Path):

@@ -173,7 +173,6 @@ BOARD_MEASUREMENTS = (
 )
 
 FINN_FOLDINGS = {"w1a1": "cnv-w1a1.json", "w1a2": "cnv-w1a2.json", "w2a2": "cnv-w2a2.json"}
-FINN_FOLDING_SOURCE = "FINN's published CNV folding for Pynq-Z1 (finn-plus repository)"
 
 
 def has_finn_folding(weight_bits: int, act_bits: int) -> bool:

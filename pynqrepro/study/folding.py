@@ -49,7 +49,8 @@ class Case:
 
 
 STUDY_BOARDS = ("pynq-z1", "ultra96")  # the boards the study targets
-CASES = tuple(Case(ratio, bits, board) for ratio in (1.0, 0.85, 0.7) for bits in (1, 2, 4, 8) for board in STUDY_BOARDS)
+CASES = tuple(Case(ratio, bits, board)
+              for ratio in (1.0, 0.85, 0.7) for bits in (1, 2, 4, 8) for board in STUDY_BOARDS)
 
 
 @dataclass(frozen=True)
