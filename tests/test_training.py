@@ -22,7 +22,7 @@ from pynqrepro.training.checkpoint import LAST, load_model, load_pretrained, rea
 from pynqrepro.training.config import TrainConfig
 from pynqrepro.training.distributed import DistSpec, _run_rank, resolve
 from pynqrepro.training.recipes import recipe
-from pynqrepro.training.trainer import RunOptions, make_loader, train
+from pynqrepro.training.trainer import RunOptions, make_loader
 
 TINY = dict(dataset="digits", conv_channels=(4, 4, 8, 8, 8, 8), fc_features=(16, 16), batch_size=64)
 
