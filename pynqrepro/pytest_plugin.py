@@ -1,8 +1,8 @@
 """pynqrepro's pytest plugin: stage markers, run options, fixtures and report merging.
 
-Loaded by the repository's root ``conftest.py``. Markers are registered here and only here
-(with ``--strict-markers`` a typo is an error); a test whose resource is absent is skipped with
-a one-line reason naming how to provide it, never failed and never faked.
+Registered as a ``pytest11`` entry point of the installed package. Markers are registered here and
+only here (with ``--strict-markers`` a typo is an error); a test whose resource is absent is skipped
+with a one-line reason naming how to provide it, never failed and never faked.
 """
 
 import os
@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from pynqrepro.core import machine
+from pynqrepro.core import machine, options
 from pynqrepro.core.atomic import ensure_writable_dir
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
-from pynqrepro.core import options
 from pynqrepro.core.provenance import environment
 from pynqrepro.core.reports import merge_reports
 from pynqrepro.core.results import Recorder, SessionInfo, new_session_id
