@@ -31,6 +31,7 @@ import numpy as np
 from pynqrepro.core.boards import Board
 from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding.minsum import Question, StreamForest, dual, lagrangian, survivors
 from pynqrepro.folding.space import Group
 from pynqrepro.folding.wholedesign import Design, Insertions
 
@@ -166,21 +167,29 @@ class _Problem:
             cost = {"cycles": group.costs.cycles, **{r: group.costs.resource(r) for r in cm.RESOURCES}}
             if insertions:
                 extra = insertions.unary(g, len(group))
-                cost = {k: v + extra[k] if k in extra else v for k, v in cost.items()}
+                cost = {k: v + extra[k] if k in cm.RESOURCES else v for k, v in cost.items()}
+                if not self.width_converters:  # a DWC inside the group: never a candidate
+                    cost = {k: v[~extra["converters"]] for k, v in cost.items()}
+                    cost["candidate"] = np.flatnonzero(~extra["converters"])
             unary.append(cost)
         signatures = []
         for g, group in enumerate(groups):
             ends = [e.out_class for e in self.edges if e.producer_group == g]
             ends += [e.in_class for e in self.edges if e.consumer_group == g]
             signatures.append(np.stack(ends, axis=1) if ends else np.zeros((len(group), 0), dtype=np.int64))
-        self.index = [_pareto(c, s) for c, s in zip(unary, signatures)]
-        self.cost = [{k: v[idx] for k, v in c.items()} for c, idx in zip(unary, self.index)]
+        signatures = [s[c["candidate"]] if "candidate" in c else s for c, s in zip(unary, signatures)]
+        reduced = [_pareto(c, s) for c, s in zip(unary, signatures)]
+        self.index = [c["candidate"][idx] if "candidate" in c else idx for c, idx in zip(unary, reduced)]
+        self.cost = [{k: v[idx] for k, v in c.items() if k != "candidate"} for c, idx in zip(unary, reduced)]
         self.ends = [(e.out_class[self.index[e.producer_group]], e.in_class[self.index[e.consumer_group]])
                      for e in self.edges]
         self.pair_ok = [np.ones_like(e.converter) if self.width_converters else ~e.converter for e in self.edges]
+        self.forest = StreamForest.of(len(groups), [(e.producer_group, e.consumer_group) for e in self.edges])
         self.solves = 0
 
     def thresholds(self) -> np.ndarray:
+        if any(len(c["cycles"]) == 0 for c in self.cost):
+            return np.zeros(1, dtype=np.int64)  # some group has no candidate: nothing is feasible
         floor = max(int(c["cycles"].min()) for c in self.cost)
         values = np.unique(np.concatenate([c["cycles"] for c in self.cost]))
         return values[values >= floor]
@@ -189,6 +198,8 @@ class _Problem:
         """``allowed`` without candidates whose stream class has no permitted partner among the
         neighbour's allowed candidates (only "no width converters" forbids pairs); None if a group
         is left empty."""
+        if any(not a.any() for a in allowed):
+            return None
         if self.width_converters:
             return allowed
         allowed = [a.copy() for a in allowed]
@@ -209,61 +220,110 @@ class _Problem:
                 return None
         return allowed
 
-    def solve(self, threshold: float, limits: dict, optimal: bool = True) -> list | None:
+    def solve(self, threshold: float, limits: dict, optimal: bool = True, start: list | None = None) -> list | None:
         """Lexicographically (LUT, BRAM) cheapest choice with cycles <= threshold within ``limits``,
         as indices into each group's original candidates, or None if there is none. With
-        ``optimal=False`` any fitting choice will do (a feasibility question)."""
+        ``optimal=False`` any fitting choice will do (a feasibility question). ``start``: a choice
+        known to fit (original indices), handed to CBC as its first incumbent."""
         allowed = self._consistent([c["cycles"] <= threshold for c in self.cost])
         if allowed is None:
             return None
-        sub = [{k: v[a] for k, v in c.items()} for c, a in zip(self.cost, allowed)]
-        streams = []  # per stream: (producer classes, consumer classes, allowed pairs, tables) of allowed candidates
+        question = self._question(allowed, limits)
+        weight = max(question.limits["BRAM_18K"], 0) + 1
+        for r in cm.RESOURCES:  # separable lower bound
+            floor = sum(int(c[r].min()) for c in question.costs)
+            floor += sum(int(tables[r][ok].min()) for _, _, ok, tables in question.streams)
+            if floor > question.limits[r]:
+                return None
+        objective = {"LUT": float(weight), "BRAM_18K": 1.0}
+        if self.forest is not None:
+            _, cheapest = self.forest.minimise(question, objective)  # exact: the optimum if it fits
+            if question.fits(cheapest):
+                return self._original(allowed, cheapest)
+            verdict, found = self._lagrangian(question, objective, optimal, self._positions(allowed, start))
+            if verdict == "infeasible":
+                return None
+            if verdict == "fits":
+                return self._original(allowed, found)
+            allowed = [self._spread(a, keep) for a, keep in zip(allowed, found)]
+            if any(not a.any() for a in allowed):  # no fitting choice survives
+                return None
+            question = self._question(allowed, limits)
+        else:
+            cheapest = [int(np.argmin(c["LUT"] * weight + c["BRAM_18K"])) for c in question.costs]
+            if question.fits(cheapest) and (not optimal or self._separable_optimum(question, cheapest, weight)):
+                return self._original(allowed, cheapest)
+        picks = self._milp(question, weight, optimal, self._positions(allowed, start))
+        return None if picks is None else self._original(allowed, picks)
+
+    def _lagrangian(self, question: Question, objective: dict, optimal: bool, start: list | None) -> tuple:
+        """Lagrangian answers on the stream forest: ("infeasible", None), ("fits", a witness's
+        positions) for a feasibility question, or ("open", per group the candidates that may be
+        in the answer: those of some fitting choice, or of one no worse than ``start``)."""
+        everything = [np.ones(len(c["LUT"]), dtype=bool) for c in question.costs]
+        if not optimal:
+            verdict, witness, weights = lagrangian(self.forest, question)
+            if verdict is not None:
+                return verdict, witness
+            if weights is None:
+                return "open", everything
+            return "open", survivors(self.forest, question, weights,
+                                     sum(weights[r] * question.limits[r] for r in cm.RESOURCES))
+        if start is None or not question.fits(start):
+            return "open", everything
+        total = question.totals(start)
+        incumbent = sum(objective[r] * total[r] for r in objective)
+        normalised = {r: w / incumbent for r, w in objective.items()}
+        weights = dual(self.forest, question, normalised, 1.0)
+        relaxed = sum((weights[r] - normalised.get(r, 0.0)) * question.limits[r] for r in cm.RESOURCES)
+        return "open", survivors(self.forest, question, weights, 1.0 + relaxed)
+
+    @staticmethod
+    def _spread(allowed: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        """``allowed`` narrowed to ``keep`` (a mask over its allowed candidates)."""
+        out = np.zeros_like(allowed)
+        out[np.flatnonzero(allowed)[keep]] = True
+        return out
+
+    def _question(self, allowed: list, limits: dict) -> Question:
+        costs = [{k: v[a] for k, v in c.items()} for c, a in zip(self.cost, allowed)]
+        streams = []  # classes renumbered to those the allowed candidates use
         for e, (k, l), ok in zip(self.edges, self.ends, self.pair_ok):
             k, l = k[allowed[e.producer_group]], l[allowed[e.consumer_group]]
             rows, k = np.unique(k, return_inverse=True)
             cols, l = np.unique(l, return_inverse=True)
-            streams.append((k, l, ok[np.ix_(rows, cols)], {r: e.tables[r][np.ix_(rows, cols)] for r in cm.RESOURCES}))
-        limits = {r: limits[r] - self.constant[r] for r in cm.RESOURCES}
-        weight = max(limits["BRAM_18K"], 0) + 1
+            streams.append((k.reshape(-1), l.reshape(-1), ok[np.ix_(rows, cols)],
+                            {r: e.tables[r][np.ix_(rows, cols)] for r in cm.RESOURCES}))
+        ends = [(e.producer_group, e.consumer_group) for e in self.edges]
+        return Question(costs, ends, streams, {r: limits[r] - self.constant[r] for r in cm.RESOURCES})
 
-        def stream_min(s, values):
-            return int(values[s[2]].min())
+    @staticmethod
+    def _separable_optimum(question: Question, picks: list, weight: int) -> bool:
+        """Whether ``picks`` meets the sum of per-group and per-stream objective minima."""
+        def objective(costs):
+            return costs["LUT"] * weight + costs["BRAM_18K"]
 
-        for r in cm.RESOURCES:
-            floor = sum(int(s[r].min()) for s in sub) + sum(stream_min(s, s[3][r]) for s in streams)
-            if floor > limits[r]:
-                return None
-        greedy = [int(np.argmin(s["LUT"] * weight + s["BRAM_18K"])) for s in sub]
-        if self._fits(sub, streams, greedy, limits):
-            bound = sum(int((s["LUT"] * weight + s["BRAM_18K"]).min()) for s in sub)
-            bound += sum(stream_min(s, s[3]["LUT"] * weight + s[3]["BRAM_18K"]) for s in streams)
-            if not optimal or self._objective(sub, streams, greedy, weight) == bound:
-                return self._original(allowed, greedy)
-        picks = self._milp(sub, streams, limits, weight, optimal)
-        return None if picks is None else self._original(allowed, picks)
+        bound = sum(int(objective(c).min()) for c in question.costs)
+        bound += sum(int(objective(t)[ok].min()) for _, _, ok, t in question.streams)
+        total = question.totals(picks)
+        return total is not None and total["LUT"] * weight + total["BRAM_18K"] == bound
 
     def _original(self, allowed: list, picks: list) -> list:
         return [int(idx[np.flatnonzero(a)[p]]) for idx, a, p in zip(self.index, allowed, picks)]
 
-    def _stream_costs(self, streams, picks):
-        for e, (k, l, ok, tables) in zip(self.edges, streams):
-            yield ok[k[picks[e.producer_group]], l[picks[e.consumer_group]]], tables, (
-                k[picks[e.producer_group]], l[picks[e.consumer_group]])
+    def _positions(self, allowed: list, picks: list | None) -> list | None:
+        """``picks`` (original indices) as positions among the allowed candidates, if all allowed."""
+        if picks is None:
+            return None
+        out = []
+        for idx, a, pick in zip(self.index, allowed, picks):
+            where = np.flatnonzero(idx[a] == pick)
+            if len(where) == 0:
+                return None
+            out.append(int(where[0]))
+        return out
 
-    def _fits(self, sub, streams, picks, limits) -> bool:
-        total = {r: sum(int(s[r][i]) for s, i in zip(sub, picks)) for r in cm.RESOURCES}
-        for ok, tables, at in self._stream_costs(streams, picks):
-            if not ok:
-                return False
-            for r in cm.RESOURCES:
-                total[r] += int(tables[r][at])
-        return all(total[r] <= limits[r] for r in cm.RESOURCES)
-
-    def _objective(self, sub, streams, picks, weight) -> int:
-        value = sum(int(s["LUT"][i] * weight + s["BRAM_18K"][i]) for s, i in zip(sub, picks))
-        return value + sum(int(t["LUT"][at] * weight + t["BRAM_18K"][at]) for _, t, at in self._stream_costs(streams, picks))
-
-    def _milp(self, sub: list, streams: list, limits: dict, weight: int, optimal: bool) -> list | None:
+    def _milp(self, question: Question, weight: int, optimal: bool, start: list | None) -> list | None:
         self.solves += 1
         model = mip.Model(sense=mip.MINIMIZE, solver_name=mip.CBC)
         model.verbose = 0
@@ -271,14 +331,16 @@ class _Problem:
         model.max_mip_gap_abs = 0.5
         if not optimal:
             model.max_solutions = 1  # stop at the first fitting choice; infeasibility is still proven
-        x = [[model.add_var(var_type=mip.BINARY) for _ in range(len(s["LUT"]))] for s in sub]
+        x = [[model.add_var(var_type=mip.BINARY) for _ in range(len(c["LUT"]))] for c in question.costs]
         for xs in x:
             model += mip.xsum(xs) == 1
-        terms = {r: [(int(s[r][i]), v) for s, xs in zip(sub, x) for i, v in enumerate(xs) if s[r][i]]
+        terms = {r: [(int(c[r][i]), v) for c, xs in zip(question.costs, x) for i, v in enumerate(xs) if c[r][i]]
                  for r in cm.RESOURCES}
-        objective = [(int(s["LUT"][i] * weight + s["BRAM_18K"][i]), v) for s, xs in zip(sub, x) for i, v in enumerate(xs)]
-        for e, (k, l, ok, tables) in zip(self.edges, streams):
-            xp, xc = x[e.producer_group], x[e.consumer_group]
+        objective = [(int(c["LUT"][i] * weight + c["BRAM_18K"][i]), v)
+                     for c, xs in zip(question.costs, x) for i, v in enumerate(xs)]
+        incumbent = [(xs[i], 1.0) for xs, i in zip(x, start)] if start is not None else []
+        for (p, c), (k, l, ok, tables) in zip(question.ends, question.streams):
+            xp, xc = x[p], x[c]
             z = {(a, b): model.add_var(lb=0.0) for a, b in zip(*np.nonzero(ok))}
             for a in range(ok.shape[0]):
                 model += mip.xsum(v for (row, _), v in z.items() if row == a) == mip.xsum(
@@ -291,10 +353,14 @@ class _Problem:
                     if tables[r][a, b]:
                         terms[r].append((int(tables[r][a, b]), v))
                 objective.append((int(tables["LUT"][a, b] * weight + tables["BRAM_18K"][a, b]), v))
+            if start is not None:
+                incumbent.append((z[(k[start[p]], l[start[c]])], 1.0))
         for r in cm.RESOURCES:
             if terms[r]:
-                model += mip.xsum(c * v for c, v in terms[r]) <= limits[r]
+                model += mip.xsum(c * v for c, v in terms[r]) <= question.limits[r]
         model.objective = mip.xsum(c * v for c, v in objective)
+        if incumbent:
+            model.start = incumbent
         status = model.optimize()
         if status in (mip.OptimizationStatus.INFEASIBLE, mip.OptimizationStatus.INT_INFEASIBLE):
             return None
@@ -316,16 +382,25 @@ def optimise(space: "list[Group] | Design", budget: Budget) -> Folding:
     problem = _Problem(groups, budget, insertions)
     limits = {r: getattr(budget, r) for r in cm.RESOURCES}
     values = problem.thresholds()
-    if problem.solve(values[-1], limits, optimal=False) is None:
+    witness = problem.solve(values[-1], limits, optimal=False)
+    if witness is None:
         raise UserError(_infeasible_message(problem, budget))
-    lo, hi = 0, len(values) - 1  # values[hi] is feasible
+    lo, hi = 0, len(values) - 1  # a choice of bottleneck values[hi] fits
     while lo < hi:
+        hi = int(np.searchsorted(values, _bottleneck(groups, witness)))  # the witness may be faster
         mid = (lo + hi) // 2
-        if problem.solve(values[mid], limits, optimal=False) is None:
+        if lo >= hi:
+            break
+        found = problem.solve(values[mid], limits, optimal=False)
+        if found is None:
             lo = mid + 1
         else:
-            hi = mid
-    return Folding("exact", groups, problem.solve(values[hi], limits), insertions)
+            witness = found
+    return Folding("exact", groups, problem.solve(values[hi], limits, start=witness), insertions)
+
+
+def _bottleneck(groups: list[Group], choice: list) -> int:
+    return max(int(g.costs.cycles[i]) for g, i in zip(groups, choice))
 
 
 def _fewest_luts(problem: _Problem, budget: Budget) -> int | None:

@@ -233,7 +233,9 @@ class Edge:
 
     @property
     def converter(self) -> np.ndarray:
-        """(rows x columns): where FINN inserts a DWC."""
+        """(rows x columns): where FINN inserts a DWC (never at the graph's input or output)."""
+        if None in (self.producer, self.consumer):
+            return np.zeros((len(self.out_elems), len(self.in_elems)), dtype=bool)
         return self.out_elems[:, None] != self.in_elems[None, :]
 
     def cost(self, resource: str, k: int, l: int) -> int:
@@ -264,7 +266,9 @@ def _fifo(role: str, depth: int, width: int, part: str, where: dict) -> dict:
 def _per_candidate(spec: cm.NodeSpec, group: Group, facts) -> np.ndarray:
     """``facts(inst)`` (a tuple of ints from FINN's node methods) at every candidate of ``group``,
     evaluated once per distinct PE/SIMD of the node: (candidates x len(facts)) array."""
-    inst = cm.getHWCustomOp(spec.onnx_node)
+    inst = cm.getHWCustomOp(spec.onnx_node)  # a fresh instance: FINN rebuilds its attribute table per
+    types = inst.get_nodeattr_types()  # attribute read; it does not depend on the values, so keep one
+    inst.get_nodeattr_types = lambda: types
     attrs = {a: p for a, p in group.node_attrs.get(spec.name, {}).items() if a in FOLDING_ATTRS}
     keys = (np.stack([group.params[p] for p in attrs.values()], axis=1) if attrs
             else np.zeros((len(group), 0), dtype=np.int64))
@@ -328,40 +332,72 @@ def _check_known(model: ModelWrapper) -> None:
                             "model (hw_model.onnx), i.e. FINN's dataflow partition")
 
 
-def build_edges(model: ModelWrapper, groups: list[Group], part: str, depths: FifoDepths) -> list[Edge]:
-    """Every stream of ``model`` (between HW nodes, and the graph's input and output) as an Edge."""
-    _check_known(model)
-    where = _node_groups(groups)
-    edges = []
-    single = np.zeros(1, dtype=np.int64)
+def _streams(model: ModelWrapper) -> list[tuple]:
+    """(producer, output index, consumer, input index) of every stream; None for the graph's end."""
+    outputs = {o.name for o in model.graph.output}
+    streams = []
     for node in model.graph.node:
-        g, spec = where[node.name]
         for out_index, tensor in enumerate(node.output):
             consumers = model.find_consumers(tensor)
             if len(consumers) > 1:
                 raise UserError(f"{node.name} feeds {len(consumers)} nodes: FINN cannot stitch a HW fan-out "
                                 "(InsertDWC asserts); insert DuplicateStreams in the model")
-            out, out_class = _classes(_per_candidate(spec, groups[g], _out_facts(out_index)))
-            if not consumers:
-                if tensor in [o.name for o in model.graph.output]:
-                    depth = max(depths.outputs[node.name][out_index], IO_MIN_DEPTH)
-                    edges.append(_io_edge(node.name, None, g, None, out_class, single, out, depth, part))
-                continue
-            consumer = consumers[0]
-            c, cspec = where[consumer.name]
-            in_index = list(consumer.input).index(tensor)
-            inp, in_class = _classes(_per_candidate(cspec, groups[c], _in_facts(in_index)))
-            p_depth, c_depth = depths.edge(node.name, out_index, consumer.name, in_index)
-            stream_depths = (max(p_depth, c_depth), max(p_depth, DWC_OWN_DEPTH), max(DWC_OWN_DEPTH, c_depth))
-            edges.append(Edge(node.name, consumer.name, g, c, out_class, in_class, out[:, 0], inp[:, 0], out[:, 1],
-                              inp[:, 1], out[:, 2], stream_depths, _stream_tables(out, inp, stream_depths, part)))
+            if consumers:
+                streams.append((node, out_index, consumers[0], list(consumers[0].input).index(tensor)))
+            elif tensor in outputs:
+                streams.append((node, out_index, None, None))
     for tensor in model.graph.input:
         first = model.find_consumer(tensor.name)
-        c, cspec = where[first.name]
-        in_index = list(first.input).index(tensor.name)
-        inp, in_class = _classes(_per_candidate(cspec, groups[c], _in_facts(in_index)))
-        depth = max(depths.inputs[first.name][in_index], IO_MIN_DEPTH)
-        edges.append(_io_edge(None, first.name, None, c, single, in_class, inp, depth, part))
+        streams.append((None, None, first, list(first.input).index(tensor.name)))
+    return streams
+
+
+def _port_facts(streams: list, where: dict, groups: list[Group]) -> dict:
+    """{(node name, "out"/"in", index): (distinct facts, class per candidate)} of every stream end,
+    from one pass of FINN's node methods per node."""
+    ports = {}
+    for producer, out_index, consumer, in_index in streams:
+        if producer is not None:
+            ports.setdefault(producer.name, []).append(("out", out_index))
+        if consumer is not None:
+            ports.setdefault(consumer.name, []).append(("in", in_index))
+    out = {}
+    for name, wanted in ports.items():
+        g, spec = where[name]
+        readers = [_out_facts(i) if side == "out" else _in_facts(i) for side, i in wanted]
+        facts = _per_candidate(spec, groups[g], lambda inst: sum((read(inst) for read in readers), ()))
+        for n, (side, i) in enumerate(wanted):
+            out[(name, side, i)] = _classes(facts[:, 3 * n:3 * n + 3])
+    return out
+
+
+def build_edges(model: ModelWrapper, groups: list[Group], part: str, depths: FifoDepths) -> list[Edge]:
+    """Every stream of ``model`` (between HW nodes, and the graph's input and output) as an Edge."""
+    _check_known(model)
+    where = _node_groups(groups)
+    streams = _streams(model)
+    ports = _port_facts(streams, where, groups)
+    single = np.zeros(1, dtype=np.int64)
+    edges = []
+    for producer, out_index, consumer, in_index in streams:
+        if consumer is None:
+            out, out_class = ports[(producer.name, "out", out_index)]
+            depth = max(depths.outputs[producer.name][out_index], IO_MIN_DEPTH)
+            edges.append(_io_edge(producer.name, None, where[producer.name][0], None, out_class, single, out, depth,
+                                  part))
+            continue
+        inp, in_class = ports[(consumer.name, "in", in_index)]
+        if producer is None:
+            depth = max(depths.inputs[consumer.name][in_index], IO_MIN_DEPTH)
+            edges.append(_io_edge(None, consumer.name, None, where[consumer.name][0], single, in_class, inp, depth,
+                                  part))
+            continue
+        out, out_class = ports[(producer.name, "out", out_index)]
+        p_depth, c_depth = depths.edge(producer.name, out_index, consumer.name, in_index)
+        stream_depths = (max(p_depth, c_depth), max(p_depth, DWC_OWN_DEPTH), max(DWC_OWN_DEPTH, c_depth))
+        edges.append(Edge(producer.name, consumer.name, where[producer.name][0], where[consumer.name][0], out_class,
+                          in_class, out[:, 0], inp[:, 0], out[:, 1], inp[:, 1], out[:, 2], stream_depths,
+                          _stream_tables(out, inp, stream_depths, part)))
     return edges
 
 
@@ -415,8 +451,9 @@ class Insertions:
 
     def unary(self, group: int, size: int) -> dict:
         """{resource: per-candidate cost} of the streams only group ``group`` decides (inside the
-        group, and the graph input/output FIFOs at it)."""
+        group, and the graph input/output FIFOs at it); "converters": whether they need a DWC."""
         out = {r: np.zeros(size, dtype=np.int64) for r in cm.RESOURCES}
+        out["converters"] = np.zeros(size, dtype=bool)
         for edge in self.edges:
             ends = {edge.producer_group, edge.consumer_group} - {None}
             if ends != {group}:
@@ -425,6 +462,7 @@ class Insertions:
             l = edge.in_class if edge.consumer_group is not None else np.zeros(size, dtype=np.int64)
             for r in cm.RESOURCES:
                 out[r] += edge.tables[r][k, l]
+            out["converters"] |= edge.converter[k, l]
         return out
 
     def pairwise(self) -> list[Edge]:
