@@ -15,6 +15,7 @@ neither certificate settles go to the MILP.
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -44,6 +45,13 @@ class Question:
     def fits(self, picks: list) -> bool:
         total = self.totals(picks)
         return total is not None and all(total[r] <= self.limits[r] for r in RESOURCES)
+
+    @cached_property
+    def stacked(self) -> tuple[list, list]:
+        """Per group (candidates x resources) and per stream (rows x columns x resources) costs."""
+        groups = [np.stack([c[r] for r in RESOURCES], axis=-1).astype(np.float64) for c in self.costs]
+        streams = [np.stack([t[r] for r in RESOURCES], axis=-1).astype(np.float64) for _, _, _, t in self.streams]
+        return groups, streams
 
 
 class StreamForest:
@@ -85,11 +93,10 @@ class StreamForest:
     @staticmethod
     def _weighted(question: Question, weights: dict) -> tuple[list, list]:
         """Per group and per stream (allowed pairs only; inf elsewhere) the weighted cost."""
-        unary = [sum((w * c[r].astype(np.float64) for r, w in weights.items() if w), np.zeros(len(c["LUT"])))
-                 for c in question.costs]
-        tables = [np.where(ok, sum((w * t[r].astype(np.float64) for r, w in weights.items() if w), np.zeros(ok.shape)),
-                           np.inf) for _, _, ok, t in question.streams]
-        return unary, tables
+        vector = np.asarray([weights.get(r, 0.0) for r in RESOURCES])
+        groups, streams = question.stacked
+        return [g @ vector for g in groups], [np.where(s[2], t @ vector, np.inf)
+                                              for s, t in zip(question.streams, streams)]
 
     def _message(self, question: Question, table: np.ndarray, s: int, source: int, values: np.ndarray):
         """min over ``source``'s candidates of values + stream cost, per class of the other end, and
@@ -98,12 +105,14 @@ class StreamForest:
         p, _ = question.ends[s]
         mine, theirs = (k, l) if source == p else (l, k)
         rows = table if source == p else table.T  # rows: the source's classes
+        order = np.lexsort((values, mine))  # by class, cheapest first
+        ordered = mine[order]
+        first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        classes = ordered[first]
         best = np.full(rows.shape[0], np.inf)
-        np.minimum.at(best, mine, values)
+        best[classes] = values[order[first]]
         arg = np.zeros(rows.shape[0], dtype=np.int64)
-        for cls in np.unique(mine):  # the cheapest candidate of each class of the source
-            members = np.flatnonzero(mine == cls)
-            arg[cls] = members[np.argmin(values[members])]
+        arg[classes] = order[first]  # the cheapest candidate of each class of the source
         total = best[:, None] + rows
         return total.min(axis=0), arg[np.argmin(total, axis=0)], theirs
 
@@ -145,12 +154,82 @@ def _normalised(question: Question) -> dict:
     return {r: 1.0 / max(question.limits[r], 1) for r in RESOURCES}
 
 
+def _excess(question: Question, total: dict, scale: dict) -> float:
+    return sum(max(0, total[r] - question.limits[r]) * scale[r] for r in RESOURCES)
+
+
+def _moves(question: Question, picks: list, g: int) -> tuple[np.ndarray, dict]:
+    """For every candidate of group g: whether switching to it keeps every stream pair allowed,
+    and the change of each resource total."""
+    costs = question.costs[g]
+    n = len(costs["LUT"])
+    change = {r: costs[r].astype(np.int64) - int(costs[r][picks[g]]) for r in RESOURCES}
+    allowed = np.ones(n, dtype=bool)
+    for (p, c), (k, l, ok, tables) in zip(question.ends, question.streams):
+        if g not in (p, c):
+            continue
+        rows = k if g == p else np.full(n, k[picks[p]])
+        cols = l if g == c else np.full(n, l[picks[c]])
+        allowed &= ok[rows, cols]
+        here = k[picks[p]], l[picks[c]]
+        for r in RESOURCES:
+            change[r] = change[r] + tables[r][rows, cols] - int(tables[r][here])
+    return allowed, change
+
+
+def repair(question: Question, picks: list, scale: dict, moves: int = 60) -> list | None:
+    """Single-group moves from ``picks`` that most reduce the normalised overflow (ties: least
+    added cost) until it fits: a witness, or None when stuck."""
+    picks = list(picks)
+    for _ in range(moves):
+        total = question.totals(picks)
+        if total is None:
+            return None
+        excess = _excess(question, total, scale)
+        if excess == 0:
+            return picks
+        best = None
+        for g in range(len(question.costs)):
+            allowed, change = _moves(question, picks, g)
+            after = sum(np.maximum(0, total[r] + change[r] - question.limits[r]) * scale[r] for r in RESOURCES)
+            added = sum(change[r] * scale[r] for r in RESOURCES)
+            score = np.where(allowed, after, np.inf)
+            j = int(np.lexsort((added, score))[0])
+            if score[j] < excess and (best is None or (score[j], added[j]) < best[:2]):
+                best = (score[j], added[j], g, j)
+        if best is None:
+            return None
+        picks[best[2]] = best[3]
+    return picks if question.fits(picks) else None
+
+
+def improve(question: Question, picks: list, objective: dict, moves: int = 60) -> list:
+    """Single-group moves from fitting ``picks`` that most lower the objective and keep it fitting."""
+    picks = list(picks)
+    for _ in range(moves):
+        total = question.totals(picks)
+        best = None
+        for g in range(len(question.costs)):
+            allowed, change = _moves(question, picks, g)
+            for r in RESOURCES:
+                allowed &= total[r] + change[r] <= question.limits[r]
+            gain = np.where(allowed, sum(objective.get(r, 0.0) * change[r] for r in RESOURCES), np.inf)
+            j = int(np.argmin(gain))
+            if gain[j] < 0 and (best is None or gain[j] < best[0]):
+                best = (gain[j], g, j)
+        if best is None:
+            return picks
+        picks[best[1]] = best[2]
+    return picks
+
+
 def lagrangian(forest: StreamForest, question: Question, iterations: int = 40) -> tuple[str | None, list | None, dict]:
     """Feasibility: ("fits", witness, weights), ("infeasible", None, weights) or (None, None, the
-    weights of the best bound) when undecided."""
+    weights of the best bound) when undecided; a walk that ends near a fit is repaired to one."""
     scale = _normalised(question)
     multiplier = {r: (1.0 if r == "LUT" else 1e-3) for r in RESOURCES}
     best, best_weights = -np.inf, None
+    closest, closest_excess = None, np.inf
     step = 1.0
     for _ in range(iterations):
         weights = {r: multiplier[r] * scale[r] for r in RESOURCES}
@@ -164,18 +243,26 @@ def lagrangian(forest: StreamForest, question: Question, iterations: int = 40) -
         if margin > best:
             best, best_weights = margin, weights
         total = question.totals(picks)
-        if all(total[r] <= question.limits[r] for r in RESOURCES):
+        excess = _excess(question, total, scale)
+        if excess == 0:
             return "fits", picks, weights
+        if excess < closest_excess:
+            closest, closest_excess = picks, excess
         for r in RESOURCES:
             multiplier[r] = max(0.0, multiplier[r] + step * (total[r] - question.limits[r]) * scale[r])
         step *= 0.9
+    for start in (closest, forest.minimise(question, {"LUT": 1.0})[1]):
+        repaired = repair(question, start, scale)
+        if repaired is not None:
+            return "fits", repaired, best_weights
     return None, None, best_weights
 
 
 def dual(forest: StreamForest, question: Question, objective: dict, incumbent: float,
-         iterations: int = 30) -> dict:
-    """Weights objective + lambda (lambda >= 0 on the resources) whose Lagrangian bound on the
-    cheapest fitting choice is the best found (Polyak steps towards ``incumbent``)."""
+         iterations: int = 30) -> tuple[dict, float]:
+    """(weights objective + lambda, lambda >= 0 on the resources, of the best Lagrangian lower
+    bound found on the cheapest fitting choice's objective; that bound), by Polyak steps towards
+    ``incumbent``."""
     scale = _normalised(question)
     multiplier = {r: 0.0 for r in RESOURCES}
     best, best_weights = -np.inf, dict(objective)
@@ -194,7 +281,7 @@ def dual(forest: StreamForest, question: Question, objective: dict, incumbent: f
         for r in RESOURCES:
             multiplier[r] = max(0.0, multiplier[r] + theta * (incumbent - bound) / norm * gradient[r])
         theta *= 0.9
-    return best_weights
+    return best_weights, best
 
 
 def survivors(forest: StreamForest, question: Question, weights: dict, cutoff: float) -> list:

@@ -31,7 +31,7 @@ import numpy as np
 from pynqrepro.core.boards import Board
 from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm
-from pynqrepro.folding.minsum import Question, StreamForest, dual, lagrangian, survivors
+from pynqrepro.folding.minsum import Question, StreamForest, dual, improve, lagrangian, survivors
 from pynqrepro.folding.space import Group
 from pynqrepro.folding.wholedesign import Design, Insertions
 
@@ -257,9 +257,10 @@ class _Problem:
         return None if picks is None else self._original(allowed, picks)
 
     def _lagrangian(self, question: Question, objective: dict, optimal: bool, start: list | None) -> tuple:
-        """Lagrangian answers on the stream forest: ("infeasible", None), ("fits", a witness's
-        positions) for a feasibility question, or ("open", per group the candidates that may be
-        in the answer: those of some fitting choice, or of one no worse than ``start``)."""
+        """Lagrangian answers on the stream forest: ("infeasible", None); ("fits", positions of a
+        witness) for a feasibility question, of the optimum for an optimality one (``start``,
+        improved, meets the Lagrangian bound); or ("open", per group the candidates that may be in
+        the answer: those of some fitting choice, or of one no worse than ``start``)."""
         everything = [np.ones(len(c["LUT"]), dtype=bool) for c in question.costs]
         if not optimal:
             verdict, witness, weights = lagrangian(self.forest, question)
@@ -271,10 +272,13 @@ class _Problem:
                                      sum(weights[r] * question.limits[r] for r in cm.RESOURCES))
         if start is None or not question.fits(start):
             return "open", everything
+        start = improve(question, start, objective)
         total = question.totals(start)
         incumbent = sum(objective[r] * total[r] for r in objective)
         normalised = {r: w / incumbent for r, w in objective.items()}
-        weights = dual(self.forest, question, normalised, 1.0)
+        weights, bound = dual(self.forest, question, normalised, 1.0)
+        if bound * incumbent > incumbent - 1 + 1e-2:  # objectives are integers: none is cheaper
+            return "fits", start
         relaxed = sum((weights[r] - normalised.get(r, 0.0)) * question.limits[r] for r in cm.RESOURCES)
         return "open", survivors(self.forest, question, weights, 1.0 + relaxed)
 
@@ -382,20 +386,16 @@ def optimise(space: "list[Group] | Design", budget: Budget) -> Folding:
     problem = _Problem(groups, budget, insertions)
     limits = {r: getattr(budget, r) for r in cm.RESOURCES}
     values = problem.thresholds()
-    witness = problem.solve(values[-1], limits, optimal=False)
-    if witness is None:
-        raise UserError(_infeasible_message(problem, budget))
-    lo, hi = 0, len(values) - 1  # a choice of bottleneck values[hi] fits
+    lo, hi, witness = 0, len(values), None  # the fastest fitting bottleneck is values[hi], hi < len
     while lo < hi:
-        hi = int(np.searchsorted(values, _bottleneck(groups, witness)))  # the witness may be faster
         mid = (lo + hi) // 2
-        if lo >= hi:
-            break
         found = problem.solve(values[mid], limits, optimal=False)
         if found is None:
             lo = mid + 1
-        else:
-            witness = found
+        else:  # the witness may be faster than the threshold asked
+            witness, hi = found, int(np.searchsorted(values, _bottleneck(groups, found)))
+    if witness is None:
+        raise UserError(_infeasible_message(problem, budget))
     return Folding("exact", groups, problem.solve(values[hi], limits, start=witness), insertions)
 
 
