@@ -42,7 +42,7 @@ def finn_whole_design(model, folding: Folding, fifo_config=None) -> tuple[dict, 
 
 def ours(folding: Folding) -> dict:
     return {(n["producer"], n["consumer"], n["role"]): (n["op_type"], tuple(n[r] for r in cm.RESOURCES))
-            for n in folding.insertions.nodes(folding.choice)}
+            for n in folding.inserted()}
 
 
 def check_random_foldings(model, design: Design, count: int, seed: int) -> int:
@@ -151,7 +151,7 @@ def test_user_fifo_depths_reproduced_by_finn_and_costed_equal(cnv2, tmp_path):
     plain = Folding.of("x", build_design(cnv2, PYNQ_Z1), folding.choice)
     applied, _ = finn_whole_design(cnv2, plain, fifo_config=path)
     assert applied == emitted
-    nodes = folding.insertions.nodes(folding.choice)
+    nodes = folding.inserted()
     assert {n["depth"] for n in nodes if n["role"] != "converter"} == {2, 40, 300, 600}
     assert all(n["BRAM_18K"] > 0 for n in nodes if n["depth"] == 600 and n["in_width"] >= 8)
     assert all(n["BRAM_18K"] == 0 for n in nodes if n["depth"] in (2, 40))
@@ -168,6 +168,8 @@ def test_fifo_config_node_depths(cnv2):
     ({"MVAU_hls_99": {"inFIFODepths": [4]}}, "names MVAU_hls_99, not a HW node"),
     ({"fifo_depths": {"StreamingFIFO_rtl_999": 4}}, "StreamingFIFO_rtl_999"),
     ({"MVAU_hls_1": {"inFIFODepths": [0]}}, "not a positive integer"),
+    ({"MVAU_hls_1": {"outFIFODepths": [1]}}, "at least 2"),
+    ({"MVAU_hls_1": {"outFIFODepths": ["8"]}}, "not a positive integer"),
     ({"fifo_depths": {"StreamingFIFO_rtl_1": -3}}, "not a positive integer"),
     ({"fifo_depths": {"StreamingFIFO_rtl_1": 8}, "ram_style": {"StreamingFIFO_rtl_1": "block"}}, "ram_style"),
 ])

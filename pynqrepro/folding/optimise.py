@@ -107,6 +107,11 @@ class Folding:
     def total(self, resource: str) -> int:
         return self.compute_total(resource) + self.inserted_total(resource)
 
+    def inserted(self) -> list[dict]:
+        """Every DWC/FIFO FINN inserts for this folding, in graph order per stream (empty for a
+        compute-only folding): op type, role, neighbours, widths, depth, costs."""
+        return self.insertions.nodes(self.choice) if self.insertions else []
+
     @property
     def converters(self) -> int:
         """DWCs FINN inserts for this folding (0 for a compute-only folding)."""

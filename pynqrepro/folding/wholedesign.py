@@ -125,9 +125,11 @@ class FifoDepths:
 
 
 def _positive_depth(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise UserError(f"FIFO depth {value!r} for {name} is not a positive integer: use e.g. 2 (the minimal "
-                        "depth) or the depth FINN's FIFO sizing reported")
+    """A FIFO depth from a user's config: an integer of at least 2, the least FINN's fifo.sv builds
+    (StreamingFIFO_rtl.generate_hdl refuses shallower ones)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise UserError(f"FIFO depth {value!r} for {name} is not a positive integer of at least 2 (the least "
+                        "FINN's fifo.sv builds): use 2 (the minimal depth) or the depth FINN's FIFO sizing reported")
     return value
 
 
