@@ -47,6 +47,12 @@ class Question:
         return total is not None and all(total[r] <= self.limits[r] for r in RESOURCES)
 
     @cached_property
+    def members(self) -> list:
+        """Per stream, (producer candidates x classes, consumer candidates x classes) membership."""
+        return [(k[:, None] == np.arange(ok.shape[0])[None, :], l[:, None] == np.arange(ok.shape[1])[None, :])
+                for k, l, ok, _ in self.streams]
+
+    @cached_property
     def stacked(self) -> tuple[list, list]:
         """Per group (candidates x resources) and per stream (rows x columns x resources) costs."""
         groups = [np.stack([c[r] for r in RESOURCES], axis=-1).astype(np.float64) for c in self.costs]
@@ -55,11 +61,12 @@ class Question:
 
 
 class StreamForest:
-    """A leaf-elimination order of the groups' stream graph; ``of`` is None when the graph has a
-    cycle (or two streams between one pair of groups), where the exact DP does not apply."""
+    """The groups' stream graph as rooted trees, children before parents (a chain is rooted at one
+    end, so every group hears from one child at most); ``of`` is None when the graph has a cycle
+    (or two streams between one pair of groups), where the exact DP does not apply."""
 
     def __init__(self, order: list, roots: list):
-        self.order = order  # (leaf group, its neighbour, stream index, leaf is the producer)
+        self.order = order  # (group, its parent, stream index, group is the producer), leaves first
         self.roots = roots
 
     @classmethod
@@ -67,28 +74,32 @@ class StreamForest:
         pairs = [frozenset(e) for e in ends]
         if len(set(pairs)) != len(pairs) or any(len(p) == 1 for p in pairs):
             return None
-        incident = {g: set() for g in range(n_groups)}
+        incident = {g: [] for g in range(n_groups)}
         for s, (p, c) in enumerate(ends):
-            incident[p].add(s)
-            incident[c].add(s)
-        order, alive = [], set(range(n_groups))
-        leaves = [g for g in alive if len(incident[g]) == 1]
-        while leaves:
-            g = leaves.pop()
-            if g not in alive or len(incident[g]) != 1:
+            incident[p].append(s)
+            incident[c].append(s)
+        seen, order, roots = set(), [], []
+        for root in sorted(range(n_groups), key=lambda g: (len(incident[g]) > 1, g)):  # leaves first
+            if root in seen:
                 continue
-            (s,) = incident[g]
-            p, c = ends[s]
-            h = c if g == p else p
-            order.append((g, h, s, g == p))
-            alive.discard(g)
-            incident[g].clear()
-            incident[h].discard(s)
-            if len(incident[h]) == 1:
-                leaves.append(h)
-        if any(incident[g] for g in alive):
-            return None  # a cycle remains
-        return cls(order, sorted(alive))
+            roots.append(root)
+            seen.add(root)
+            frontier = [root]
+            while frontier:
+                nxt = []
+                for h in frontier:
+                    for s in incident[h]:
+                        p, c = ends[s]
+                        g = c if h == p else p
+                        if g in seen:
+                            if (g, h, s, g == p) not in order and (h, g, s, h == p) not in order:
+                                return None  # a cycle
+                            continue
+                        seen.add(g)
+                        order.append((g, h, s, g == p))
+                        nxt.append(g)
+                frontier = nxt
+        return cls(order[::-1], roots)
 
     @staticmethod
     def _weighted(question: Question, weights: dict) -> tuple[list, list]:
@@ -103,16 +114,13 @@ class StreamForest:
         the argmin candidate of ``source`` per class of the other end."""
         k, l, _, _ = question.streams[s]
         p, _ = question.ends[s]
-        mine, theirs = (k, l) if source == p else (l, k)
-        rows = table if source == p else table.T  # rows: the source's classes
-        order = np.lexsort((values, mine))  # by class, cheapest first
-        ordered = mine[order]
-        first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-        classes = ordered[first]
-        best = np.full(rows.shape[0], np.inf)
-        best[classes] = values[order[first]]
-        arg = np.zeros(rows.shape[0], dtype=np.int64)
-        arg[classes] = order[first]  # the cheapest candidate of each class of the source
+        producing = source == p
+        theirs = l if producing else k
+        rows = table if producing else table.T  # rows: the source's classes
+        members = question.members[s][0 if producing else 1]  # candidates x classes of the source
+        by_class = np.where(members, values[:, None], np.inf)
+        arg = np.argmin(by_class, axis=0)  # the cheapest candidate of each class of the source
+        best = by_class[arg, np.arange(len(arg))]
         total = best[:, None] + rows
         return total.min(axis=0), arg[np.argmin(total, axis=0)], theirs
 
@@ -148,6 +156,57 @@ class StreamForest:
             message, _, theirs = self._message(question, tables[s], s, h, others)
             incoming[g][h] = message[theirs]
         return [b + sum(incoming[g].values(), np.zeros(len(b))) for g, b in enumerate(base)]
+
+
+def _shifted(values: np.ndarray, by: np.ndarray) -> np.ndarray:
+    """Row i of ``values`` moved right by ``by[i]`` (budget used), inf where it would start below 0."""
+    index = np.arange(values.shape[-1])[None, :] - by[:, None]
+    return np.where(index >= 0, np.take_along_axis(values, np.clip(index, 0, None), axis=-1), np.inf)
+
+
+def _min_plus(f: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """h[b] = min over a of f[a] + g[b - a] (both "within budget b" functions)."""
+    sums = f[:, None] + g[None, :]
+    index = np.add.outer(np.arange(len(f)), np.arange(len(g)))
+    keep = index < len(f)
+    h = np.full(len(f), np.inf)
+    np.minimum.at(h, index[keep], sums[keep])
+    return h
+
+
+def resource_bound(forest: StreamForest, question: Question, weights: dict, resource: str) -> float:
+    """min over all choices whose ``resource`` total is within its limit of the other resources'
+    weighted total: exact in ``resource`` (a DP over its integer budget), so stronger than any
+    Lagrangian bound on it. inf if no choice keeps ``resource`` within its limit."""
+    budget = int(question.limits[resource])
+    if budget < 0:
+        return np.inf
+    span = budget + 1
+    others = {r: w for r, w in weights.items() if r != resource}
+    unary, tables = forest._weighted(question, others)
+    used = [c[resource].astype(np.int64) for c in question.costs]
+    within = [np.where(np.arange(span)[None, :] >= u[:, None], v[:, None], np.inf) for u, v in zip(used, unary)]
+    stepped = [True] * len(unary)  # still "own cost once own use fits": a merge is a shift
+    for g, h, s, g_produces in forest.order:
+        k, l, _, t = question.streams[s]
+        mine, theirs = (k, l) if g_produces else (l, k)
+        cost, use = (tables[s], t[resource]) if g_produces else (tables[s].T, t[resource].T)
+        best = np.full((cost.shape[0], span), np.inf)
+        np.minimum.at(best, mine, within[g])
+        message = np.full((cost.shape[1], span), np.inf)
+        for a in range(cost.shape[0]):
+            moved = _shifted(np.repeat(best[a][None, :], cost.shape[1], axis=0), use[a]) + cost[a][:, None]
+            message = np.minimum(message, moved)
+        if stepped[h]:
+            within[h] = _shifted(message[theirs], used[h]) + unary[h][:, None]
+            stepped[h] = False
+        else:
+            within[h] = np.stack([_min_plus(row, message[c]) for row, c in zip(within[h], theirs)])
+    total = None
+    for root in forest.roots:
+        best = within[root].min(axis=0)
+        total = best if total is None else _min_plus(total, best)
+    return float(total[budget])
 
 
 def _normalised(question: Question) -> dict:

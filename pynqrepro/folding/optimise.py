@@ -31,7 +31,7 @@ import numpy as np
 from pynqrepro.core.boards import Board
 from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm
-from pynqrepro.folding.minsum import Question, StreamForest, dual, improve, lagrangian, survivors
+from pynqrepro.folding.minsum import Question, StreamForest, dual, improve, lagrangian, resource_bound, survivors
 from pynqrepro.folding.space import Group
 from pynqrepro.folding.wholedesign import Design, Insertions
 
@@ -162,6 +162,8 @@ def _pareto(cost: dict, signature: np.ndarray) -> np.ndarray:
 class _Problem:
     """Pareto-reduced candidates of all groups and the streams coupling them, for threshold queries."""
 
+    RESOURCE_SPAN = 4096  # the largest budget the resource-exact bound enumerates
+
     def __init__(self, groups: list[Group], budget: Budget, insertions: Insertions | None = None):
         self.groups, self.budget, self.insertions = groups, budget, insertions
         self.edges = insertions.pairwise() if insertions else []
@@ -245,15 +247,17 @@ class _Problem:
             _, cheapest = self.forest.minimise(question, objective)  # exact: the optimum if it fits
             if question.fits(cheapest):
                 return self._original(allowed, cheapest)
-            verdict, found = self._lagrangian(question, objective, optimal, self._positions(allowed, start))
+            verdict, found, weights = self._lagrangian(question, objective, optimal, self._positions(allowed, start))
             if verdict == "infeasible":
                 return None
             if verdict == "fits":
                 return self._original(allowed, found)
-            allowed = [self._spread(a, keep) for a, keep in zip(allowed, found)]
-            if any(not a.any() for a in allowed):  # no fitting choice survives
+            allowed = self._consistent([self._spread(a, keep) for a, keep in zip(allowed, found)])
+            if allowed is None:  # no fitting choice survives
                 return None
             question = self._question(allowed, limits)
+            if not optimal and self._exceeds(question, weights):
+                return None
         else:
             cheapest = [int(np.argmin(c["LUT"] * weight + c["BRAM_18K"])) for c in question.costs]
             if question.fits(cheapest) and (not optimal or self._separable_optimum(question, cheapest, weight)):
@@ -270,22 +274,36 @@ class _Problem:
         if not optimal:
             verdict, witness, weights = lagrangian(self.forest, question)
             if verdict is not None:
-                return verdict, witness
+                return verdict, witness, weights
             if weights is None:
-                return "open", everything
+                return "open", everything, None
             return "open", survivors(self.forest, question, weights,
-                                     sum(weights[r] * question.limits[r] for r in cm.RESOURCES))
+                                     sum(weights[r] * question.limits[r] for r in cm.RESOURCES)), weights
         if start is None or not question.fits(start):
-            return "open", everything
+            return "open", everything, None
         start = improve(question, start, objective)
         total = question.totals(start)
         incumbent = sum(objective[r] * total[r] for r in objective)
         normalised = {r: w / incumbent for r, w in objective.items()}
         weights, bound = dual(self.forest, question, normalised, 1.0)
         if bound * incumbent > incumbent - 1 + 1e-2:  # objectives are integers: none is cheaper
-            return "fits", start
+            return "fits", start, weights
         relaxed = sum((weights[r] - normalised.get(r, 0.0)) * question.limits[r] for r in cm.RESOURCES)
-        return "open", survivors(self.forest, question, weights, 1.0 + relaxed)
+        return "open", survivors(self.forest, question, weights, 1.0 + relaxed), weights
+
+    def _exceeds(self, question: Question, weights: dict | None) -> bool:
+        """Whether a bound exact in one small-budget resource (BRAM18, DSP) and Lagrangian in the
+        others proves that no choice fits."""
+        scale = {r: 1.0 / max(question.limits[r], 1) for r in cm.RESOURCES}
+        for resource in ("BRAM_18K", "DSP"):
+            if question.limits[resource] > self.RESOURCE_SPAN or not any(c[resource].any() for c in question.costs):
+                continue
+            for w in filter(None, (weights, {"LUT": scale["LUT"]})):
+                others = {r: v for r, v in w.items() if r != resource}
+                budget = sum(v * question.limits[r] for r, v in others.items())
+                if resource_bound(self.forest, question, others, resource) > budget + 1e-9 * (abs(budget) + 1):
+                    return True
+        return False
 
     @staticmethod
     def _spread(allowed: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -340,6 +358,7 @@ class _Problem:
         model.max_mip_gap_abs = 0.5
         if not optimal:
             model.max_solutions = 1  # stop at the first fitting choice; infeasibility is still proven
+            model.cuts = 0  # measured: CBC proves these knapsacks infeasible faster without cut rounds
         x = [[model.add_var(var_type=mip.BINARY) for _ in range(len(c["LUT"]))] for c in question.costs]
         for xs in x:
             model += mip.xsum(xs) == 1
