@@ -68,6 +68,9 @@ class StreamForest:
     def __init__(self, order: list, roots: list):
         self.order = order  # (group, its parent, stream index, group is the producer), leaves first
         self.roots = roots
+        self.root_of = {r: r for r in roots}
+        for g, h, _, _ in reversed(order):  # parents before children
+            self.root_of[g] = self.root_of[h]
 
     @classmethod
     def of(cls, n_groups: int, ends: list) -> "StreamForest | None":
@@ -155,7 +158,12 @@ class StreamForest:
             others = base[h] + sum((m for n, m in incoming[h].items() if n != g), np.zeros(len(base[h])))
             message, _, theirs = self._message(question, tables[s], s, h, others)
             incoming[g][h] = message[theirs]
-        return [b + sum(incoming[g].values(), np.zeros(len(b))) for g, b in enumerate(base)]
+        best = {r: float(up[r].min()) for r in self.roots}  # each tree's own minimum
+        if not all(np.isfinite(list(best.values()))):
+            return [np.full(len(b), np.inf) for b in base]
+        rest = sum(best.values())
+        return [b + sum(incoming[g].values(), np.zeros(len(b))) + rest - best[self.root_of[g]]
+                for g, b in enumerate(base)]
 
 
 def _shifted(values: np.ndarray, by: np.ndarray) -> np.ndarray:
