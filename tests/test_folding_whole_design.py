@@ -172,6 +172,7 @@ def test_fifo_config_node_depths(cnv2):
     ({"MVAU_hls_1": {"outFIFODepths": ["8"]}}, "not a positive integer"),
     ({"fifo_depths": {"StreamingFIFO_rtl_1": -3}}, "not a positive integer"),
     ({"fifo_depths": {"StreamingFIFO_rtl_1": 8}, "ram_style": {"StreamingFIFO_rtl_1": "block"}}, "ram_style"),
+    ({"StreamingFIFO_rtl_1": {"depth": 8, "ram_style": "ultra"}}, "ram_style"),
 ])
 def test_bad_fifo_config_is_user_error(cnv2, config, match):
     with pytest.raises(UserError, match=match):

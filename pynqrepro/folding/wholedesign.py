@@ -156,13 +156,16 @@ def fifo_depths(model: ModelWrapper, config: dict | Path, part: str, reference: 
     fifos = {}
     if "fifo_depths" in config:
         fifos.update(config["fifo_depths"])
-        styles = {name: s for name, s in config.get("ram_style", {}).items() if s != "auto"}
-        if styles:
-            raise UserError(f"FIFO config sets ram_style {styles} but a folding JSON can only reproduce 'auto': "
-                            "size those FIFOs with large_fifo_mem_style=auto")
+        styles = config.get("ram_style", {})
         entries = {}
     else:
         entries = {name: attrs for name, attrs in config.items() if name != "Defaults"}
+        styles = {name: attrs["ram_style"] for name, attrs in entries.items()
+                  if name.startswith("StreamingFIFO") and "ram_style" in attrs}
+    styles = {name: style for name, style in styles.items() if style != "auto"}
+    if styles:
+        raise UserError(f"FIFO config sets ram_style {styles} but a folding JSON can only reproduce 'auto': "
+                        "size those FIFOs with large_fifo_mem_style=auto")
     unknown = []
     for name, attrs in entries.items():
         if name.startswith("StreamingFIFO"):
