@@ -169,25 +169,25 @@ class _Problem:
         self.edges = insertions.pairwise() if insertions else []
         self.constant = {r: insertions.shell.resource(r) if insertions else 0 for r in cm.RESOURCES}
         self.width_converters = insertions is None or insertions.width_converters
-        unary = []
+        unary, eligible = [], []
         for g, group in enumerate(groups):
             cost = {"cycles": group.costs.cycles, **{r: group.costs.resource(r) for r in cm.RESOURCES}}
+            keep = np.arange(len(group))
             if insertions:
                 extra = insertions.unary(g, len(group))
                 cost = {k: v + extra[k] if k in cm.RESOURCES else v for k, v in cost.items()}
                 if not self.width_converters:  # a DWC inside the group: never a candidate
-                    cost = {k: v[~extra["converters"]] for k, v in cost.items()}
-                    cost["candidate"] = np.flatnonzero(~extra["converters"])
-            unary.append(cost)
-        signatures = []
-        for g, group in enumerate(groups):
-            ends = [e.out_class for e in self.edges if e.producer_group == g]
-            ends += [e.in_class for e in self.edges if e.consumer_group == g]
-            signatures.append(np.stack(ends, axis=1) if ends else np.zeros((len(group), 0), dtype=np.int64))
-        signatures = [s[c["candidate"]] if "candidate" in c else s for c, s in zip(unary, signatures)]
+                    keep = np.flatnonzero(~extra["converters"])
+            unary.append({k: v[keep] for k, v in cost.items()})
+            eligible.append(keep)
+        signatures = []  # a candidate's stream classes: only candidates sharing them compete
+        for g, keep in enumerate(eligible):
+            ends = [e.out_class[keep] for e in self.edges if e.producer_group == g]
+            ends += [e.in_class[keep] for e in self.edges if e.consumer_group == g]
+            signatures.append(np.stack(ends, axis=1) if ends else np.zeros((len(keep), 0), dtype=np.int64))
         reduced = [_pareto(c, s) for c, s in zip(unary, signatures)]
-        self.index = [c["candidate"][idx] if "candidate" in c else idx for c, idx in zip(unary, reduced)]
-        self.cost = [{k: v[idx] for k, v in c.items() if k != "candidate"} for c, idx in zip(unary, reduced)]
+        self.index = [keep[idx] for keep, idx in zip(eligible, reduced)]
+        self.cost = [{k: v[idx] for k, v in c.items()} for c, idx in zip(unary, reduced)]
         self.ends = [(e.out_class[self.index[e.producer_group]], e.in_class[self.index[e.consumer_group]])
                      for e in self.edges]
         self.pair_ok = [np.ones_like(e.converter) if self.width_converters else ~e.converter for e in self.edges]
