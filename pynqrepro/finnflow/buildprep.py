@@ -15,6 +15,7 @@ runs, after the steps ``build.py`` shares (up to ``step_specialize_layers``):
    GiveReadableTensorNames (and ApplyFIFODepthsFromFile with a config), FINN's fifo_sizing.json
    report; then naming again and code/IP generation of the new nodes (skipped);
 4. ``step_create_stitched_ip`` ... ``step_out_of_context_synthesis``: Vivado or RTL simulation only;
+   ``step_prepare_synthesis`` does nothing for a Zynq board;
 5. ``step_synthesize_bitfile``: ``ZynqBuild`` (make_zynq_proj.py) runs InferDataLayouts, then
    InsertIODMA (the board's AXI port width), InsertDWC, SpecializeLayers, Floorplan and
    CreateDataflowPartition, each followed by GiveUniqueNodeNames + GiveReadableTensorNames, before
