@@ -76,7 +76,8 @@ def main() -> None:
             whole_s, whole_cpu, whole = _search(design, budget, board.clock_ns)
             no_dwc_s, no_dwc_cpu, no_dwc_result = _search(no_dwc, budget, board.clock_ns)
             print(f"  LUT ratio {ratio}: compute-only search {compute_s:.3f} s ({compute_cpu:.3f} s CPU) -> {compute}\n"
-                  f"    whole-design search {whole_s:.3f} s ({whole_cpu:.3f} s CPU, {whole_s / compute_s:.1f}x) -> {whole}\n"
+                  f"    whole-design search {whole_s:.3f} s ({whole_cpu:.3f} s CPU, {whole_s / compute_s:.1f}x)"
+                  f" -> {whole}\n"
                   f"    whole design, no width converters {no_dwc_s:.3f} s ({no_dwc_cpu:.3f} s CPU) -> {no_dwc_result}")
 
 if __name__ == "__main__":

@@ -215,7 +215,7 @@ def prepare_build(hw_model: ModelWrapper, folding: dict | Path, board: Board,
         tmp = Path(tmp)
         fifo_file = None
         if fifo_config is not None:
-            fifo_file = fifo_config if not isinstance(fifo_config, dict) else _write_json(tmp / "fifo.json", fifo_config)
+            fifo_file = _write_json(tmp / "fifo.json", fifo_config) if isinstance(fifo_config, dict) else fifo_config
         cfg = build_config(board, tmp / "build", _write_json(tmp / "folding.json", {"Defaults": {}, **folding}),
                            fifo_file)
         try:

@@ -5,7 +5,8 @@ Groups are single nodes except a depthwise ConvolutionInputGenerator and the Poo
 whose SIMD and PE FINN requires to be equal. Legality follows FINN: PE divides MH (channels),
 SIMD divides MW (IFMChannels), an MVAU's weight bits per PE (SIMD x W) stay within
 ``mvau_wwidth_max`` as in SetFolding, and any other node's PE passes FINN's own folded-shape
-assertions (a Reshape's PE divides the last axis of its input and of its output). Nodes FINN's SetFolding does not fold keep their setting
+assertions (a Reshape's PE divides the last axis of its input and of its output). Nodes FINN's
+SetFolding does not fold keep their setting
 (one candidate) but still count towards the totals.
 
 Besides PE/SIMD, the FINN implementation choices its estimates model can be decisions too
@@ -139,8 +140,8 @@ def hw_nodes(model: ModelWrapper) -> list:
                         "HW-layer ONNX (hw_model.onnx) of the FINN flow")
     for node in model.graph.node:
         if not cm.is_hw_node(node):
-            raise UserError(f"node {node.name} ({node.op_type}) is not a FINN HW layer: the cost model does not know it, "
-                            "so this model's folding cannot be optimised; pass FINN's dataflow partition "
+            raise UserError(f"node {node.name} ({node.op_type}) is not a FINN HW layer: the cost model does not "
+                            "know it, so this model's folding cannot be optimised; pass FINN's dataflow partition "
                             "(hw_model.onnx), whose nodes are all HW layers")
     return nodes
 

@@ -441,7 +441,8 @@ class Insertions:
 
     def total(self, resource: str, choice) -> int:
         """Everything inserted, plus the shell, at ``choice`` (one candidate index per group)."""
-        return sum(edge.cost(resource, *self._ends(edge, choice)) for edge in self.edges) + self.shell.resource(resource)
+        inserted = sum(edge.cost(resource, *self._ends(edge, choice)) for edge in self.edges)
+        return inserted + self.shell.resource(resource)
 
     def converters(self, choice) -> int:
         """How many DWCs FINN inserts at ``choice``."""
