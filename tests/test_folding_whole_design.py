@@ -385,3 +385,18 @@ def test_shell_is_known_for_pynq_z1_only():
     ultra96 = zynq_shell(get_board("ultra96"))
     assert not ultra96.known and ultra96.LUT == 0 and "only a Vivado host" in ultra96.source
     assert not no_shell("compute only").known
+
+
+def test_parallel_window_sliding_window_streams_all_channels(cnv2):
+    """FINN's RTL sliding window asserts SIMD = IFMChannels for a parallel window (not depthwise):
+    the space offers only that, from FINN's own check."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from pynqrepro.folding.space import build_space
+
+    model = ModelWrapper(cnv2.model.SerializeToString())
+    swg = model.get_node_from_name("ConvolutionInputGenerator_rtl_1")
+    getCustomOp(swg).set_nodeattr("parallel_window", 1)
+    group = next(g for g in build_space(model, PYNQ_Z1.part) if g.name == swg.name)
+    assert group.params["SIMD"].tolist() == [64]

@@ -252,15 +252,17 @@ def _swg_costs(spec, simd: np.ndarray, ram_style: np.ndarray) -> cm.Costs:
 
 
 def _swg_group(spec, options: SpaceOptions) -> Group:
-    c = _grid(SIMD=divisors(spec.attrs["IFMChannels"]),
+    c = _grid(SIMD=_legal(spec, "SIMD", divisors(spec.attrs["IFMChannels"])),
               ram_style=_styles(spec, "ram_style", options.choose_swg_ram_style, _BLOCK_OR_LUTRAM))
     attrs = {"SIMD": "SIMD", "ram_style": "ram_style"} if options.choose_swg_ram_style else {"SIMD": "SIMD"}
     return Group(spec.name, [spec], c, _swg_costs(spec, c["SIMD"], c["ram_style"]), {spec.name: attrs})
 
 
 def _folds(spec, attr: str, value: int) -> bool:
-    """Whether FINN's own folded-shape methods accept ``attr`` = ``value`` (their assertions, e.g.
-    Reshape's PE dividing the last axis of both its input and its output)."""
+    """Whether FINN's own checks accept ``attr`` = ``value``: the folded-shape assertions (e.g.
+    Reshape's PE dividing the last axis of its input and of its output) and, for an RTL sliding
+    window, the implementation-style ones its HDL generation runs (a parallel-window, non-depthwise
+    window streams all channels at once)."""
     inst = cm.getHWCustomOp(spec.onnx_node)
     saved = inst.get_nodeattr(attr)
     inst.set_nodeattr(attr, int(value))
@@ -268,6 +270,8 @@ def _folds(spec, attr: str, value: int) -> bool:
         inst.get_folded_input_shape(0)
         for i in range(len(spec.onnx_node.output)):
             inst.get_folded_output_shape(i)
+        if hasattr(inst, "select_impl_style"):
+            inst.select_impl_style()
         return True
     except AssertionError:
         return False
@@ -275,12 +279,22 @@ def _folds(spec, attr: str, value: int) -> bool:
         inst.set_nodeattr(attr, saved)
 
 
+def _legal(spec, attr: str, values) -> np.ndarray:
+    """The ``values`` FINN accepts for ``attr``; a UserError if it accepts none."""
+    legal = np.asarray([v for v in values if _folds(spec, attr, v)], dtype=np.int64)
+    if len(legal) == 0:
+        raise UserError(f"{spec.name} ({spec.op_type}): FINN accepts no {attr} for this node, so the model cannot "
+                        "be folded: check the layer's shape attributes")
+    return legal
+
+
 def _pe_group(spec, limit: int, swg, options: SpaceOptions) -> Group:
     """A PE-folded node; with ``swg``, the depthwise SWG feeding it, whose SIMD equals the PE."""
-    pes = np.asarray([p for p in divisors(limit) if _folds(spec, "PE", p)], dtype=np.int64)
+    pes = _legal(spec, "PE", divisors(limit))
     if swg is None:
         costs = cm.finn_costs(spec, [{"PE": int(p)} for p in pes])
         return Group(spec.name, [spec], {"PE": pes}, costs, {spec.name: {"PE": "PE"}})
+    pes = _legal(swg, "SIMD", pes)
     c = _grid(PE=pes, ram_style=_styles(swg, "ram_style", options.choose_swg_ram_style, _BLOCK_OR_LUTRAM))
     own = cm.finn_costs(spec, [{"PE": int(p)} for p in pes]).take(np.searchsorted(pes, c["PE"]))
     swg_attrs = {"SIMD": "PE", "ram_style": "ram_style"} if options.choose_swg_ram_style else {"SIMD": "PE"}
