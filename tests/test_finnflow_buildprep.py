@@ -69,6 +69,13 @@ def test_fifo_config_goes_through_finn(store):
     assert set(again.fifo_sizing["fifo_depths"].values()) == {16}
 
 
+def test_fifo_config_of_another_build_is_user_error(store):
+    model = hw_models.mlp(store, "tfc_2w2a")
+    config = {"fifo_depths": {"StreamingFIFO_rtl_0": 4}, "impl_style": {}, "ram_style": {}}
+    with pytest.raises(UserError, match="rejects this folding or FIFO config: Number of FIFO nodes"):
+        prepare_build(model, {}, PYNQ_Z1, fifo_config=config)
+
+
 def test_reshape_pe_must_divide_both_axes(store):
     """The MLP JSONs of old set Reshape_rtl_0 PE = 784: FINN asserts in InsertFIFO; we say why first."""
     model = hw_models.mlp(store, "tfc_2w2a")

@@ -229,8 +229,9 @@ def prepare_build(hw_model: ModelWrapper, folding: dict | Path, board: Board,
             stitched = insert_dwcs_and_fifos(model, board.part, fifo_file)
             zynq = _zynq_preparation(stitched, board, tmp / "partitions")
         except (AssertionError, FINNUserError) as exc:
-            raise UserError(f"FINN's build preparation rejects this folding: {exc or type(exc).__name__}; "
-                            "use a folding from pynqrepro fold or fix the named node") from None
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise UserError(f"FINN's build preparation rejects this folding or FIFO config: {reason}; use a folding "
+                            "from pynqrepro fold and the FIFO config of a build of the same folding") from None
         reports = {path.name: json.loads(path.read_text()) for path in cfg.get_report_directory().glob("*.json")}
         partitions = {node.name: ModelWrapper(getCustomOp(node).get_nodeattr("model"))
                       for node in zynq.get_nodes_by_op_type("StreamingDataflowPartition")}
