@@ -1,4 +1,6 @@
-"""Search time per network and cost-model evaluations per second vs FINN's own estimator.
+"""Search time per network and cost-model evaluations per second vs FINN's own estimator; per
+budget the compute-only search beside the whole-design search (FINN's DWCs, FIFOs and the shell),
+with and without width converters.
 
 Usage: python benchmarks/bench_folding.py HW_MODEL.onnx [--board pynq-z1]
 """
@@ -15,6 +17,21 @@ from pynqrepro.finnflow.finn_setup import boot_finn
 from pynqrepro.folding import costmodel as cm
 from pynqrepro.folding.optimise import board_budget, optimise
 from pynqrepro.folding.space import SpaceOptions, build_space
+from pynqrepro.folding.wholedesign import build_design
+
+
+def _search(space, budget, clock_ns: float) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds, result) of one exact search; an infeasible budget is a result
+    here. CPU time is this process's, which other load on a shared machine does not inflate."""
+    t, cpu = time.perf_counter(), time.process_time()
+    try:
+        folding = optimise(space, budget)
+        result = (f"{folding.fps(clock_ns):,.1f} fps, {folding.total('LUT'):,} LUT, "
+                  f"{folding.total('BRAM_18K')} BRAM18, {folding.total('DSP')} DSP"
+                  + (f", {folding.converters} DWCs" if folding.whole_design else ""))
+    except UserError as exc:
+        result = f"infeasible ({exc})"
+    return time.perf_counter() - t, time.process_time() - cpu, result
 
 
 def main() -> None:
@@ -47,17 +64,21 @@ def main() -> None:
     for method, options in spaces.items():
         t = time.perf_counter()
         groups = build_space(model, board.part, options)
-        print(f"{method}: space of {sum(len(g) for g in groups):,} candidates built in {time.perf_counter() - t:.3f} s")
+        built = time.perf_counter() - t
+        t = time.perf_counter()
+        design = build_design(model, board, options)
+        no_dwc = build_design(model, board, options, width_converters=False)
+        print(f"{method}: space of {sum(len(g) for g in groups):,} candidates built in {built:.3f} s; whole design "
+              f"({len(design.insertions.edges)} streams) in {(time.perf_counter() - t) / 2:.3f} s")
         for ratio in (1.0, 0.85, 0.7):
-            t = time.perf_counter()
-            try:
-                folding = optimise(groups, board_budget(board, ratio))
-                result = (f"{folding.fps(board.clock_ns):,.1f} fps, {folding.total('LUT'):,} LUT, "
-                          f"{folding.total('BRAM_18K')} BRAM18, {folding.total('DSP')} DSP")
-            except UserError as exc:  # an infeasible budget is a result here
-                result = f"infeasible ({exc})"
-            print(f"  search, LUT ratio {ratio}: {time.perf_counter() - t:.3f} s -> {result}")
-
+            budget = board_budget(board, ratio)
+            compute_s, compute_cpu, compute = _search(groups, budget, board.clock_ns)
+            whole_s, whole_cpu, whole = _search(design, budget, board.clock_ns)
+            no_dwc_s, no_dwc_cpu, no_dwc_result = _search(no_dwc, budget, board.clock_ns)
+            print(f"  LUT ratio {ratio}: compute-only search {compute_s:.3f} s ({compute_cpu:.3f} s CPU) -> {compute}\n"
+                  f"    whole-design search {whole_s:.3f} s ({whole_cpu:.3f} s CPU, {whole_s / compute_s:.1f}x)"
+                  f" -> {whole}\n"
+                  f"    whole design, no width converters {no_dwc_s:.3f} s ({no_dwc_cpu:.3f} s CPU) -> {no_dwc_result}")
 
 if __name__ == "__main__":
     main()

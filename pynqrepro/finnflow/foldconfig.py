@@ -5,6 +5,7 @@ A folding is FINN's ``ApplyConfig`` JSON as a dict: ``{"Defaults": {...}, "<node
 by the same rules as FINN's ``SetFolding``.
 """
 
+import math
 import re
 import tempfile
 from pathlib import Path
@@ -28,6 +29,8 @@ _FOLDED_DIMENSIONS = {
     "LabelSelect": {"PE": "Labels"},
     "FMPadding": {"SIMD": "NumChannels"},
     "FMPadding_Pixel": {"SIMD": "NumChannels"},
+    # FINN's Reshape asserts its PE divides the last axis of both its input and its output
+    "Reshape": {"PE": lambda op: math.gcd(op.get_nodeattr("inp_shape")[-1], op.get_nodeattr("out_shape")[-1])},
 }
 FOLDING_ATTRS = ("PE", "SIMD")
 ALL_ONES = "all-ones"  # the folding spec of PE = SIMD = 1 everywhere

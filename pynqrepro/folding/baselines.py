@@ -1,6 +1,7 @@
-"""The foldings the exact optimiser is compared with, as ``Folding`` objects over the same groups:
-all-1, a given config (FINN's published CNV foldings), FINN's SetFolding at the best target that
-fits, and the study's greedy search.
+"""The foldings the exact optimiser is compared with, as ``Folding`` objects over the same space
+(compute groups, or a whole ``Design``, whose foldings are then judged by their whole-design
+totals): all-1, a given config (FINN's published CNV foldings), FINN's SetFolding at the best target
+that fits, and the study's greedy search.
 
 FINN's SetFolding and FINN's published foldings are judged on the space without the SIMD x W cap
 (``uncapped_space``): SetFolding checks the cap only after a SIMD step missed its target, and the
@@ -16,7 +17,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm
-from pynqrepro.folding.optimise import Budget, Folding, optimise
+from pynqrepro.folding.optimise import Budget, Folding, optimise, unpack
 from pynqrepro.folding.space import MVAU_WWIDTH_MAX, Group, SpaceOptions, build_space
 
 NO_WIDTH_CAP = 10**6  # an mvau_wwidth_max no MVAU reaches
@@ -37,22 +38,23 @@ def _match(group: Group, wanted: dict) -> int:
     return int(np.flatnonzero(ok)[np.argmin(score[ok])])
 
 
-def from_config(groups: list[Group], config: dict, method: str) -> Folding:
+def from_config(space, config: dict, method: str) -> Folding:
     """The folding a FINN ApplyConfig dict describes; as with ApplyConfig, the nodes and attributes
     it omits keep the model's current values."""
+    groups, _ = unpack(space)
     choice = []
     for group in groups:
         current = {spec.name: spec.attrs for spec in group.nodes}
         wanted = {node: {**{a: current[node][a] for a in attrs if a in current[node]}, **config.get(node, {})}
                   for node, attrs in group.node_attrs.items()}
         choice.append(_match(group, wanted) if group.node_attrs else 0)
-    return Folding(method, groups, choice)
+    return Folding.of(method, space, choice)
 
 
-def all_ones(groups: list[Group]) -> Folding:
+def all_ones(space) -> Folding:
     ones = {node: {attr: 1 for attr in attrs if attr in ("PE", "SIMD")}
-            for group in groups for node, attrs in group.node_attrs.items()}
-    return from_config(groups, ones, "all-1")
+            for group in unpack(space)[0] for node, attrs in group.node_attrs.items()}
+    return from_config(space, ones, "all-1")
 
 
 def _light_copy(model: ModelWrapper) -> ModelWrapper:
@@ -88,7 +90,7 @@ def setfolding_baseline(model: ModelWrapper, uncapped: list[Group], budget: Budg
     return setfolding_at_budget(model, uncapped, budget, floor)
 
 
-def setfolding_at_budget(model: ModelWrapper, groups: list[Group], budget: Budget, floor: int = 0,
+def setfolding_at_budget(model: ModelWrapper, space, budget: Budget, floor: int = 0,
                          mvau_wwidth_max: int = MVAU_WWIDTH_MAX) -> Folding | None:
     """FINN's SetFolding at the fastest target whose result fits ``budget`` (None if none does).
 
@@ -101,13 +103,14 @@ def setfolding_at_budget(model: ModelWrapper, groups: list[Group], budget: Budge
     """
     from finn.transformation.fpgadataflow.set_folding import SetFolding
 
+    groups, _ = unpack(space)
     light = _light_copy(model)
     targets = np.unique(np.concatenate([g.costs.cycles for g in groups]))
     logging.disable(logging.WARNING)  # SetFolding warns for every node missing a target
     try:
         for target in targets[targets >= floor]:
             folded = light.transform(SetFolding(int(target), mvau_wwidth_max=mvau_wwidth_max))
-            result = from_config(groups, _model_config(folded, groups), f"FINN SetFolding (target {int(target)})")
+            result = from_config(space, _model_config(folded, groups), f"FINN SetFolding (target {int(target)})")
             if result.fits(budget):
                 return result
     finally:
@@ -124,14 +127,16 @@ def _parallelism(group: Group, i: int) -> tuple[int, int]:
     return value, value
 
 
-def study_greedy(groups: list[Group], budget: Budget, prio: str = "simd") -> Folding:
+def study_greedy(space, budget: Budget, prio: str = "simd") -> Folding:
     """The study's ``set_folding_exhaustive`` search as it describes it: from all-1, repeatedly move
     the slowest group to its next faster candidate (ties in cycles broken by larger SIMD for
     ``prio="simd"``, by PE closest to SIMD for ``"balanced"``) whose stream widths stay
     compatible with its neighbours (one divides the other) and whose total LUTs stay within the
-    budget; stop when the slowest group cannot move. BRAM is not checked, as in the study."""
+    budget; stop when the slowest group cannot move. BRAM is not checked, and the LUTs are the
+    compute nodes' (the study's estimate had no DWCs or FIFOs), as in the study."""
     if prio not in ("simd", "balanced"):
         raise UserError(f"greedy priority {prio!r} unknown: use 'simd' or 'balanced'")
+    groups, _ = unpack(space)
     choice = all_ones(groups).choice
     lut = sum(int(g.costs.LUT[i]) for g, i in zip(groups, choice))
 
@@ -162,4 +167,4 @@ def study_greedy(groups: list[Group], budget: Budget, prio: str = "simd") -> Fol
                 break
         if not moved:
             break
-    return Folding(f"study greedy (prio {prio})", groups, choice)
+    return Folding.of(f"study greedy (prio {prio})", space, choice)

@@ -1,16 +1,26 @@
-"""Exact resource-budgeted folding search.
+"""Exact resource-budgeted folding search, of the compute nodes or of the whole design FINN builds.
 
 Minimise the largest per-node cycle count subject to LUT <= ratio x device LUTs, BRAM18, URAM and
-DSP within their budgets; among equally fast foldings take fewer LUTs, then fewer BRAM18.
+DSP within their budgets; among equally fast foldings take fewer LUTs, then fewer BRAM18. For a
+``Design`` the totals are the whole design's: compute nodes, the DWCs/FIFOs FINN inserts on every
+stream (their cost depends on both neighbours' foldings) and the board's shell.
 
-Why it is exact: a bottleneck threshold T admits, per group, the candidates with cycles <= T, so
-feasibility is monotone in T and the optimum is one of the sorted distinct candidate cycle counts.
-Bisection over them finds the smallest feasible T; each question is a multiple-choice knapsack,
-a MILP (CBC through python-mip): during bisection CBC stops at the first fitting choice or proves
-there is none; at the smallest feasible T it is solved to proven optimality (zero gap) with the
-objective LUT x (BRAM budget + 1) + BRAM, which encodes the tie-break. Cheap bounds answer most questions without a
-MILP: the sum of per-group minima of one resource is a lower bound, and a per-group min-LUT choice
-that also fits BRAM/URAM/DSP is feasible outright. Dominated candidates are dropped first.
+Why it is exact: a bottleneck threshold T admits, per group, the candidates with cycles <= T; DWCs
+and FIFOs take no cycles in FINN's estimate, so feasibility is monotone in T and the optimum is one
+of the sorted distinct candidate cycle counts. Bisection over them finds the smallest feasible T;
+at it the cheapest folding is solved to proven optimality (zero gap, objective LUT x (BRAM budget
++ 1) + BRAM, which encodes the tie-break); during bisection CBC stops at the first fitting choice
+or proves there is none. Each question is a MILP (CBC through python-mip): x[g, i] binary, one per
+group; per stream e between groups p and c, a continuous z[e, k, l] >= 0 per allowed pair of
+producer class k and consumer class l (the stream widths the candidates give it), with
+sum_l z[e, k, l] = sum of x[p, i] over p's candidates of class k and sum_k z[e, k, l] = sum of
+x[c, j] over c's candidates of class l. For binary x exactly one class per end carries 1, so the
+row of that class sums to 1, every other row and column to 0, and z is the indicator of the chosen
+pair: the stream's cost sum cost[e, k, l] z[e, k, l] is exact. "No width converters" drops the pairs
+that need one. Cheap bounds answer most questions without a MILP: the per-group and per-stream
+minima of a resource bound its total from below; the per-group cheapest choice, if it fits, is a
+witness, and optimal when it also meets every stream's minimum. A candidate is dropped first if
+another of its group with the same stream classes is no worse in every cost.
 """
 
 from dataclasses import dataclass
@@ -21,7 +31,9 @@ import numpy as np
 from pynqrepro.core.boards import Board
 from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding.minsum import Question, StreamForest, dual, improve, lagrangian, resource_bound, survivors
 from pynqrepro.folding.space import Group
+from pynqrepro.folding.wholedesign import Design, Insertions
 
 
 @dataclass(frozen=True)
@@ -46,13 +58,27 @@ def board_budget(board: Board, lut_ratio: float = 1.0, bram_ratio: float = 1.0, 
                   int(board.dsp * dsp_ratio), lut_ratio)
 
 
+def unpack(space: "list[Group] | Design") -> tuple[list, Insertions | None]:
+    """(groups, what FINN inserts or None) of a compute-only space or a whole design."""
+    if isinstance(space, Design):
+        return space.groups, space.insertions
+    return list(space), None
+
+
 @dataclass
 class Folding:
-    """One candidate index per group, with its totals under the cost model."""
+    """One candidate index per group, with its totals under the cost model: of the whole design
+    when it knows FINN's ``insertions`` (DWCs, FIFOs, shell), else of the compute nodes only."""
 
     method: str
     groups: list
     choice: list
+    insertions: Insertions | None = None
+
+    @classmethod
+    def of(cls, method: str, space: "list[Group] | Design", choice: list) -> "Folding":
+        groups, insertions = unpack(space)
+        return cls(method, groups, list(choice), insertions)
 
     @property
     def cycles(self) -> np.ndarray:
@@ -66,26 +92,54 @@ class Folding:
     def bottleneck(self) -> str:
         return self.groups[int(np.argmax(self.cycles))].name
 
-    def total(self, resource: str) -> int:
+    @property
+    def whole_design(self) -> bool:
+        return self.insertions is not None
+
+    def compute_total(self, resource: str) -> int:
+        """The compute nodes' total (what FINN's estimate of the folded HW model reports)."""
         return int(sum(g.costs.resource(resource)[i] for g, i in zip(self.groups, self.choice)))
 
+    def inserted_total(self, resource: str) -> int:
+        """DWCs, FIFOs and the shell (0 for a compute-only folding)."""
+        return self.insertions.total(resource, self.choice) if self.insertions else 0
+
+    def total(self, resource: str) -> int:
+        return self.compute_total(resource) + self.inserted_total(resource)
+
+    def inserted(self) -> list[dict]:
+        """Every DWC/FIFO FINN inserts for this folding, in graph order per stream (empty for a
+        compute-only folding): op type, role, neighbours, widths, depth, costs."""
+        return self.insertions.nodes(self.choice) if self.insertions else []
+
+    @property
+    def converters(self) -> int:
+        """DWCs FINN inserts for this folding (0 for a compute-only folding)."""
+        return self.insertions.converters(self.choice) if self.insertions else 0
+
     def fits(self, budget: Budget) -> bool:
-        return all(self.total(r) <= getattr(budget, r) for r in cm.RESOURCES)
+        """Within ``budget`` (the whole design's totals when known), and without DWCs where the
+        design forbids them."""
+        admitted = self.insertions is None or self.insertions.admits(self.choice)
+        return admitted and all(self.total(r) <= getattr(budget, r) for r in cm.RESOURCES)
 
     def fps(self, clock_ns: float) -> float:
         return 1e9 / clock_ns / self.max_cycles
 
     def config(self) -> dict:
-        """FINN folding config (ApplyConfig JSON form) of this folding."""
+        """FINN folding config (ApplyConfig JSON form) of this folding; with a user's FIFO depths,
+        the node depths that make FINN's InsertFIFO reproduce them."""
         out = {"Defaults": {}}
         for group, i in zip(self.groups, self.choice):
             out.update(group.assignment(i))
+        if self.insertions is not None:
+            for node, attrs in self.insertions.depths.config().items():
+                out[node] = {**out.get(node, {}), **attrs}
         return out
 
 
-def _pareto(group: Group) -> np.ndarray:
-    """Indices of candidates no other candidate beats or equals in every cost (first kept on ties)."""
-    cost = np.stack([group.costs.cycles] + [group.costs.resource(r) for r in cm.RESOURCES], axis=1)
+def _non_dominated(cost: np.ndarray) -> np.ndarray:
+    """Rows no other row beats or equals in every column (first kept on ties)."""
     order = np.lexsort(cost.T[::-1])
     cost = cost[order]
     keep = []
@@ -95,43 +149,208 @@ def _pareto(group: Group) -> np.ndarray:
     return order[keep]
 
 
-class _Problem:
-    """Pareto-reduced candidates of all groups, stacked for fast threshold queries."""
+def _pareto(cost: dict, signature: np.ndarray) -> np.ndarray:
+    """Indices of the non-dominated candidates among those with the same stream classes."""
+    matrix = np.stack([cost[k] for k in ("cycles",) + cm.RESOURCES], axis=1)
+    keep = []
+    for sig in np.unique(signature, axis=0):
+        members = np.flatnonzero(np.all(signature == sig, axis=1))
+        keep.extend(members[_non_dominated(matrix[members])])
+    return np.sort(np.asarray(keep, dtype=np.int64))
 
-    def __init__(self, groups: list[Group], budget: Budget):
-        self.groups, self.budget = groups, budget
-        self.index = [_pareto(g) for g in groups]
-        self.cost = [
-            {k: (g.costs.cycles if k == "cycles" else g.costs.resource(k))[idx] for k in ("cycles",) + cm.RESOURCES}
-            for g, idx in zip(groups, self.index)
-        ]
+
+class _Problem:
+    """Pareto-reduced candidates of all groups and the streams coupling them, for threshold queries."""
+
+    RESOURCE_SPAN = 4096  # the largest budget the resource-exact bound enumerates
+
+    def __init__(self, groups: list[Group], budget: Budget, insertions: Insertions | None = None):
+        self.groups, self.budget, self.insertions = groups, budget, insertions
+        self.edges = insertions.pairwise() if insertions else []
+        self.constant = {r: insertions.shell.resource(r) if insertions else 0 for r in cm.RESOURCES}
+        self.width_converters = insertions is None or insertions.width_converters
+        unary, eligible = [], []
+        for g, group in enumerate(groups):
+            cost = {"cycles": group.costs.cycles, **{r: group.costs.resource(r) for r in cm.RESOURCES}}
+            keep = np.arange(len(group))
+            if insertions:
+                extra = insertions.unary(g, len(group))
+                cost = {k: v + extra[k] if k in cm.RESOURCES else v for k, v in cost.items()}
+                if not self.width_converters:  # a DWC inside the group: never a candidate
+                    keep = np.flatnonzero(~extra["converters"])
+            unary.append({k: v[keep] for k, v in cost.items()})
+            eligible.append(keep)
+        signatures = []  # a candidate's stream classes: only candidates sharing them compete
+        for g, keep in enumerate(eligible):
+            ends = [e.out_class[keep] for e in self.edges if e.producer_group == g]
+            ends += [e.in_class[keep] for e in self.edges if e.consumer_group == g]
+            signatures.append(np.stack(ends, axis=1) if ends else np.zeros((len(keep), 0), dtype=np.int64))
+        reduced = [_pareto(c, s) for c, s in zip(unary, signatures)]
+        self.index = [keep[idx] for keep, idx in zip(eligible, reduced)]
+        self.cost = [{k: v[idx] for k, v in c.items()} for c, idx in zip(unary, reduced)]
+        self.ends = [(e.out_class[self.index[e.producer_group]], e.in_class[self.index[e.consumer_group]])
+                     for e in self.edges]
+        self.pair_ok = [np.ones_like(e.converter) if self.width_converters else ~e.converter for e in self.edges]
+        self.forest = StreamForest.of(len(groups), [(e.producer_group, e.consumer_group) for e in self.edges])
         self.solves = 0
 
     def thresholds(self) -> np.ndarray:
+        if any(len(c["cycles"]) == 0 for c in self.cost):
+            return np.zeros(1, dtype=np.int64)  # some group has no candidate: nothing is feasible
         floor = max(int(c["cycles"].min()) for c in self.cost)
         values = np.unique(np.concatenate([c["cycles"] for c in self.cost]))
         return values[values >= floor]
 
-    def solve(self, threshold: float, limits: dict, optimal: bool = True) -> list | None:
+    def _consistent(self, allowed: list) -> list | None:
+        """``allowed`` without candidates whose stream class has no permitted partner among the
+        neighbour's allowed candidates (only "no width converters" forbids pairs); None if a group
+        is left empty."""
+        if any(not a.any() for a in allowed):
+            return None
+        if self.width_converters:
+            return allowed
+        allowed = [a.copy() for a in allowed]
+        changed = True
+        while changed:
+            changed = False
+            for e, (k, l), ok in zip(self.edges, self.ends, self.pair_ok):
+                p, c = e.producer_group, e.consumer_group
+                rows = np.zeros(ok.shape[0], dtype=bool)
+                rows[k[allowed[p]]] = True
+                cols = np.zeros(ok.shape[1], dtype=bool)
+                cols[l[allowed[c]]] = True
+                keep_p = allowed[p] & (ok[:, cols].any(axis=1))[k]
+                keep_c = allowed[c] & (ok[rows, :].any(axis=0))[l]
+                if (keep_p != allowed[p]).any() or (keep_c != allowed[c]).any():
+                    allowed[p], allowed[c], changed = keep_p, keep_c, True
+            if any(not a.any() for a in allowed):
+                return None
+        return allowed
+
+    def solve(self, threshold: float, limits: dict, optimal: bool = True, start: list | None = None) -> list | None:
         """Lexicographically (LUT, BRAM) cheapest choice with cycles <= threshold within ``limits``,
         as indices into each group's original candidates, or None if there is none. With
-        ``optimal=False`` any fitting choice will do (a feasibility question)."""
-        allowed = [c["cycles"] <= threshold for c in self.cost]
-        sub = [{k: v[a] for k, v in c.items()} for c, a in zip(self.cost, allowed)]
-        for r in cm.RESOURCES:
-            if sum(int(s[r].min()) for s in sub) > limits[r]:
+        ``optimal=False`` any fitting choice will do (a feasibility question). ``start``: a choice
+        known to fit (original indices), handed to CBC as its first incumbent."""
+        allowed = self._consistent([c["cycles"] <= threshold for c in self.cost])
+        if allowed is None:
+            return None
+        question = self._question(allowed, limits)
+        weight = max(question.limits["BRAM_18K"], 0) + 1
+        for r in cm.RESOURCES:  # separable lower bound
+            floor = sum(int(c[r].min()) for c in question.costs)
+            floor += sum(int(tables[r][ok].min()) for _, _, ok, tables in question.streams)
+            if floor > question.limits[r]:
                 return None
-        weight = limits["BRAM_18K"] + 1
-        greedy = [int(np.argmin(s["LUT"] * weight + s["BRAM_18K"])) for s in sub]
-        if all(sum(int(s[r][i]) for s, i in zip(sub, greedy)) <= limits[r] for r in cm.RESOURCES):
-            picks = greedy  # every group at its own lexicographic minimum: optimal
+        objective = {"LUT": float(weight), "BRAM_18K": 1.0}
+        if self.forest is not None:
+            _, cheapest = self.forest.minimise(question, objective)  # exact: the optimum if it fits
+            if question.fits(cheapest):
+                return self._original(allowed, cheapest)
+            verdict, found, weights = self._lagrangian(question, objective, optimal, self._positions(allowed, start))
+            if verdict == "infeasible":
+                return None
+            if verdict == "fits":
+                return self._original(allowed, found)
+            allowed = self._consistent([self._spread(a, keep) for a, keep in zip(allowed, found)])
+            if allowed is None:  # no fitting choice survives
+                return None
+            question = self._question(allowed, limits)
+            if not optimal and self._exceeds(question, weights):
+                return None
         else:
-            picks = self._milp(sub, limits, weight, optimal)
-            if picks is None:
-                return None
+            cheapest = [int(np.argmin(c["LUT"] * weight + c["BRAM_18K"])) for c in question.costs]
+            if question.fits(cheapest) and (not optimal or self._separable_optimum(question, cheapest, weight)):
+                return self._original(allowed, cheapest)
+        picks = self._milp(question, weight, optimal, self._positions(allowed, start))
+        return None if picks is None else self._original(allowed, picks)
+
+    def _lagrangian(self, question: Question, objective: dict, optimal: bool, start: list | None) -> tuple:
+        """Lagrangian answers on the stream forest: ("infeasible", None); ("fits", positions of a
+        witness) for a feasibility question, of the optimum for an optimality one (``start``,
+        improved, meets the Lagrangian bound); or ("open", per group the candidates that may be in
+        the answer: those of some fitting choice, or of one no worse than ``start``)."""
+        everything = [np.ones(len(c["LUT"]), dtype=bool) for c in question.costs]
+        if not optimal:
+            verdict, witness, weights = lagrangian(self.forest, question)
+            if verdict is not None:
+                return verdict, witness, weights
+            if weights is None:
+                return "open", everything, None
+            return "open", survivors(self.forest, question, weights,
+                                     sum(weights[r] * question.limits[r] for r in cm.RESOURCES)), weights
+        if start is None or not question.fits(start):
+            return "open", everything, None
+        start = improve(question, start, objective)
+        total = question.totals(start)
+        incumbent = sum(objective[r] * total[r] for r in objective)
+        normalised = {r: w / incumbent for r, w in objective.items()}
+        weights, bound = dual(self.forest, question, normalised, 1.0)
+        if bound * incumbent > incumbent - 1 + 1e-2:  # objectives are integers: none is cheaper
+            return "fits", start, weights
+        relaxed = sum((weights[r] - normalised.get(r, 0.0)) * question.limits[r] for r in cm.RESOURCES)
+        return "open", survivors(self.forest, question, weights, 1.0 + relaxed), weights
+
+    def _exceeds(self, question: Question, weights: dict | None) -> bool:
+        """Whether a bound exact in one small-budget resource (BRAM18, DSP) and Lagrangian in the
+        others proves that no choice fits."""
+        scale = {r: 1.0 / max(question.limits[r], 1) for r in cm.RESOURCES}
+        for resource in ("BRAM_18K", "DSP"):
+            if question.limits[resource] > self.RESOURCE_SPAN or not any(c[resource].any() for c in question.costs):
+                continue
+            for w in filter(None, (weights, {"LUT": scale["LUT"]})):
+                others = {r: v for r, v in w.items() if r != resource}
+                budget = sum(v * question.limits[r] for r, v in others.items())
+                if resource_bound(self.forest, question, others, resource) > budget + 1e-9 * (abs(budget) + 1):
+                    return True
+        return False
+
+    @staticmethod
+    def _spread(allowed: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        """``allowed`` narrowed to ``keep`` (a mask over its allowed candidates)."""
+        out = np.zeros_like(allowed)
+        out[np.flatnonzero(allowed)[keep]] = True
+        return out
+
+    def _question(self, allowed: list, limits: dict) -> Question:
+        costs = [{k: v[a] for k, v in c.items()} for c, a in zip(self.cost, allowed)]
+        streams = []  # classes renumbered to those the allowed candidates use
+        for e, (k, l), ok in zip(self.edges, self.ends, self.pair_ok):
+            k, l = k[allowed[e.producer_group]], l[allowed[e.consumer_group]]
+            rows, k = np.unique(k, return_inverse=True)
+            cols, l = np.unique(l, return_inverse=True)
+            streams.append((k.reshape(-1), l.reshape(-1), ok[np.ix_(rows, cols)],
+                            {r: e.tables[r][np.ix_(rows, cols)] for r in cm.RESOURCES}))
+        ends = [(e.producer_group, e.consumer_group) for e in self.edges]
+        return Question(costs, ends, streams, {r: limits[r] - self.constant[r] for r in cm.RESOURCES})
+
+    @staticmethod
+    def _separable_optimum(question: Question, picks: list, weight: int) -> bool:
+        """Whether ``picks`` meets the sum of per-group and per-stream objective minima."""
+        def objective(costs):
+            return costs["LUT"] * weight + costs["BRAM_18K"]
+
+        bound = sum(int(objective(c).min()) for c in question.costs)
+        bound += sum(int(objective(t)[ok].min()) for _, _, ok, t in question.streams)
+        total = question.totals(picks)
+        return total is not None and total["LUT"] * weight + total["BRAM_18K"] == bound
+
+    def _original(self, allowed: list, picks: list) -> list:
         return [int(idx[np.flatnonzero(a)[p]]) for idx, a, p in zip(self.index, allowed, picks)]
 
-    def _milp(self, sub: list, limits: dict, weight: int, optimal: bool) -> list | None:
+    def _positions(self, allowed: list, picks: list | None) -> list | None:
+        """``picks`` (original indices) as positions among the allowed candidates, if all allowed."""
+        if picks is None:
+            return None
+        out = []
+        for idx, a, pick in zip(self.index, allowed, picks):
+            where = np.flatnonzero(idx[a] == pick)
+            if len(where) == 0:
+                return None
+            out.append(int(where[0]))
+        return out
+
+    def _milp(self, question: Question, weight: int, optimal: bool, start: list | None) -> list | None:
         self.solves += 1
         model = mip.Model(sense=mip.MINIMIZE, solver_name=mip.CBC)
         model.verbose = 0
@@ -139,39 +358,73 @@ class _Problem:
         model.max_mip_gap_abs = 0.5
         if not optimal:
             model.max_solutions = 1  # stop at the first fitting choice; infeasibility is still proven
-        x = [[model.add_var(var_type=mip.BINARY) for _ in range(len(s["LUT"]))] for s in sub]
+            model.cuts = 0  # measured: CBC proves these knapsacks infeasible faster without cut rounds
+        x = [[model.add_var(var_type=mip.BINARY) for _ in range(len(c["LUT"]))] for c in question.costs]
         for xs in x:
             model += mip.xsum(xs) == 1
+        terms = {r: [(int(c[r][i]), v) for c, xs in zip(question.costs, x) for i, v in enumerate(xs) if c[r][i]]
+                 for r in cm.RESOURCES}
+        objective = [(int(c["LUT"][i] * weight + c["BRAM_18K"][i]), v)
+                     for c, xs in zip(question.costs, x) for i, v in enumerate(xs)]
+        incumbent = [(xs[i], 1.0) for xs, i in zip(x, start)] if start is not None else []
+        for (p, c), (k, l, ok, tables) in zip(question.ends, question.streams):
+            xp, xc = x[p], x[c]
+            z = {(a, b): model.add_var(lb=0.0) for a, b in zip(*np.nonzero(ok))}
+            for a in range(ok.shape[0]):
+                model += mip.xsum(v for (row, _), v in z.items() if row == a) == mip.xsum(
+                    xp[i] for i in np.flatnonzero(k == a))
+            for b in range(ok.shape[1]):
+                model += mip.xsum(v for (_, col), v in z.items() if col == b) == mip.xsum(
+                    xc[j] for j in np.flatnonzero(l == b))
+            for (a, b), v in z.items():
+                for r in cm.RESOURCES:
+                    if tables[r][a, b]:
+                        terms[r].append((int(tables[r][a, b]), v))
+                objective.append((int(tables["LUT"][a, b] * weight + tables["BRAM_18K"][a, b]), v))
+            if start is not None:
+                incumbent.append((z[(k[start[p]], l[start[c]])], 1.0))
         for r in cm.RESOURCES:
-            if any(s[r].any() for s in sub):
-                model += mip.xsum(int(s[r][i]) * v for s, xs in zip(sub, x) for i, v in enumerate(xs)) <= limits[r]
-        model.objective = mip.xsum(
-            int(s["LUT"][i] * weight + s["BRAM_18K"][i]) * v for s, xs in zip(sub, x) for i, v in enumerate(xs)
-        )
+            if terms[r]:
+                model += mip.xsum(c * v for c, v in terms[r]) <= question.limits[r]
+        model.objective = mip.xsum(c * v for c, v in objective)
+        if incumbent:
+            model.start = incumbent
         status = model.optimize()
-        if status == mip.OptimizationStatus.INFEASIBLE:
+        if status in (mip.OptimizationStatus.INFEASIBLE, mip.OptimizationStatus.INT_INFEASIBLE):
             return None
         if status != mip.OptimizationStatus.OPTIMAL and (optimal or status != mip.OptimizationStatus.FEASIBLE):
             raise RuntimeError(f"CBC ended with {status} on a folding knapsack")
         return [int(np.argmax([v.x for v in xs])) for xs in x]
 
+    def floor(self, resource: str) -> int:
+        """The least ``resource`` any folding needs (per-group and per-stream minima, shell)."""
+        groups = sum(int(c[resource].min()) for c in self.cost)
+        streams = sum(int(e.tables[resource][ok].min()) for e, ok in zip(self.edges, self.pair_ok))
+        return groups + streams + self.constant[resource]
 
-def optimise(groups: list[Group], budget: Budget) -> Folding:
-    """The fastest folding within ``budget`` (exact under the cost model), or a UserError naming
-    the smallest budget that fits."""
-    problem = _Problem(groups, budget)
+
+def optimise(space: "list[Group] | Design", budget: Budget) -> Folding:
+    """The fastest folding within ``budget`` (exact under the cost model; for a ``Design`` the
+    whole design's totals), or a UserError naming the smallest budget that fits."""
+    groups, insertions = unpack(space)
+    problem = _Problem(groups, budget, insertions)
     limits = {r: getattr(budget, r) for r in cm.RESOURCES}
     values = problem.thresholds()
-    if problem.solve(values[-1], limits, optimal=False) is None:
-        raise UserError(_infeasible_message(problem, budget))
-    lo, hi = 0, len(values) - 1  # values[hi] is feasible
+    lo, hi, witness = 0, len(values), None  # the fastest fitting bottleneck is values[hi], hi < len
     while lo < hi:
         mid = (lo + hi) // 2
-        if problem.solve(values[mid], limits, optimal=False) is None:
+        found = problem.solve(values[mid], limits, optimal=False)
+        if found is None:
             lo = mid + 1
-        else:
-            hi = mid
-    return Folding("exact", groups, problem.solve(values[hi], limits))
+        else:  # the witness may be faster than the threshold asked
+            witness, hi = found, int(np.searchsorted(values, _bottleneck(groups, found)))
+    if witness is None:
+        raise UserError(_infeasible_message(problem, budget))
+    return Folding("exact", groups, problem.solve(values[hi], limits, start=witness), insertions)
+
+
+def _bottleneck(groups: list[Group], choice: list) -> int:
+    return max(int(g.costs.cycles[i]) for g, i in zip(groups, choice))
 
 
 def _fewest_luts(problem: _Problem, budget: Budget) -> int | None:
@@ -180,23 +433,28 @@ def _fewest_luts(problem: _Problem, budget: Budget) -> int | None:
     picks = problem.solve(np.inf, unbounded)
     if picks is None:
         return None
-    return sum(int(g.costs.LUT[i]) for g, i in zip(problem.groups, picks))
+    return Folding("fewest LUTs", problem.groups, picks, problem.insertions).total("LUT")
 
 
-def smallest_lut_budget(groups: list[Group], budget: Budget) -> int | None:
+def smallest_lut_budget(space: "list[Group] | Design", budget: Budget) -> int | None:
     """The smallest LUT limit at which some folding fits ``budget``'s other limits: a folding fits
     a LUT budget exactly when that budget is at least this. None when no LUT budget helps."""
-    return _fewest_luts(_Problem(groups, budget), budget)
+    groups, insertions = unpack(space)
+    return _fewest_luts(_Problem(groups, budget, insertions), budget)
 
 
 def _infeasible_message(problem: _Problem, budget: Budget) -> str:
     """Name the smallest budget that fits: fewest LUTs within the other limits, or else the BRAM18
     and DSP the network needs at least."""
+    scope = "no folding fits" if problem.insertions is None else "no whole design (DWCs, FIFOs, shell) fits"
     luts = _fewest_luts(problem, budget)
     if luts is not None:
         device = budget.LUT / budget.lut_ratio
-        return (f"no folding fits {budget.describe()}: the smallest fitting budget is {luts:,} LUT "
+        return (f"{scope} {budget.describe()}: the smallest fitting budget is {luts:,} LUT "
                 f"(ratio {luts / device:.3f}); raise the LUT ratio or choose a larger board")
-    need = {r: sum(int(c[r].min()) for c in problem.cost) for r in ("BRAM_18K", "DSP", "URAM")}
-    return (f"no folding fits {budget.describe()}: even the leanest folding needs {need['BRAM_18K']} BRAM18, "
+    if not problem.width_converters and problem.solve(np.inf, dict(LUT=10**12, BRAM_18K=10**12, URAM=10**12,
+                                                                   DSP=10**12)) is None:
+        return f"{scope} {budget.describe()} without width converters: allow them"
+    need = {r: problem.floor(r) for r in ("BRAM_18K", "DSP")}
+    return (f"{scope} {budget.describe()}: even the leanest folding needs {need['BRAM_18K']} BRAM18, "
             f"{need['DSP']} DSP; allow distributed-RAM weights or choose a larger board")

@@ -71,7 +71,8 @@ def finn_reestimate(model: ModelWrapper, folding: Folding, part: str, clock_ns: 
 
 
 def disagreements(folding: Folding, finn_estimate) -> list[str]:
-    """Layers where FINN's re-estimate differs from ours in cycles, LUT, BRAM18, URAM or DSP."""
+    """Compute layers where FINN's re-estimate of the folded HW model differs from ours in cycles,
+    LUT, BRAM18, URAM or DSP."""
     ours = {}
     for group, i in zip(folding.groups, folding.choice):
         if len(group.nodes) == 1:
@@ -83,8 +84,8 @@ def disagreements(folding: Folding, finn_estimate) -> list[str]:
             out.append(f"{layer.name}: ours {ours[layer.name]} FINN {theirs}")
     totals = finn_estimate.totals
     for res, key in (("LUT", "lut"), ("BRAM_18K", "bram18"), ("DSP", "dsp")):
-        if folding.total(res) != int(totals[key]):
-            out.append(f"total {res}: ours {folding.total(res)} FINN {totals[key]}")
+        if folding.compute_total(res) != int(totals[key]):
+            out.append(f"total {res}: ours {folding.compute_total(res)} FINN {totals[key]}")
     if folding.max_cycles != finn_estimate.max_cycles:
         out.append(f"max cycles: ours {folding.max_cycles} FINN {finn_estimate.max_cycles}")
     return out

@@ -3,8 +3,10 @@ its FINN-estimated costs.
 
 Groups are single nodes except a depthwise ConvolutionInputGenerator and the Pool/VVAU it feeds,
 whose SIMD and PE FINN requires to be equal. Legality follows FINN: PE divides MH (channels),
-SIMD divides MW (IFMChannels), and an MVAU's weight bits per PE (SIMD x W) stay within
-``mvau_wwidth_max`` as in SetFolding. Nodes FINN's SetFolding does not fold keep their setting
+SIMD divides MW (IFMChannels), an MVAU's weight bits per PE (SIMD x W) stay within
+``mvau_wwidth_max`` as in SetFolding, and any other node's PE passes FINN's own folded-shape
+assertions (a Reshape's PE divides the last axis of its input and of its output). Nodes FINN's
+SetFolding does not fold keep their setting
 (one candidate) but still count towards the totals.
 
 Besides PE/SIMD, the FINN implementation choices its estimates model can be decisions too
@@ -119,11 +121,26 @@ _ESTIMATED_AS = {"ram_style": {"auto": "block"}, "resType": {"auto": "lut"}}
 
 
 def hw_nodes(model: ModelWrapper) -> list:
+    """The model's nodes, all FINN HW layers the cost model can cost (FINN's dataflow partition)."""
     nodes = [n for n in model.graph.node if cm.is_hw_node(n)]
     if not nodes:
         raise UserError("the model has no FINN HW layers: pass a training checkpoint or the specialised "
                         "HW-layer ONNX (hw_model.onnx) of the FINN flow")
+    for node in model.graph.node:
+        if not cm.is_hw_node(node):
+            raise UserError(f"node {node.name} ({node.op_type}) is not a FINN HW layer: the cost model does not "
+                            "know it, so this model's folding cannot be optimised; pass FINN's dataflow partition "
+                            "(hw_model.onnx), whose nodes are all HW layers")
     return nodes
+
+
+def _spec(node, fpgapart: str) -> cm.NodeSpec:
+    """The node's facts, or a UserError if FINN has no HW custom op of that type to cost it with."""
+    try:
+        return cm.node_spec(node, fpgapart)
+    except Exception:  # qonnx's registry raises a bare Exception for unknown op types
+        raise UserError(f"node {node.name} ({node.op_type}) is a HW op type the cost model does not know, so this "
+                        "model's folding cannot be optimised: specialise it to a FINN HW layer or remove it") from None
 
 
 def build_space(model: ModelWrapper, fpgapart: str, options: SpaceOptions = SpaceOptions()) -> list[Group]:
@@ -140,14 +157,14 @@ def build_space(model: ModelWrapper, fpgapart: str, options: SpaceOptions = Spac
     for node in nodes:
         if node.name in tied:
             continue
-        spec = cm.node_spec(node, fpgapart)
+        spec = _spec(node, fpgapart)
         if node.op_type.startswith("MVAU"):
             groups.append(_mvau_group(spec, options, pruning.get(node.name)))
         elif node.op_type.startswith("ConvolutionInputGenerator") and not spec.attrs["depthwise"]:
             groups.append(_swg_group(spec, options))
         elif node.op_type in DEPTHWISE_CONSUMERS:
             producer = model.find_producer(node.input[0])
-            swg = cm.node_spec(producer, fpgapart) if producer is not None and producer.name in tied else None
+            swg = _spec(producer, fpgapart) if producer is not None and producer.name in tied else None
             groups.append(_pe_group(spec, spec.attrs["Channels"], swg, options))
         elif "PE" in spec.attrs:
             groups.append(_pe_group(spec, _pe_limit(node, spec), None, options))
@@ -223,18 +240,49 @@ def _swg_costs(spec, simd: np.ndarray, ram_style: np.ndarray) -> cm.Costs:
 
 
 def _swg_group(spec, options: SpaceOptions) -> Group:
-    c = _grid(SIMD=divisors(spec.attrs["IFMChannels"]),
+    c = _grid(SIMD=_legal(spec, "SIMD", divisors(spec.attrs["IFMChannels"])),
               ram_style=_styles(spec, "ram_style", options.choose_swg_ram_style, _BLOCK_OR_LUTRAM))
     attrs = {"SIMD": "SIMD", "ram_style": "ram_style"} if options.choose_swg_ram_style else {"SIMD": "SIMD"}
     return Group(spec.name, [spec], c, _swg_costs(spec, c["SIMD"], c["ram_style"]), {spec.name: attrs})
 
 
+def _folds(spec, attr: str, value: int) -> bool:
+    """Whether FINN's own checks accept ``attr`` = ``value``: the folded-shape assertions (e.g.
+    Reshape's PE dividing the last axis of its input and of its output) and, for an RTL sliding
+    window, the implementation-style ones its HDL generation runs (a parallel-window, non-depthwise
+    window streams all channels at once)."""
+    inst = cm.getHWCustomOp(spec.onnx_node)
+    saved = inst.get_nodeattr(attr)
+    inst.set_nodeattr(attr, int(value))
+    try:
+        inst.get_folded_input_shape(0)
+        for i in range(len(spec.onnx_node.output)):
+            inst.get_folded_output_shape(i)
+        if hasattr(inst, "select_impl_style"):
+            inst.select_impl_style()
+        return True
+    except AssertionError:
+        return False
+    finally:
+        inst.set_nodeattr(attr, saved)
+
+
+def _legal(spec, attr: str, values) -> np.ndarray:
+    """The ``values`` FINN accepts for ``attr``; a UserError if it accepts none."""
+    legal = np.asarray([v for v in values if _folds(spec, attr, v)], dtype=np.int64)
+    if len(legal) == 0:
+        raise UserError(f"{spec.name} ({spec.op_type}): FINN accepts no {attr} for this node, so the model cannot "
+                        "be folded: check the layer's shape attributes")
+    return legal
+
+
 def _pe_group(spec, limit: int, swg, options: SpaceOptions) -> Group:
     """A PE-folded node; with ``swg``, the depthwise SWG feeding it, whose SIMD equals the PE."""
-    pes = divisors(limit)
+    pes = _legal(spec, "PE", divisors(limit))
     if swg is None:
         costs = cm.finn_costs(spec, [{"PE": int(p)} for p in pes])
         return Group(spec.name, [spec], {"PE": pes}, costs, {spec.name: {"PE": "PE"}})
+    pes = _legal(swg, "SIMD", pes)
     c = _grid(PE=pes, ram_style=_styles(swg, "ram_style", options.choose_swg_ram_style, _BLOCK_OR_LUTRAM))
     own = cm.finn_costs(spec, [{"PE": int(p)} for p in pes]).take(np.searchsorted(pes, c["PE"]))
     swg_attrs = {"SIMD": "PE", "ram_style": "ram_style"} if options.choose_swg_ram_style else {"SIMD": "PE"}
