@@ -9,7 +9,10 @@ import torch
 
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.options import add_board_option
-from pynqrepro.finnflow import apply_folding, build_hw_model, estimate, export_qonnx, published_folding
+from pynqrepro.finnflow.build import build_hw_model
+from pynqrepro.finnflow.estimate import estimate
+from pynqrepro.finnflow.export import export_qonnx
+from pynqrepro.finnflow.foldconfig import apply_folding, published_folding
 from pynqrepro.finnflow.estimate import FoldingEvaluator
 from pynqrepro.finnflow.foldconfig import all_ones_folding
 from pynqrepro.models.cnv import CNV

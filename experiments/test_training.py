@@ -10,7 +10,7 @@ import pytest
 from pynqrepro.study import training
 
 
-@pytest.mark.study(training, trains=True)
+@pytest.mark.study(training)
 def test_training(setup, results, case):
     run = training.measure(setup, case)
     training.tabulate(results, setup, run)

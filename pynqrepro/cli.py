@@ -1,12 +1,16 @@
 """The ``pynqrepro`` command line. Each stage package contributes its sub-command through a
 ``register(subparsers)`` function in its ``cli`` module, listed in COMMANDS; ``report`` comes from
 ``pynqrepro.study``. A handler gets the parsed arguments and raises UserError for bad input,
-printed as one line (exit 2), as are bad options."""
+printed as one line (exit 2), as are bad options. Registering imports no torch, FINN or Brevitas
+(``--help`` is instant): handlers import what they use. Third-party output goes to the store's
+``logs/`` unless ``-v`` (``pynqrepro.core.logs``)."""
 
+import argparse
 import importlib
 import sys
 
 from pynqrepro.core.errors import UserError
+from pynqrepro.core.logs import log_file, third_party_output
 from pynqrepro.core.options import CommandParser
 
 COMMANDS = (
@@ -21,23 +25,39 @@ COMMANDS = (
 
 
 def build_parser() -> CommandParser:
-    parser = CommandParser(prog="pynqrepro", description=__doc__.split(".")[0] + ".")
+    parser = CommandParser(prog="pynqrepro", description="Reproduce 'Optimizing Neural Networks for PYNQ': train, "
+                                                         "prune, fold, estimate, build, deploy, report. "
+                                                         "Bad input: one line naming the fix, exit 2.")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also show FINN's, torch's and Brevitas's own output (default: only in the store's "
+                             "logs/ folder)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMANDS:
         importlib.import_module(module_name).register(subparsers)
+    for command in subparsers.choices.values():  # -v after the command too; SUPPRESS keeps one given before
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="also show third-party output (default: off)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    log = None
     try:
         args = build_parser().parse_args(argv)
-        args.func(args)
-    except UserError as exc:
-        print(f"pynqrepro: error: {exc}", file=sys.stderr)
+        store_dir = getattr(args, "store_dir", None)
+        log = log_file(store_dir, args.command) if store_dir is not None else None
+        with third_party_output(log, args.verbose):
+            args.func(args)
+    except UserError as exc:  # one line, even where it quotes a tool's multi-line message
+        print(f"pynqrepro: error: {'; '.join(filter(None, map(str.strip, str(exc).splitlines())))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pynqrepro: interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        if log is not None and log.exists():
+            print(f"pynqrepro: third-party output of this run: {log}", file=sys.stderr)
+        raise
     return 0
 
 

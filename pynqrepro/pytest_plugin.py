@@ -6,7 +6,9 @@ with a one-line reason naming how to provide it, never failed and never faked.
 """
 
 import os
+import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from pynqrepro.core import machine, options
 from pynqrepro.core.atomic import ensure_writable_dir
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
+from pynqrepro.core.executor import ProgressLine, add_executor_options, make_executor
 from pynqrepro.core.provenance import environment
 from pynqrepro.core.reports import merge_reports
 from pynqrepro.core.results import Recorder, SessionInfo, new_session_id
@@ -22,15 +25,26 @@ from pynqrepro.core.scale import get_scale
 from pynqrepro.core.store import ArtifactStore
 
 MARKERS = {
-    "gpu": ("needs a CUDA GPU (paper-scale training)", lambda config: machine.missing_gpu()),
-    "vivado": ("needs Vivado/Vitis HLS: synthesis and bitfiles",
-               lambda config: machine.missing_vivado()),
+    "gpu": ("needs a CUDA GPU (paper-scale training), here or from SLURM jobs (--executor slurm)",
+            lambda config: None if _jobs_provide(config, "gpu") else machine.missing_gpu()),
+    "vivado": ("needs Vivado, Vitis HLS and FINN's dependencies for the board (here, or on the SLURM nodes of "
+               "--executor slurm): synthesis and bitfiles",
+               lambda config: None if _jobs_provide(config, "vivado")
+               else machine.missing_vivado(get_board(config.getoption("board")).board_files)),
     "board": ("needs a PYNQ board reachable over SSH (--board-host)",
               lambda config: machine.missing_board(config.getoption("board_host"))),
     "slow": ("takes more than ~20 s on a laptop; deselect with -m 'not slow'", lambda config: None),
     "study": ("study(module, trains=False): the experiment of a pynqrepro.study module; its 'case' argument "
-              "takes the module's CASES", lambda config: None),
+              "takes the module's CASES; trains: it trains beyond the case's CNV checkpoint (fine-tuning)",
+              lambda config: None),
+    "slurm": ("needs a SLURM cluster; the tests bring up a single-node one from Debian's slurm-wlm and munge",
+              lambda config: None),
 }
+
+
+def _jobs_provide(config, resource: str) -> bool:
+    """With --executor slurm the builds that need a GPU or Vivado run as jobs on nodes that have them."""
+    return config.pynqrepro["executor"].provides(resource)
 
 
 def pytest_addoption(parser):
@@ -42,7 +56,11 @@ def pytest_addoption(parser):
     options.add_reports_option(group.addoption, default=None)
     options.add_store_option(group.addoption, default=None)
     group.addoption("--fresh", action="store_true", help="ignore cached artifacts made before this run")
+    group.addoption("--max-steps", type=int, default=None, metavar="N",
+                    help="dry run of the --scale: every training and fine-tuning stops after N optimizer steps, "
+                         "on the CPU, with no accuracy asserted (rows and checkpoints under '<scale>-dry')")
     options.add_board_login_options(group.addoption)
+    add_executor_options(group.addoption)
 
 
 def _paths(config) -> dict[str, Path]:
@@ -61,6 +79,10 @@ def pytest_configure(config):
     try:
         ensure_writable_dir(paths["reports"], "--reports-dir")
         ensure_writable_dir(paths["store"], "--store-dir")
+        scale = get_scale(config.getoption("scale"), config.getoption("max_steps"))
+        executor = make_executor(config.getoption("executor"), config.getoption("cluster_config"),
+                                 config.getoption("slurm_partition"), config.getoption("slurm_account"),
+                                 progress=ProgressLine(_terminal_writer(config)))
     except UserError as exc:
         raise pytest.UsageError(str(exc)) from None
     worker = getattr(config, "workerinput", None)
@@ -69,9 +91,52 @@ def pytest_configure(config):
         fresh_since = worker["pynqrepro_fresh_since"]
         _share_cores(int(worker.get("workercount", 1)))
     else:
-        info = SessionInfo(new_session_id(), config.getoption("scale"), config.getoption("board"), environment())
+        info = SessionInfo(new_session_id(), scale.name, config.getoption("board"), environment())
         fresh_since = time.time() if config.getoption("fresh") else None
-    config.pynqrepro = {"paths": paths, "session": info, "fresh_since": fresh_since}
+    config.pynqrepro = {"paths": paths, "session": info, "fresh_since": fresh_since, "executor": executor,
+                        "scale": scale}
+
+
+def _terminal_writer(config):
+    """Job progress goes to the terminal, past pytest's capture; an xdist worker has none (its
+    controller prints the store's job summary instead, see pytest_sessionstart)."""
+
+    def write(line: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None or hasattr(config, "workerinput"):
+            return
+        with capture.global_and_fixture_disabled() if capture else nullcontext():
+            reporter.write_line(line)
+
+    return write
+
+
+def pytest_sessionstart(session):
+    """Under xdist with --executor slurm the controller, which waits for no job itself, prints one
+    line whenever the store's queued/running/finished job counts change."""
+    config = session.config
+    executor = getattr(config, "pynqrepro", {}).get("executor")
+    if getattr(executor, "name", "local") != "slurm" or hasattr(config, "workerinput"):
+        return
+    if not config.getoption("numprocesses", None):
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    stop, show = threading.Event(), ProgressLine(reporter.write_line)
+    monitor = executor.monitor(config.pynqrepro["paths"]["store"])
+
+    def watch() -> None:
+        while True:
+            line = monitor.line()
+            if line:
+                show(line)
+            if stop.wait(executor.config.poll_s):
+                show.flush()  # the final counts
+                return
+
+    thread = threading.Thread(target=watch, daemon=True, name="pynqrepro-jobs")
+    thread.start()
+    config.pynqrepro["monitor"] = (stop, thread)
 
 
 def _share_cores(workers: int) -> None:
@@ -91,17 +156,41 @@ def pytest_configure_node(node):
 
 
 def pytest_runtest_setup(item):
+    """Skip, before any fixture or work, a test whose resource is absent: a marker's (with the
+    ``why`` it was given at collection), then the dataset of an experiment's scale."""
     for marker in item.iter_markers():
         if marker.name in MARKERS:
             reason = MARKERS[marker.name][1](item.config)
             if reason:
-                pytest.skip(f"{marker.name}: {reason}")
+                why = marker.kwargs.get("why")
+                pytest.skip(f"{marker.name}: {why}; {reason}" if why else f"{marker.name}: {reason}")
+    if item.get_closest_marker("study") is not None:
+        reason = _missing_dataset(item.config)
+        if reason:
+            pytest.skip(f"data: {reason}")
+
+
+def _missing_dataset(config) -> str | None:
+    """Why the scale's dataset cannot be read (the CIFAR-10 archive absent or corrupt), or None;
+    found out once per process."""
+    state = config.pynqrepro
+    if "missing_dataset" not in state:
+        from pynqrepro.data.splits import missing_dataset
+
+        state["missing_dataset"] = missing_dataset(state["scale"].dataset, state["paths"]["data"])
+    return state["missing_dataset"]
 
 
 def pytest_sessionfinish(session):
     config = session.config
     if hasattr(config, "workerinput") or not hasattr(config, "pynqrepro"):
         return
+    if "monitor" in config.pynqrepro:
+        stop, thread = config.pynqrepro.pop("monitor")
+        stop.set()
+        thread.join()
+    if getattr(config.pynqrepro["executor"], "progress", None) is not None:
+        config.pynqrepro["executor"].progress.flush()
     reports = config.pynqrepro["paths"]["reports"]
     written = merge_reports(reports)
     if written:
@@ -112,7 +201,7 @@ def pytest_sessionfinish(session):
 
 @pytest.fixture(scope="session")
 def scale(request):
-    return get_scale(request.config.getoption("scale"))
+    return request.config.pynqrepro["scale"]
 
 
 @pytest.fixture(scope="session")
@@ -130,10 +219,17 @@ def data_dir(request):
     return request.config.pynqrepro["paths"]["data"]
 
 
+def _store(config) -> ArtifactStore:
+    state = config.pynqrepro
+    if "store" not in state:
+        state["store"] = ArtifactStore(state["paths"]["store"], fresh_since=state["fresh_since"],
+                                       executor=state["executor"], session=state["session"].session)
+    return state["store"]
+
+
 @pytest.fixture(scope="session")
 def store(request):
-    state = request.config.pynqrepro
-    return ArtifactStore(state["paths"]["store"], fresh_since=state["fresh_since"])
+    return _store(request.config)
 
 
 @pytest.fixture(scope="session")
@@ -150,15 +246,34 @@ def setup(scale, board, store, data_dir, board_host, request):
 
 def pytest_generate_tests(metafunc):
     """``@pytest.mark.study(module, trains=False)``: the test's ``case`` argument takes the study
-    module's CASES, with the ids ``pynqrepro report`` records under. ``trains``: the cases train
-    CNVs, so at a scale that needs a GPU they carry the gpu marker (decided at collection, before
-    any work starts)."""
+    module's CASES, with the ids ``pynqrepro report`` records under, each with the gpu marker
+    where it needs training that is GPU work (``_gpu_marks``): decided at collection, so
+    ``-m "not gpu"`` deselects it and nothing starts on the wrong machine."""
     marker = metafunc.definition.get_closest_marker("study")
     if marker is None:
         return
     module, trains = marker.args[0], marker.kwargs.get("trains", False)
-    marks = [pytest.mark.gpu] if trains and get_scale(metafunc.config.getoption("scale")).needs_gpu else []
-    metafunc.parametrize("case", [pytest.param(case, id=case.id, marks=marks) for case in module.CASES])
+    metafunc.parametrize("case", [pytest.param(case, id=case.id, marks=_gpu_marks(metafunc.config, case, trains))
+                                  for case in module.CASES])
+
+
+def _gpu_marks(config, case, trains: bool) -> list:
+    """At a scale whose training is GPU work: the gpu marker when the case fine-tunes (``trains``)
+    or its trained CNV (``case.cnv_bits``; None: it measures none) is not in the store yet. A
+    checkpoint already there (trained on a GPU host, copied into --store-dir) lets the case run on
+    the CPU."""
+    scale = config.pynqrepro["scale"]
+    if not scale.needs_gpu or (case.cnv_bits is None and not trains):
+        return []
+    if trains:
+        return [pytest.mark.gpu(why=f"fine-tunes CNVs at {scale.name} scale")]
+    from pynqrepro.training.recipes import cached_checkpoint
+
+    weight_bits, act_bits = case.cnv_bits
+    if cached_checkpoint(_store(config), scale, weight_bits, act_bits) is not None:
+        return []
+    return [pytest.mark.gpu(why=f"the {scale.name}-scale CNV W{weight_bits}A{act_bits} is not in the store yet "
+                                "(train it on a GPU host and copy its store, or use --executor slurm)")]
 
 
 @pytest.fixture

@@ -265,7 +265,7 @@ def test_on_board_runner_drives_finn_driver_interface(tmp_path):
 def test_hw_graph_accuracy_is_the_python_execution(store, tmp_path):
     from pynqrepro.core.boards import get_board
     from pynqrepro.core.store import ArtifactStore
-    from pynqrepro.finnflow import hw_model_artifact
+    from pynqrepro.finnflow.build import hw_model_artifact
     from cnv_checkpoints import random_cnv_checkpoint
 
     hw = hw_model_artifact(store, random_cnv_checkpoint(store, 2, 2), get_board("pynq-z1"))

@@ -3,22 +3,15 @@ import os
 import pytest
 
 from pynqrepro.core.atomic import atomic_write_text, ensure_writable_dir
-from pynqrepro.core.boards import BOARDS, get_board
+from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.provenance import environment
 from pynqrepro.core.scale import get_scale
 
 
-def test_boards_are_the_study_parts():
-    assert get_board("Pynq-Z1").part == "xc7z020clg400-1"
-    assert get_board("ultra96").part == "xczu3eg-sbva484-1-e"
-    assert (BOARDS["pynq-z1"].luts, BOARDS["pynq-z1"].bram18, BOARDS["pynq-z1"].dsp) == (53_200, 280, 220)
-    assert (BOARDS["ultra96"].luts, BOARDS["ultra96"].bram18, BOARDS["ultra96"].dsp) == (70_560, 432, 360)
-
-
 def test_unknown_board_and_scale_name_the_choices():
-    with pytest.raises(UserError, match="choose one of pynq-z1, ultra96"):
-        get_board("zcu104")
+    with pytest.raises(UserError, match="choose one of pynq-z1, pynq-z2, ultra96, zcu104, kv260, aup-zu3"):
+        get_board("vck190")
     with pytest.raises(UserError, match="choose one of smoke, paper"):
         get_scale("huge")
 
@@ -100,5 +93,5 @@ def test_integer_lists_and_bad_options_are_one_line_user_errors():
         parse_int_list("9;16", "--simd-list", "9,16")
     parser = CommandParser(prog="demo")
     add_board_option(parser.add_argument)
-    with pytest.raises(UserError, match=r"argument --board: invalid choice: 'zcu104' .*\(see demo --help\)"):
-        parser.parse_args(["--board", "zcu104"])
+    with pytest.raises(UserError, match=r"argument --board: invalid choice: 'vck190' .*\(see demo --help\)"):
+        parser.parse_args(["--board", "vck190"])

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from pynqrepro.core.reports import merge_reports
 from pynqrepro.core.results import STAGING, Recorder, SessionInfo
 from pynqrepro.core.provenance import environment
@@ -54,13 +56,18 @@ def test_rerun_replaces_its_own_rows_and_keeps_the_others(tmp_path):
     assert [(r["values"]["acc"], r["scale"]) for r in rows] == [(84.0, "paper"), (92.0, "smoke"), (95.0, "smoke")]
 
 
-def test_corrupt_report_is_kept_aside_not_lost(tmp_path):
-    (tmp_path / "training.json").write_text("{truncated")
+@pytest.mark.parametrize("content", ["{truncated", "[]", '{"rows": 3}'])
+def test_corrupt_report_is_kept_aside_not_lost(tmp_path, capsys, content):
+    (tmp_path / "training.json").write_text(content)
+    (tmp_path / "notes.json").write_text('{"mine": 1}')  # a foreign file in reports/
     record(tmp_path, session("s1"), "exp.py::test[1w1a]", [{"acc": 90.0}])
     merge_reports(tmp_path)
-    kept = list(tmp_path.glob("training.json.corrupt-*"))
-    assert len(kept) == 1 and kept[0].read_text() == "{truncated"
+    kept = list(tmp_path.glob("training.json.not-a-report-*"))
+    assert len(kept) == 1 and kept[0].read_text() == content
+    assert [p.read_text() for p in tmp_path.glob("notes.json.not-a-report-*")] == ['{"mine": 1}']
     assert json.loads((tmp_path / "training.json").read_text())["rows"][0]["values"] == {"acc": 90.0}
+    warning = capsys.readouterr().err.splitlines()
+    assert len(warning) == 1 and "training.json" in warning[0] and "notes.json" in warning[0]
 
 
 def broken_plot(rows, reports_dir):
@@ -89,3 +96,15 @@ def test_reference_rows_name_their_source_and_are_told_apart(tmp_path):
         "pynqrepro (smoke)", f"reference: {ACCURACY[0].source}", "reference: study x"]
     assert [is_reference_row(r["values"]) for r in rows] == [False, True, True]
     assert rows[2]["config"] == {"run": "x"}
+
+
+def test_csv_keeps_a_rows_own_board_beside_the_sessions(tmp_path):
+    """A table whose rows name their target board (folding: every board from one session) keeps it:
+    the session's board goes to ``run board`` rather than a second ``board`` column a CSV reader
+    would let win."""
+    import csv
+
+    record(tmp_path, session("s1"), "exp.py::test[ultra96]", [{"board": "ultra96", "fps": 1.0}], table="folding")
+    merge_reports(tmp_path)
+    rows = list(csv.DictReader((tmp_path / "folding.csv").open()))
+    assert rows[0]["board"] == "ultra96" and rows[0]["run board"] == "pynq-z1" and rows[0]["scale"] == "smoke"

@@ -1,35 +1,15 @@
 """CIFAR-10 archive reader (on a tiny archive in the real format), digits, splits, augmentation."""
 
-import io
-import pickle
-import tarfile
-
 import numpy as np
 import pytest
 import torch
 
+from cifar_archive import write_tiny_cifar
+
 from pynqrepro.core.errors import UserError
-from pynqrepro.data.cifar10 import ARCHIVE, TEST_BATCH, TRAIN_BATCHES, load_cifar10
+from pynqrepro.data.cifar10 import ARCHIVE, load_cifar10
 from pynqrepro.data.digits import digits_images, load_digits32
 from pynqrepro.data.splits import ImageSet, hold_out, load_splits
-
-
-def _batch(n: int, offset: int) -> dict:
-    rows = (np.arange(n * 3072, dtype=np.int64).reshape(n, 3072) + offset) % 256
-    return {b"batch_label": b"x", b"labels": [(i + offset) % 10 for i in range(n)],
-            b"data": rows.astype(np.uint8), b"filenames": [b"f"] * n}
-
-
-def write_tiny_cifar(directory, per_batch: int = 4):
-    """An archive laid out like cifar-10-python.tar.gz (same members, same pickled dicts)."""
-    path = directory / ARCHIVE
-    with tarfile.open(path, "w:gz") as tar:
-        for i, member in enumerate(TRAIN_BATCHES + (TEST_BATCH,)):
-            data = pickle.dumps(_batch(per_batch, i))
-            info = tarfile.TarInfo(member)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
 
 
 def test_cifar_reader_reads_the_python_archive(tmp_path):
@@ -88,6 +68,22 @@ def test_augmentation_crops_and_flips_deterministically_per_epoch():
     assert (first[:, 0, 16, :].sum(1) < 16).any()  # cropped into the zero padding
     plain = ImageSet(images, np.zeros(64))
     assert torch.equal(plain[5][0], torch.from_numpy(images[5]).float() / 255)
+
+
+@pytest.mark.parametrize("augment", ["crop_flip", "crop", "none"])
+def test_batch_augmentation_on_the_sets_device_equals_item_by_item(augment):
+    """The GPU path's augmentation (``ImageSet.batch``, one gather where the set lives), run here on
+    CPU tensors, gives the DataLoader path's images exactly, from the same per-(seed, epoch) draws."""
+    images = np.random.default_rng(0).integers(0, 256, size=(200, 3, 32, 32), dtype=np.uint8)
+    data = ImageSet(images, np.arange(200) % 10, augment=augment, seed=7)
+    indices = torch.randperm(200, generator=torch.Generator().manual_seed(1))[:96]
+    for epoch in (1, 2):
+        data.set_epoch(epoch)
+        batch, labels = data.batch(indices)
+        items = [data[i] for i in indices.tolist()]
+        assert torch.equal(batch, torch.stack([image for image, _ in items]))
+        assert torch.equal(labels, torch.stack([label for _, label in items]))
+    assert data.to("cpu") is data
 
 
 def test_cifar10_without_data_dir_is_a_user_error():

@@ -11,18 +11,12 @@ from qonnx.custom_op.registry import getCustomOp
 
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
-from pynqrepro.finnflow import (
-    all_ones_folding,
-    apply_folding,
-    estimate,
-    hw_model_artifact,
-    load_cnv,
-    load_hw_model,
-    published_folding,
-)
-from pynqrepro.finnflow.estimate import FoldingEvaluator
+from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+from pynqrepro.finnflow.estimate import FoldingEvaluator, estimate
+from pynqrepro.finnflow.export import load_cnv
 from pynqrepro.finnflow.finn_setup import builder_steps
-from pynqrepro.finnflow.verify import FINN_STAGES, verify
+from pynqrepro.finnflow.foldconfig import all_ones_folding, apply_folding, published_folding
+from pynqrepro.finnflow.verify import FINN_STAGES, stored_verification, verify
 from pynqrepro.training.checkpoint import save_checkpoint
 from pynqrepro.training.config import TrainConfig
 
@@ -135,25 +129,48 @@ def digits():
     return load_digits32()[2][:8]
 
 
-def test_verify_all_stages_agree(w2a2, digits):
+def test_verify_all_stages_agree_integer_stages_bit_exact(w2a2, digits):
     checkpoint, artifact = w2a2
-    result = verify(load_cnv(checkpoint.path), artifact, digits)
+    result = verify(load_cnv(checkpoint.path), artifact, digits, chunk=3)
     assert [s.stage for s in result.stages] == ["qonnx", "finn_tidy", "streamlined", "hw_generic"]
     assert all(s.agree == s.total == 8 for s in result.stages)
     assert result.stages[0].max_logit_diff < 1e-4 and result.stages[1].max_logit_diff < 1e-4
-    assert result.first_divergence is None
+    hw = result.stages[-1]
+    assert (hw.exact, hw.exact_reference, hw.first_difference) == (8, "streamlined", None)
+    assert result.first_divergence is None and result.first_inexact is None
+    assert result.exactness() == "hw_generic 8/8 = streamlined" and result.seconds > 0
+
+
+def _broken_copy(artifact, tmp_path, stage: str, node_index: int):
+    """A copy of the HW model artifact whose ``stage`` graph has MatMul/MVAU ``node_index``'s
+    weights negated."""
+    shutil.copytree(artifact.path, tmp_path / "copy")
+    broken = dataclasses.replace(artifact, path=tmp_path / "copy")
+    model = ModelWrapper(str(broken.file(FINN_STAGES[stage])))
+    node = [n for n in model.graph.node if n.op_type in ("MatMul", "MVAU")][node_index]
+    model.set_initializer(node.input[1], -model.get_initializer(node.input[1]))
+    model.save(str(broken.file(FINN_STAGES[stage])))
+    return broken, node.name
 
 
 def test_verify_names_first_diverging_stage(w2a2, digits, tmp_path):
-    """A streamlined model with one layer's weights negated diverges there, not later."""
+    """A streamlined model with its last layer's weights negated diverges there, not later."""
     checkpoint, artifact = w2a2
-    shutil.copytree(artifact.path, tmp_path / "copy")
-    broken = dataclasses.replace(artifact, path=tmp_path / "copy")
-    streamlined = ModelWrapper(str(broken.file(FINN_STAGES["streamlined"])))
-    weight = streamlined.get_nodes_by_op_type("MatMul")[-1].input[1]
-    streamlined.set_initializer(weight, -streamlined.get_initializer(weight))
-    streamlined.save(str(broken.file(FINN_STAGES["streamlined"])))
+    broken, _ = _broken_copy(artifact, tmp_path, "streamlined", -1)
     assert verify(load_cnv(checkpoint.path), broken, digits).first_divergence == "streamlined"
+
+
+def test_verify_names_first_node_that_is_not_bit_exact(w2a2, digits, tmp_path):
+    """A HW graph with one conv MVAU's weights negated differs from the streamlined graph first
+    at that MVAU's output, whatever the classes do."""
+    checkpoint, artifact = w2a2
+    broken, name = _broken_copy(artifact, tmp_path, "hw_generic", 3)
+    result = verify(load_cnv(checkpoint.path), broken, digits)
+    inexact = result.first_inexact
+    assert inexact.stage == "hw_generic" and inexact.exact < inexact.total
+    assert name == "MVAU_3"
+    assert inexact.first_difference.startswith("image 0: MVAU_3 (MVAU) output ")
+    assert "first difference: image 0: MVAU_3 (MVAU)" in result.exactness()
 
 
 def test_verify_rejects_float_images(w2a2, digits):
@@ -161,13 +178,35 @@ def test_verify_rejects_float_images(w2a2, digits):
         verify(load_cnv(w2a2[0].path), w2a2[1], digits.astype(np.float32))
 
 
-def test_cli_estimate_published_folding(w2a2, store, capsys):
+def test_stored_verification_runs_once_per_images(store, w2a2, digits, monkeypatch):
+    import importlib
+
+    verify_module = importlib.import_module("pynqrepro.finnflow.verify")  # the package exports verify()
+    checkpoint, artifact = w2a2
+    first = stored_verification(store, checkpoint, artifact, digits[:4])
+    monkeypatch.setattr(verify_module, "verify", lambda *args: pytest.fail("verified again"))
+    assert stored_verification(store, checkpoint, artifact, digits[:4]) == first
+    with pytest.raises(UserError, match="uint8"):
+        stored_verification(store, checkpoint, artifact, digits[:4].astype(np.int64))
+
+
+def test_cli_estimate_published_folding(w2a2, hw_model, store, capsys):
     from pynqrepro.cli import main
 
     checkpoint = w2a2[0].file("checkpoint.tar")
     assert main(["estimate", str(checkpoint), "--folding", "finn:w2a2", "--store-dir", str(store.root), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["bottleneck"].startswith("MVAU_hls") and out["est_fps"] == pytest.approx(1e8 / out["max_cycles"])
+    # the whole design beside it: FINN's estimate after its DWCs/FIFOs, plus the shell, is what we budget
+    from pynqrepro.folding import baselines
+
+    # FINN's published folding as the folding study judges it: its ram_style/resType settings too
+    published = baselines.from_applied_config(hw_model, PYNQ_Z1, published_folding(hw_model, 2, 2), "FINN published")
+    whole = out["whole_design"]
+    assert whole["totals"] == {r: published.total(r) for r in ("LUT", "BRAM_18K", "URAM", "DSP")}
+    assert out["totals"]["lut"] == published.compute_total("LUT") < whole["totals"]["LUT"]
+    assert whole["converters"] == published.converters
+    assert "measured" in whole["shell"]
 
 
 def test_cli_unknown_board_is_one_line_error(capsys):
@@ -175,5 +214,6 @@ def test_cli_unknown_board_is_one_line_error(capsys):
 
     assert main(["estimate", "missing.tar", "--board", "zedboard"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "pynqrepro: error: argument --board: invalid choice: 'zedboard' (choose from 'pynq-z1', 'ultra96') "
+        "pynqrepro: error: argument --board: invalid choice: 'zedboard' (choose from 'aup-zu3', 'kv260', 'pynq-z1', "
+        "'pynq-z2', 'ultra96', 'zcu104') "
         "(see pynqrepro estimate --help)")

@@ -1,14 +1,18 @@
 """Emitted foldings pass the Python part of FINN's build preparation (every builder transformation
-before the first Xilinx tool) for CNV 1/2/4/8-bit and the bnn_pynq TFC/SFC/LFC MLPs, and FINN's
-estimate of the graph it prepares is our whole design."""
+before the first Xilinx tool) for CNV 1/2/4/8-bit, the bnn_pynq TFC/SFC/LFC MLPs and every board's
+``pynqrepro fold``, and FINN's estimate of the graph it prepares is our whole design."""
 
 import dataclasses
+import json
+import math
 
 import pytest
+from qonnx.custom_op.registry import getCustomOp
 
+from pynqrepro.core.boards import BOARDS, get_board
 from pynqrepro.core.errors import UserError
 from pynqrepro.finnflow.buildprep import prepare_build
-from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding import costmodel as cm, outputs
 from pynqrepro.folding.optimise import board_budget, optimise, smallest_lut_budget
 from pynqrepro.folding.space import SpaceOptions
 from pynqrepro.folding.wholedesign import build_design
@@ -17,11 +21,11 @@ import hw_models
 from hw_models import PYNQ_Z1
 
 
-def fastest_fitting(model):
-    """The whole-design optimum on the Pynq-Z1 (MVAU weights may go to LUTRAM), or, for a network
-    no LUT ratio of the board fits (8-bit CNV), at the smallest LUT budget that fits it."""
-    design = build_design(model, PYNQ_Z1, SpaceOptions(choose_ram_style=True))
-    budget = board_budget(PYNQ_Z1)
+def fastest_fitting(model, board=PYNQ_Z1):
+    """The whole-design optimum on ``board`` (MVAU weights may go to LUTRAM), or, for a network no
+    LUT ratio of the board fits (8-bit CNV on the Pynq-Z1), at the smallest LUT budget that fits it."""
+    design = build_design(model, board, SpaceOptions(choose_ram_style=True))
+    budget = board_budget(board)
     try:
         return optimise(design, budget), budget
     except UserError:
@@ -29,22 +33,35 @@ def fastest_fitting(model):
         return optimise(design, budget), budget
 
 
-def check_prepared(model) -> None:
-    folding, budget = fastest_fitting(model)
+def assert_finn_prepares(model, folding, budget, board) -> None:
+    """``folding``'s JSON passes FINN's build preparation for ``board``: FINN's IODMAs at the board's
+    native AXI width around the accelerator, FINN's estimates of the folded graph equal to ours, and
+    FINN's estimate of the stitched graph plus the shell equal to our whole design, within ``budget``."""
+    from finn.util.basic import pynq_native_port_width
+
     assert folding.fits(budget)
-    prepared = prepare_build(model, folding.config(), PYNQ_Z1)
-    dmas = [[n.op_type for n in p.graph.node] for p in prepared.partitions.values()]
+    prepared = prepare_build(model, folding.config(), board)
+    partitions = list(prepared.partitions.values())
+    dmas = [[n.op_type for n in p.graph.node] for p in partitions]
     assert len(dmas) == 3 and dmas[0] == ["IODMA_hls"] and dmas[-1] == ["IODMA_hls"]  # input, accelerator, output
     assert any(op.startswith("StreamingFIFO") for op in dmas[1])
-    performance = prepared.estimate_reports["estimate_network_performance.json"]
-    assert performance["max_cycles"] == folding.max_cycles
+    # FINN's AXI width for the board: the input DMA's, a divisor of it for the 8-bit class index out
+    native = pynq_native_port_width[board.finn_board]
+    widths = [getCustomOp(partitions[i].graph.node[0]).get_nodeattr("intfWidth") for i in (0, -1)]
+    assert widths[0] == native and native % widths[1] == 0
+    assert prepared.max_cycles() == folding.max_cycles
     compute = prepared.estimate_reports["estimate_layer_resources.json"]["total"]
     assert all(compute[r] == folding.compute_total(r) for r in cm.RESOURCES)
-    finn = prepared.resources(PYNQ_Z1.part)
+    finn = prepared.resources(board.part)
     for r in cm.RESOURCES:  # FINN's estimate of the stitched graph, plus the shell FINN does not estimate
-        assert sum(int(v[r]) for v in finn.values()) + folding.insertions.shell.resource(r) == folding.total(r)
+        assert sum(int(v[r]) for v in finn.values()) + board.shell.resource(r) == folding.total(r)
+        assert prepared.whole_design(board)[r] == folding.total(r)
     assert len([n for n in prepared.inserted() if n.role == "converter"]) == folding.converters
     assert set(prepared.fifo_sizing["fifo_depths"].values()) == {2}
+
+
+def check_prepared(model, board=PYNQ_Z1) -> None:
+    assert_finn_prepares(model, *fastest_fitting(model, board), board)
 
 
 @pytest.mark.parametrize("bits", [2, pytest.param(1, marks=pytest.mark.slow), pytest.param(4, marks=pytest.mark.slow),
@@ -57,6 +74,40 @@ def test_cnv_folding_passes_finn_build_preparation(store, bits):
                                   pytest.param("lfc_1w2a", marks=pytest.mark.slow)])
 def test_mlp_folding_passes_finn_build_preparation(store, name):
     check_prepared(hw_models.mlp(store, name))
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_each_boards_fold_passes_finn_build_preparation(store, tmp_path, capsys, board):
+    """``pynqrepro fold --board B`` on the MLP FINN specialised for B's part, at a LUT budget that
+    binds (the whole design at full speed does not fit it): its JSON is the whole-design optimum and
+    FINN's build preparation for B (its IODMA width, its estimates, plus B's shell) agrees with it."""
+    from pynqrepro.cli import main
+
+    board = get_board(board)
+    model = hw_models.mlp(store, "tfc_2w2a", board)
+    design = build_design(model, board)
+    fastest = optimise(design, board_budget(board))
+    ratio = math.floor(0.8 * fastest.total("LUT") / board.luts * 1000) / 1000  # 80% of what full speed takes
+    budget = board_budget(board, ratio)
+    path, out = tmp_path / "hw_model.onnx", tmp_path / "folding.json"
+    model.save(str(path))
+    assert main(["fold", "--model", str(path), "--board", board.name, "--lut-ratio", str(ratio),
+                 "--out", str(out)]) == 0
+    assert "whole design" in capsys.readouterr().out
+    folding = optimise(design, budget)
+    assert json.loads(out.read_text()) == folding.config()
+    assert folding.max_cycles > fastest.max_cycles  # the budget binds
+    assert_finn_prepares(model, folding, budget, board)
+
+
+def test_finn_build_check_names_what_differs(store):
+    model = hw_models.mlp(store, "tfc_2w2a")
+    folding, _ = fastest_fitting(model)
+    assert outputs.finn_build_check(model, folding, PYNQ_Z1) == []
+    shell = dataclasses.replace(PYNQ_Z1.shell, LUT=PYNQ_Z1.shell.LUT + 1)
+    wrong = dataclasses.replace(folding, insertions=dataclasses.replace(folding.insertions, shell=shell))
+    total = folding.total("LUT")
+    assert outputs.finn_build_check(model, wrong, PYNQ_Z1) == [f"whole design LUT: ours {total + 1} FINN {total}"]
 
 
 def test_fifo_config_goes_through_finn(store):

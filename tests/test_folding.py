@@ -13,7 +13,8 @@ import torch
 
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
-from pynqrepro.finnflow import build_hw_model, export_qonnx
+from pynqrepro.finnflow.build import build_hw_model
+from pynqrepro.finnflow.export import export_qonnx
 from pynqrepro.folding import baselines, costmodel as cm, outputs
 from pynqrepro.folding.optimise import Budget, Folding, board_budget, optimise, smallest_lut_budget
 from pynqrepro.folding.cli import parse_pruning
@@ -292,6 +293,38 @@ def test_fold_cli_all_finn_choices(tmp_path):
         assert all(("ram_style" in attrs) == decided for name, attrs in config.items() if name.startswith("Conv"))
 
 
+def test_fold_cli_budgets_the_whole_design(tmp_path, capsys):
+    """``fold`` searches the whole design by default and lists every node of its JSON, FINN's
+    DWCs/FIFOs and the shell; --compute-only, --no-width-converters and --fifo-config change what
+    it budgets; contradictory options are one line."""
+    from pynqrepro.cli import main
+
+    model_path = tmp_path / "hw.onnx"
+    hw_model(2).save(str(model_path))
+
+    def fold(*flags) -> tuple[dict, str]:
+        out = tmp_path / "folding.json"
+        assert main(["fold", "--model", str(model_path), "--out", str(out), *flags]) == 0
+        return json.loads(out.read_text()), capsys.readouterr().out
+
+    config, table = fold()
+    assert all(name in table for name in config if name != "Defaults")
+    assert "StreamingFIFO_rtl (input fifo)" in table and "StreamingDataWidthConverter_rtl" in table
+    assert "shell (IODMAs, interconnect)" in table and "total (whole design)" in table and "fits the budget" in table
+    fps = float(table.split("est. ")[1].split(" fps")[0].replace(",", ""))
+    _, table = fold("--compute-only")
+    assert "compute nodes only" in table and float(table.split("est. ")[1].split(" fps")[0].replace(",", "")) >= fps
+    _, table = fold("--no-width-converters")
+    assert "StreamingDataWidthConverter" not in table and "+ 0 DWCs" in table
+    depths = tmp_path / "final_hw_config.json"
+    depths.write_text(json.dumps({"Thresholding_rtl_0": {"inFIFODepths": [64]}}))
+    config, table = fold("--fifo-config", str(depths))
+    assert config["Thresholding_rtl_0"]["inFIFODepths"] == [64] and "FIFO depths user FIFO config" in table
+    assert "input -> Thresholding_rtl_0, 8 -> 8 bits, depth 64" in table
+    assert main(["fold", "--model", str(model_path), "--compute-only", "--no-width-converters"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
 def test_finn_reestimates_our_json(tmp_path):
     model = hw_model(2)
     budget = board_budget(PYNQ_Z1, 0.85)
@@ -301,7 +334,9 @@ def test_finn_reestimates_our_json(tmp_path):
     estimate = outputs.finn_reestimate(model, folding, PYNQ_Z1.part, 10.0)
     assert outputs.disagreements(folding, estimate) == []
     rows = outputs.get_res(folding, budget)
-    assert sum(r["LUT"] for r in rows) == folding.total("LUT") <= budget.LUT
+    *nodes, total = rows
+    assert sum(r.get("LUT", 0) for r in nodes) == total["LUT"] == folding.total("LUT") <= budget.LUT
+    assert [r["node"] for r in nodes] == [name for name in folding.config() if name != "Defaults"]
     png = outputs.plot_cycles_remainder(folding, budget, tmp_path / "plot.png")
     assert png.stat().st_size > 1000
 

@@ -10,12 +10,12 @@ from functools import partial
 import numpy as np
 import pytest
 
+from pynqrepro.core.boards import Shell
 from pynqrepro.core.errors import UserError
 from pynqrepro.finnflow.buildprep import insert_dwcs_and_fifos, inserted_nodes
 from pynqrepro.finnflow.foldconfig import apply_folding
-from pynqrepro.folding import baselines, costmodel as cm
+from pynqrepro.folding import baselines, costmodel as cm, outputs
 from pynqrepro.folding.optimise import Budget, Folding, board_budget, optimise, smallest_lut_budget
-from pynqrepro.folding.shell import Shell, no_shell, zynq_shell
 from pynqrepro.folding.space import Group, SpaceOptions
 from pynqrepro.folding.wholedesign import (Design, Edge, FifoDepths, Insertions, build_design, dwc_luts,
                                            fifo_depths)
@@ -377,16 +377,6 @@ def test_baselines_are_judged_as_whole_designs(cnv2):
     assert baselines.all_ones(design).fits(budget)
 
 
-def test_shell_is_known_for_pynq_z1_only():
-    from pynqrepro.core.boards import get_board
-
-    shell = zynq_shell(PYNQ_Z1)
-    assert shell.known and shell.LUT == 8636 and shell.BRAM_18K == 4 and "xc7z020" in shell.source
-    ultra96 = zynq_shell(get_board("ultra96"))
-    assert not ultra96.known and ultra96.LUT == 0 and "only a Vivado host" in ultra96.source
-    assert not no_shell("compute only").known
-
-
 def test_parallel_window_sliding_window_streams_all_channels(cnv2):
     """FINN's RTL sliding window asserts SIMD = IFMChannels for a parallel window (not depthwise):
     the space offers only that, from FINN's own check."""
@@ -400,3 +390,21 @@ def test_parallel_window_sliding_window_streams_all_channels(cnv2):
     getCustomOp(swg).set_nodeattr("parallel_window", 1)
     group = next(g for g in build_space(model, PYNQ_Z1.part) if g.name == swg.name)
     assert group.params["SIMD"].tolist() == [64]
+
+
+def test_deep_fifos_take_uram_budgeted_on_uram_parts(store):
+    """FINN's fifo.sv model puts a FIFO deeper than 2,028 words (5 bits or wider) in URAM: on the
+    ZCU104 such a design is budgeted with the part's 96 URAM, FINN's estimate of its prepared build
+    counts the same, and a budget without URAM has no room for it."""
+    from pynqrepro.core.boards import get_board
+
+    board = get_board("zcu104")
+    model = hw_models.mlp(store, "tfc_2w2a", board)
+    first = model.graph.node[0].name  # the graph input's FIFO: 8-bit pixels, whatever the folding
+    design = build_design(model, board, fifo_config=fifo_depths(model, {first: {"inFIFODepths": [4096]}}, board.part))
+    budget = board_budget(board)
+    folding = optimise(design, budget)
+    assert budget.URAM == 96 and 0 < folding.total("URAM") <= budget.URAM
+    assert outputs.finn_build_check(model, folding, board) == []
+    with pytest.raises(UserError, match=r"needs .* URAM \(budget 0\)"):
+        optimise(design, dataclasses.replace(budget, URAM=0))

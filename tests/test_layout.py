@@ -20,7 +20,7 @@ FLOORS = (
     ("folding",),
     ("synthesis",),
     ("board",),
-    ("pipeline", "study", "cli", "pytest_plugin"),
+    ("pipeline", "study", "cli", "__main__", "pytest_plugin"),
 )
 FLOOR = {unit: level for level, units in enumerate(FLOORS) for unit in units}
 ROOT = Path(pynqrepro.__file__).parent

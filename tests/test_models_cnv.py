@@ -2,10 +2,11 @@
 
 import pytest
 import torch
+from brevitas.function.ops import tensor_clamp
 from brevitas_examples.bnn_pynq.models.CNV import CNV as BrevitasCNV
 
 from pynqrepro.core.errors import UserError
-from pynqrepro.models.cnv import CNV
+from pynqrepro.models.cnv import CNV, Clamp
 
 
 @pytest.mark.parametrize("weight_bits,act_bits", [(1, 1), (1, 2), (2, 2), (4, 4), (8, 8)])
@@ -15,6 +16,41 @@ def test_state_dict_and_outputs_match_brevitas_cnv(weight_bits, act_bits):
     theirs.load_state_dict(ours.state_dict(), strict=True)
     x = torch.rand(3, 3, 32, 32)
     assert torch.equal(ours(x), theirs(x))
+
+
+def test_clamp_gives_brevitas_tensor_clamp_values_and_gradients_at_the_bounds_too():
+    x = torch.tensor([-float("inf"), -3.0, -1.0, -0.5, 0.0, 1.0, 2.0, float("inf")])
+    grads = []
+    for clamp in (Clamp(), tensor_clamp):
+        xs = x.clone().requires_grad_()
+        low, high = torch.tensor(-1.0, requires_grad=True), torch.tensor(1.0, requires_grad=True)
+        out = clamp(xs, low, high)
+        out.backward(torch.arange(1.0, 9.0))
+        grads.append((out.detach(), xs.grad, low.grad, high.grad))
+    for ours, brevitas in zip(*grads):
+        assert torch.equal(ours, brevitas)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4])
+def test_training_steps_are_bit_identical_to_brevitas_cnv(bits):
+    """Our quantizers clamp in one kernel; training is unchanged to the bit (values, gradients, Adam)."""
+    torch.manual_seed(bits)
+    nets = [CNV(bits, bits), BrevitasCNV(10, bits, bits, 8, 3)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    for net in nets:
+        optimizer = torch.optim.Adam(net.parameters(), lr=0.02)
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(3):
+            images = torch.rand(8, 3, 32, 32, generator=generator)
+            labels = torch.randint(0, 10, (8,), generator=generator)
+            images[:, :, :4] = 1.0  # on the input quantizer's bound
+            loss = torch.nn.functional.cross_entropy(net.train()(images), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            net.clip_weights(-1.0, 1.0)  # weights on the weight quantizers' bounds
+    ours, brevitas = (net.state_dict() for net in nets)
+    assert all(torch.equal(ours[name], brevitas[name]) for name in ours)
 
 
 def test_channel_widths_are_configurable():

@@ -5,10 +5,11 @@ import torch
 
 from pynqrepro.core.errors import UserError
 from pynqrepro.models.cnv import CNV
+from pynqrepro.pruning.config import STUDY_PRESETS
 from pynqrepro.pruning.masks import (MaskHold, apply_masks, conv_layers, conv_sparsity, load_masks,
                                      save_masks)
 from pynqrepro.pruning.rules import kept_blocks
-from pynqrepro.pruning.simd_blocks import (STUDY_PRESETS, block_mask, block_scores, check_simd_list,
+from pynqrepro.pruning.simd_blocks import (block_mask, block_scores, check_simd_list,
                                            kept_columns, simd_block_masks,
                                            to_mvau_matrix)
 
@@ -33,6 +34,10 @@ def test_lowest_l1_blocks_are_pruned_for_all_output_channels():
     mask = block_mask(weight, simd=4, amount=0.5)
     assert not mask[:, 4:8].any() and not mask[:, 12:16].any()
     assert mask[:, 0:4].all() and mask[:, 8:12].all()
+
+
+def test_a_layer_keeps_at_least_one_block():
+    assert kept_blocks(27, 9, 0.9) == 1  # the study's rule alone would keep round(3 - 2.7) = 0
 
 
 def test_norm_order_changes_the_ranking():

@@ -95,3 +95,18 @@ def test_report_table_help_lists_the_case_fields(demo, capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "--weight-bits WEIGHT_BITS [WEIGHT_BITS ...]" in out and "(default: all of 1, 2, 4)" in out
     assert "--act-bits" in out
+
+
+def test_report_offers_more_boards_than_the_experiment_runs(tmp_path):
+    """The folding experiment runs the study's boards (CI time); ``pynqrepro report folding`` also
+    offers every board: no option selects exactly the experiment's cases."""
+    from pynqrepro.core.boards import BOARDS
+    from pynqrepro.study import folding
+    from pynqrepro.study.cli import selected_cases, table_parser
+
+    parser = table_parser("folding", folding, tmp_path)
+    assert selected_cases(folding, parser.parse_args([])) == list(folding.CASES)
+    chosen = selected_cases(folding, parser.parse_args(["--target-board", "zcu104", "--bits", "2"]))
+    assert {(c.target_board, c.bits) for c in chosen} == {("zcu104", 2)} and len(chosen) == 3
+    assert {c.target_board for c in folding.REPORT_CASES} == set(BOARDS)
+    assert "also aup-zu3, kv260, pynq-z2, zcu104" in " ".join(parser.format_help().split())

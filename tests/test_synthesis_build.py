@@ -11,7 +11,7 @@ import yaml
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import ArtifactStore
-from pynqrepro.finnflow import hw_model_artifact, load_hw_model
+from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
 from pynqrepro.finnflow.foldconfig import resolve_folding
 from pynqrepro.references import DATA, STUDY_FOLDING_RUNS, finn_folding
 from pynqrepro.synthesis import build as synth
@@ -113,7 +113,7 @@ def test_illegal_folding_fails_before_vivado(w2a2_hw, tmp_path):
 
 
 def test_uncached_build_without_vivado_is_one_line_error(w2a2_hw, tmp_path, monkeypatch):
-    monkeypatch.setattr(synth, "missing_vivado", lambda: "needs Vivado/Vitis HLS: set XILINX_VIVADO")
+    monkeypatch.setattr(synth, "missing_vivado", lambda board_files: "needs Vivado/Vitis HLS: set XILINX_VIVADO")
     with pytest.raises(UserError, match="not cached and needs Vivado") as info:
         synth.synthesis_artifact(ArtifactStore(tmp_path), w2a2_hw, PYNQ_Z1, None)
     assert "\n" not in str(info.value)
@@ -135,7 +135,7 @@ def test_resolve_folding(w2a2_hw, tmp_path):
 def test_cli_build_without_vivado(w2a2_hw, store, tmp_path, monkeypatch, capsys):
     from pynqrepro.cli import main
 
-    monkeypatch.setattr(synth, "missing_vivado", lambda: "needs Vivado/Vitis HLS: set XILINX_VIVADO")
+    monkeypatch.setattr(synth, "missing_vivado", lambda board_files: "needs Vivado/Vitis HLS: set XILINX_VIVADO")
     checkpoint = random_cnv_checkpoint(store, 2, 2).file("checkpoint.tar")
     assert main(["build", str(checkpoint), "--folding", "finn:w2a2", "--store-dir", str(tmp_path)]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after FINN's progress on a cold store

@@ -13,7 +13,7 @@ import numpy as np
 
 from pynqrepro.core.store import Artifact, ArtifactStore
 from pynqrepro.finnflow.build import KEPT
-from pynqrepro.finnflow.finn_setup import boot_finn
+from pynqrepro.finnflow.execute import execute_batched
 
 ACCURACY_TOLERANCE = 0.1  # percentage points of top-1 between board and Python
 HW_GRAPH = KEPT["step_minimize_bit_width_initial"]
@@ -26,15 +26,14 @@ def accuracy_flag(board_top1: float, python_top1: float, tolerance: float = ACCU
 
 
 def hw_graph_classes(model_file: Path, images: np.ndarray) -> np.ndarray:
-    """Top-1 class per uint8 N x 3 x 32 x 32 image from FINN's Python execution of the HW graph."""
-    boot_finn()
-    from finn.core.onnx_exec import execute_onnx
+    """Top-1 class per uint8 N x 3 x 32 x 32 image from FINN's Python execution of the HW graph
+    (batched over images, ``pynqrepro.finnflow.execute``)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     model = ModelWrapper(str(model_file))
-    name_in, name_out = model.graph.input[0].name, model.graph.output[0].name
-    return np.array([int(np.asarray(execute_onnx(model, {name_in: image[None].astype(np.float32)})[name_out]).flat[0])
-                     for image in images], dtype=np.int64)
+    name_out = model.graph.output[0].name
+    classes = execute_batched(model, images.astype(np.float32), [name_out])[name_out]
+    return classes.reshape(len(images)).astype(np.int64)
 
 
 def hw_graph_accuracy(store: ArtifactStore, hw_artifact: Artifact, images: np.ndarray, labels: np.ndarray) -> float:

@@ -15,12 +15,10 @@ from pynqrepro.board.remote import (
     run_command,
     ssh_argv,
 )
-from pynqrepro.board.results import BoardResult, read_board_reports
+from pynqrepro.board.results import REPEATS, THROUGHPUT_BATCH, BoardResult, read_board_reports
 from pynqrepro.core.errors import UserError
 from pynqrepro.synthesis.deployment import BITFILE, check_package
 
-THROUGHPUT_BATCH = 1000
-REPEATS = 5
 
 
 def package_name(deploy_dir: Path) -> str:

@@ -6,7 +6,7 @@ this package puts them into results or reports.
 
 import shlex
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from pynqrepro.core.errors import UserError
 
@@ -28,6 +28,12 @@ class BoardLogin:
         if any(c.isspace() or c == "@" for c in self.host + self.user):
             raise UserError("board host and user must be plain names without spaces or '@': "
                             "pass --board-host HOST --board-user USER")
+
+    def check_key(self) -> None:
+        """Before connecting: a key that was named exists (ssh would only say "Permission denied")."""
+        if self.key and not Path(self.key).expanduser().is_file():
+            raise UserError(f"SSH key {self.key} does not exist: pass --board-key PRIVATE_KEY_FILE "
+                            f"(or set PYNQ_BOARD_KEY), or leave it out to use ssh's own keys")
 
     @property
     def target(self) -> str:

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from pynqrepro.core.errors import UserError
 
+THROUGHPUT_BATCH = 1000  # images per throughput measurement
+REPEATS = 5  # throughput measurements per batch size (their median is reported)
+
 VALIDATE_REPORT = "report_dma_validate.json"
 THROUGHPUT_REPORT = "report_throughput_test.json"
 

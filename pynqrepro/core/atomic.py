@@ -20,6 +20,24 @@ def ensure_writable_dir(path: Path, what: str) -> Path:
     return path
 
 
+def check_writable(path: Path, what: str, directory: bool = False) -> Path:
+    """Before any work starts: ``path`` can be written as a file (or used as a directory), its
+    missing parents created; otherwise a one-line UserError naming ``what``. Creates nothing."""
+    path = Path(path)
+    kind = "directory" if directory else "file"
+    if path.exists() and path.is_dir() != directory:
+        raise UserError(f"{what} {path} is {'a file' if directory else 'a directory'}, not a {kind}: "
+                        f"pass a {kind} path")
+    existing = next(p for p in (path, *path.parents) if p.exists() or p == Path(p.anchor or "."))
+    if existing != path and not existing.is_dir():
+        raise UserError(f"{what} {path} cannot be created: {existing} is a file, not a directory: "
+                        f"choose another path")
+    if not os.access(existing if existing.is_dir() else existing.parent, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path} is not writable (no write permission in {existing}): "
+                        f"choose a writable location")
+    return path
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same directory, fsync, then rename over ``path``."""
     path = Path(path)

@@ -24,6 +24,7 @@ BOARD_KEY_ENV = "PYNQ_BOARD_KEY"
 STORE_DIR = ".pynqrepro-store"
 DATA_DIR = "data"
 REPORTS_DIR = "reports"
+ALL_ONES = "all-ones"  # the --folding spec of PE = SIMD = 1 everywhere
 
 
 def store_dir(given: Path | None = None, root: Path = Path()) -> Path:
@@ -82,6 +83,53 @@ def parse_int_list(text: str, option: str, example: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise UserError(f"{option} {text!r} is not a comma-separated list of integers: write e.g. {example}") from None
+
+
+CALIBRATED = "calibrated"
+
+
+def parse_margin(text: str) -> str | float:
+    """``calibrated`` or a budget fraction in (0, 1]; anything else is a UserError naming the fix."""
+    if text == CALIBRATED:
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0.0 < value <= 1.0:
+        raise UserError(f"--margin {text!r} is neither {CALIBRATED} nor a fraction in (0, 1]: "
+                        f"use --margin {CALIBRATED} (derived from published syntheses) or e.g. --margin 0.85")
+    return value
+
+
+def add_margin_option(add) -> None:
+    add("--margin", default=None, metavar="calibrated|FRACTION",
+        help=f"budget every resource (LUT, BRAM18, DSP) at a fraction of the device for the whole design FINN "
+             f"builds: {CALIBRATED} = the margins derived from published syntheses (reports/calibration.md), or "
+             "one fraction in (0, 1] for all; replaces --lut-ratio/--bram-ratio/--dsp-ratio (default: none, "
+             "the ratios set the budget)")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a width, a count, a batch)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer: write a whole number >= 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: it must be at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (a clock period, a learning rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number: write e.g. 10 or 1e-3") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not allowed: it must be a finite number above 0")
+    return value
 
 
 class CommandParser(argparse.ArgumentParser):

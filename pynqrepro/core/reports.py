@@ -12,13 +12,13 @@ import io
 import json
 import re
 import shutil
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 from tabulate import tabulate
 
 from pynqrepro.core.atomic import atomic_write_json, atomic_write_text
+from pynqrepro.core.logs import warn
 from pynqrepro.core.results import STAGING
 
 HEADER_PACKAGES = ("torch", "brevitas", "qonnx", "finn-plus")
@@ -104,11 +104,16 @@ def render_markdown(name: str, meta: dict, rows: list[dict], runs: dict) -> str:
     return "\n".join(parts)
 
 
+PROVENANCE_COLUMNS = ("test", "scale", "board", "date", "commit", "seed", "config")
+
+
 def render_csv(rows: list[dict], runs: dict) -> str:
+    """The table's columns, then each row's provenance; a provenance column whose name the table
+    uses too (e.g. a per-row ``board``) is written as ``run <name>``, so neither hides the other."""
     columns = _columns(rows)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns + ["test", "scale", "board", "date", "commit", "seed", "config"])
+    writer.writerow(columns + [f"run {name}" if name in columns else name for name in PROVENANCE_COLUMNS])
     for row in rows:
         run = runs.get(row["session"], {})
         writer.writerow(
@@ -134,57 +139,80 @@ def write_report(reports_dir: Path, name: str, meta: dict, rows: list[dict], run
         try:
             _draw_plot(meta["plot"], rows, reports_dir)
         except Exception as exc:  # a broken figure must not cost the tables
-            print(f"pynqrepro: warning: plot {meta['plot']} for {name} failed: {exc}", file=sys.stderr)
+            warn(f"plot {meta['plot']} for {name} failed: {exc}")
 
 
-def write_index(reports_dir: Path) -> None:
+def _is_report(data) -> bool:
+    return (isinstance(data, dict) and isinstance(data.get("title"), str) and isinstance(data.get("rows"), list)
+            and isinstance(data.get("runs"), dict))
+
+
+def _keep_aside(path: Path) -> Path:
+    """Rename a file that is not a readable report out of the ``*.json`` namespace; never delete it."""
+    kept = path.with_name(f"{path.name}.not-a-report-{datetime.datetime.now():%Y%m%dT%H%M%S%f}")
+    path.rename(kept)
+    return kept
+
+
+def _warn_kept_aside(moved: list[tuple[Path, Path]]) -> None:
+    if moved:
+        warn("not pynqrepro reports (foreign or corrupt JSON), kept aside unchanged: "
+             + "; ".join(f"{old.name} -> {new.name}" for old, new in moved))
+
+
+def write_index(reports_dir: Path) -> list[tuple[Path, Path]]:
+    """``index.md`` linking every report; JSON files that are not reports are kept aside (returned)."""
     lines = ["# pynqrepro reports", "",
              "Regenerated tables of 'Optimizing Neural Networks for PYNQ'; references are labelled as such.", ""]
-    entries = []
+    entries, moved = [], []
     for path in sorted(reports_dir.glob("*.json")):
         try:
             data = json.loads(path.read_text())
-        except ValueError:
+        except (OSError, ValueError):
+            data = None
+        if not _is_report(data):
+            moved.append((path, _keep_aside(path)))
             continue
         entries.append([f"[{data['title']}]({path.stem}.md)", len(data["rows"]),
-                        ", ".join(sorted({run["date"] for run in data["runs"].values()}))])
+                        ", ".join(sorted({run.get("date", "") for run in data["runs"].values()}))])
     lines.append(tabulate(entries, headers=["report", "rows", "run on"], tablefmt="github"))
     figures = sorted(p.name for p in reports_dir.glob("*.png"))
     if figures:
         lines += ["", "## Figures", ""] + [f"- [{name}]({name})" for name in figures]
     atomic_write_text(reports_dir / "index.md", "\n".join(lines) + "\n")
+    return moved
 
 
-def _load_existing(path: Path) -> dict:
-    """The report's current rows; a corrupt file is kept aside (never lost) and starts afresh."""
-    empty = {"runs": {}, "rows": []}
+def _load_existing(path: Path, moved: list) -> dict:
+    """The report's current rows; a file that is not a readable report is kept aside (never lost,
+    recorded in ``moved``) and the report starts afresh."""
     if not path.exists():
-        return empty
+        return {"runs": {}, "rows": []}
     try:
         data = json.loads(path.read_text())
-        if isinstance(data.get("rows"), list) and isinstance(data.get("runs"), dict):
-            return data
-    except ValueError:
-        pass
-    kept = path.with_name(f"{path.name}.corrupt-{datetime.datetime.now():%Y%m%dT%H%M%S}")
-    path.rename(kept)
-    print(f"pynqrepro: warning: {path} was unreadable; kept as {kept.name}, report rebuilt from this run",
-          file=sys.stderr)
-    return empty
+    except (OSError, ValueError):
+        data = None
+    if _is_report(data):
+        return data
+    moved.append((path, _keep_aside(path)))
+    return {"runs": {}, "rows": []}
 
 
-def merge_reports(reports_dir: Path) -> list[str]:
-    """Fold every staged session into the reports; returns the names of the reports rewritten."""
+def merge_reports(reports_dir: Path, index: bool = False) -> list[str]:
+    """Fold every staged session into the reports (and rewrite the index when they changed, it is
+    missing or ``index``); returns the names of the reports rewritten."""
     reports_dir = Path(reports_dir)
     staged, sessions, tables, new_rows = _load_staging(reports_dir)
+    moved = []
     for name, rows in new_rows.items():
-        old = _load_existing(reports_dir / f"{name}.json")
+        old = _load_existing(reports_dir / f"{name}.json", moved)
         merged = _merge_rows(old["rows"], rows)
         used = {row["session"] for row in merged}
         runs = {s: r for s, r in {**old["runs"], **sessions}.items() if s in used}
         write_report(reports_dir, name, tables[name], merged, runs)
-    if new_rows or not (reports_dir / "index.md").exists():
-        write_index(reports_dir)
+    if new_rows or index or not (reports_dir / "index.md").exists():
+        moved += write_index(reports_dir)
+    _warn_kept_aside(moved)
     for session_dir in staged:
         shutil.rmtree(session_dir, ignore_errors=True)
     return sorted(new_rows)

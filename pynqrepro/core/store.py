@@ -3,9 +3,14 @@ folding configs and reports.
 
 An artifact's key hashes everything that determines it: the stage name, its full configuration,
 the keys of its input artifacts and the versions of the libraries that shape it. A changed setting,
-seed or upstream artifact therefore gives a new key, never a stale hit. Builds happen in a private
-temporary directory that is renamed into place only when complete, under a per-key file lock, so two
-xdist workers asking for the same artifact build it once.
+seed or upstream artifact therefore gives a new key, never a stale hit.
+
+A build happens in the key's work directory ``<stage>/.<key>.work`` and is renamed into place with
+its manifest only when complete, under the key's claim (``pynqrepro.core.claims``), so however many
+processes, pytest sessions or hosts ask for an artifact, it is built once: the others find the
+claim and wait for its holder, a local process or a SLURM job (``pynqrepro.core.executor``).
+A resumable build (training: epoch checkpoints) keeps its work directory when it fails or its job
+is requeued, and continues from it; any other build starts from an empty one.
 """
 
 import dataclasses
@@ -13,17 +18,18 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
-
+from pynqrepro.core import claims
+from pynqrepro.core.executor import LOCAL, Executor, JobFailed, JobSpec, holder_status
 from pynqrepro.core.provenance import package_versions
 
 MANIFEST = "_artifact.json"
+STORE_ID = "_store.json"  # identifies the store: a job checks that it sees the same one
 KEY_PACKAGES = ("torch", "brevitas", "qonnx", "finn-plus", "pynqrepro")
 STORE_FORMAT = 1
 
@@ -72,16 +78,109 @@ def _file_checksums(directory: Path) -> dict[str, str]:
     }
 
 
+def is_built(path: Path, fresh_since: float | None = None) -> bool:
+    """Complete, uncorrupted and (under --fresh) made after ``fresh_since``."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    if fresh_since is not None and manifest.get("created", 0) < fresh_since:
+        return False
+    return manifest.get("files") == _file_checksums(path)
+
+
+def store_id(root: Path) -> str:
+    """The store's identity, created on first use (a job compares it with the submitter's)."""
+    path = Path(root) / STORE_ID
+    try:
+        return json.loads(path.read_text())["id"]
+    except (OSError, ValueError, KeyError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{STORE_ID}.{uuid.uuid4().hex}")
+    tmp.write_text(json.dumps({"id": uuid.uuid4().hex}))
+    try:
+        os.link(tmp, path)  # the first process to create it wins; everyone reads its id
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return json.loads(path.read_text())["id"]
+
+
+@dataclass
+class BuildTask:
+    """One artifact build, everything a local process or a SLURM job needs to run and publish it."""
+
+    root: Path
+    stage: str
+    key: str
+    build: Callable[[Path], None]
+    manifest: dict  # stage, key, config, inputs, environment
+    job: JobSpec | None
+    fresh_since: float | None = None
+
+    @property
+    def final(self) -> Path:
+        return self.root / self.stage / self.key
+
+    @property
+    def work(self) -> Path:
+        return self.root / self.stage / f".{self.key}.work"
+
+    @property
+    def claim(self) -> Path:
+        return self.root / self.stage / f".{self.key}.claim"
+
+    @property
+    def resumable(self) -> bool:
+        return self.job is not None and self.job.resumable
+
+    def describe(self) -> str:
+        return f"{self.stage} {self.key[:8]}"
+
+    def is_built(self) -> bool:
+        return is_built(self.final, self.fresh_since)
+
+    def prepare(self) -> None:
+        """Empty the work directory unless the build resumes from it (and it is not from before --fresh)."""
+        if self.work.exists():
+            stale = self.fresh_since is not None and self.work.stat().st_mtime < self.fresh_since
+            if stale or not self.resumable:
+                shutil.rmtree(self.work)
+        self.work.mkdir(parents=True, exist_ok=True)
+
+    def publish(self, built_by: dict) -> None:
+        """Write the manifest (with who built it) and rename the work directory into place."""
+        # built during a --fresh session means fresh, whatever the clock of the node that built it says
+        created = max(time.time(), self.fresh_since or 0.0)
+        manifest = {**self.manifest, "created": created, "built_by": built_by, "files": _file_checksums(self.work)}
+        (self.work / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if self.final.exists():  # corrupt or stale entry: replace it
+            shutil.rmtree(self.final)
+        os.rename(self.work, self.final)
+
+    def discard(self) -> None:
+        """After a failed build: keep what a resumable build can continue from, drop the rest."""
+        if not self.resumable:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
 class ArtifactStore:
     """Get-or-build cache of stage outputs under ``root``.
 
     ``fresh_since`` (a UNIX time, set by ``--fresh``) makes entries published before that moment
     count as absent, so a fresh session rebuilds each artifact once and then shares it.
+    ``executor`` runs the builds that name a ``JobSpec`` (default: in this process); ``session``
+    tells this store's failed jobs from older ones, which are retried.
     """
 
-    def __init__(self, root: Path, fresh_since: float | None = None):
+    def __init__(self, root: Path, fresh_since: float | None = None, executor: Executor | None = None,
+                 session: str | None = None):
         self.root = Path(root)
         self.fresh_since = fresh_since
+        self.executor = executor or LOCAL
+        self.session = session or uuid.uuid4().hex
         self._environment = {name: package_versions().get(name) for name in KEY_PACKAGES}
 
     def key(self, stage: str, config: Mapping, inputs: Mapping[str, Artifact] | None = None) -> str:
@@ -97,50 +196,62 @@ class ArtifactStore:
     def path_for(self, stage: str, key: str) -> Path:
         return self.root / stage / key
 
+    def find(self, stage: str, config: Mapping, inputs: Mapping[str, Artifact] | None = None) -> Artifact | None:
+        """The artifact for (stage, config, inputs) if it is built (and fresh enough), else None."""
+        artifact = self._artifact(stage, config, inputs)
+        return artifact if is_built(artifact.path, self.fresh_since) else None
+
+    def _artifact(self, stage: str, config: Mapping, inputs: Mapping[str, Artifact] | None) -> Artifact:
+        key = self.key(stage, config, inputs)
+        return Artifact(stage, key, self.path_for(stage, key), json.loads(canonical_json(config)))
+
     def get_or_build(
         self,
         stage: str,
         config: Mapping,
         build: Callable[[Path], None],
         inputs: Mapping[str, Artifact] | None = None,
+        job: JobSpec | None = None,
     ) -> Artifact:
-        """The artifact for (stage, config, inputs), built by ``build(out_dir)`` if absent."""
-        key = self.key(stage, config, inputs)
-        final = self.path_for(stage, key)
-        artifact = Artifact(stage, key, final, json.loads(canonical_json(config)))
-        if self._valid(final):
+        """The artifact for (stage, config, inputs), built by ``build(out_dir)`` if absent.
+
+        ``job`` marks a heavy build that the store's executor may run elsewhere (a SLURM job);
+        without it the build runs in this process.
+        """
+        artifact = self._artifact(stage, config, inputs)
+        key = artifact.key
+        if is_built(artifact.path, self.fresh_since):
             return artifact
-        final.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(final) + ".lock"):
-            if self._valid(final):  # another process built it while we waited
-                return artifact
-            work = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}.building-"))
-            try:
-                build(work)
-                manifest = {
-                    "stage": stage,
-                    "key": key,
-                    "config": artifact.config,
+        manifest = {"stage": stage, "key": key, "config": artifact.config,
                     "inputs": {name: art.key for name, art in (inputs or {}).items()},
-                    "environment": self._environment,
-                    "created": time.time(),
-                    "files": _file_checksums(work),
-                }
-                (work / MANIFEST).write_text(json.dumps(manifest, indent=2))
-                if final.exists():  # corrupt or stale entry: replace it
-                    shutil.rmtree(final)
-                os.rename(work, final)
-            except BaseException:
-                shutil.rmtree(work, ignore_errors=True)
-                raise
+                    "environment": self._environment}
+        task = BuildTask(self.root.absolute(), stage, key, build, manifest, job, self.fresh_since)
+        task.final.parent.mkdir(parents=True, exist_ok=True)
+        self._obtain(task, self.executor if job is not None else LOCAL)
         return artifact
 
-    def _valid(self, path: Path) -> bool:
-        """Complete, uncorrupted and (under --fresh) made in this session."""
-        try:
-            manifest = json.loads((path / MANIFEST).read_text())
-        except (OSError, ValueError):
-            return False
-        if self.fresh_since is not None and manifest.get("created", 0) < self.fresh_since:
-            return False
-        return manifest.get("files") == _file_checksums(path)
+    def _obtain(self, task: BuildTask, executor: Executor) -> None:
+        """Build under the key's claim, or wait for the claim's holder; retry after dead holders."""
+        watch = claims.StaleWatch()
+        seen_alive: set[str] = set()
+        while not task.is_built():
+            record = claims.ClaimRecord(task.stage, task.key, self.session, executor.name)
+            if claims.try_claim(task.claim, record):
+                if task.is_built():  # published while we looked
+                    claims.release_claim(task.claim, record.token)
+                    return
+                executor.start(task, record)
+                continue
+            holder = claims.read_claim(task.claim)
+            if holder is None:  # released meanwhile
+                continue
+            status = holder_status(task.claim, holder, watch)
+            if status.alive:
+                seen_alive.add(holder.token)
+                executor.wait(task, status)
+            elif status.error and (holder.token in seen_alive or holder.session == self.session):
+                if holder.state != "failed":
+                    claims.update_claim(task.claim, dataclasses.replace(holder, state="failed", error=status.error))
+                raise JobFailed(status.error)
+            else:  # crashed, or failed before this session: build it again (resuming if it can)
+                claims.break_claim(task.claim, holder)

@@ -14,25 +14,10 @@ Public API (everything runs without Xilinx tools):
 - ``estimate(model, part, clock_ns) -> NetworkEstimate`` and ``FoldingEvaluator`` (many foldings
   of one HW model, ~tens of ms each)                                         (estimate.py)
 - ``verify(model, hw_artifact, uint8_images) -> Verification``: top-1 agreement and logit
-  differences per stage, first diverging stage                               (verify.py)
+  differences per stage, first diverging stage, bit-exact images of the integer stages and the
+  first node that differs; ``stored_verification`` caches it in the store   (verify.py)
+- ``BatchRunner`` / ``execute_batched``: FINN's Python execution of a graph over a batch of
+  inputs at once                                                             (execute.py)
 
 FINN is booted (settings, build dir, Vivado-less import of its builder) by ``finn_setup``.
 """
-
-from pynqrepro.finnflow.build import HWBuild, build_hw_model, hw_model_artifact, load_hw_model
-from pynqrepro.finnflow.estimate import FoldingEvaluator, LayerEstimate, NetworkEstimate, estimate
-from pynqrepro.finnflow.export import export_qonnx, load_cnv
-from pynqrepro.finnflow.foldconfig import (
-    all_ones_folding,
-    apply_folding,
-    published_folding,
-    resolve_folding,
-    validate_folding,
-)
-from pynqrepro.finnflow.verify import Verification, verify
-
-__all__ = [
-    "FoldingEvaluator", "HWBuild", "Verification", "LayerEstimate", "NetworkEstimate", "all_ones_folding", "apply_folding",
-    "build_hw_model", "estimate", "export_qonnx", "hw_model_artifact", "load_cnv", "load_hw_model",
-    "published_folding", "resolve_folding", "validate_folding", "verify",
-]

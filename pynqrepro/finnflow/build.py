@@ -15,6 +15,7 @@ from pathlib import Path
 from qonnx.core.modelwrapper import ModelWrapper
 
 from pynqrepro.core.boards import Board
+from pynqrepro.core.executor import JobSpec
 from pynqrepro.core.store import Artifact, ArtifactStore
 from pynqrepro.finnflow.finn_setup import builder_steps, progress_to_stderr
 
@@ -100,7 +101,8 @@ def hw_model_artifact(store: ArtifactStore, checkpoint: Artifact, board: Board) 
             result.stages[step].save(str(out_dir / filename))
 
     config = {"board": board.name, "part": board.part, "steps": list(PREPROC_STEPS + HW_STEPS)}
-    return store.get_or_build("finn_hw_model", config, build, inputs={"checkpoint": checkpoint})
+    return store.get_or_build("finn_hw_model", config, build, inputs={"checkpoint": checkpoint},
+                              job=JobSpec("finn"))
 
 
 def load_hw_model(artifact: Artifact, name: str = HW_MODEL) -> ModelWrapper:

@@ -36,6 +36,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from pynqrepro.core.boards import Board
 from pynqrepro.core.errors import UserError
+from pynqrepro.finnflow.estimate import RESOURCES
 from pynqrepro.finnflow.finn_setup import builder_steps, progress_to_stderr
 from pynqrepro.finnflow.foldconfig import validate_folding
 
@@ -121,6 +122,30 @@ def insert_dwcs_and_fifos(model: ModelWrapper, part: str, fifo_config_file: Path
     return model
 
 
+def node_resources(model: ModelWrapper, part: str) -> dict:
+    """FINN's res_estimation of every node of ``model``: {node: {resource: estimate}}."""
+    from functools import partial
+
+    from finn.analysis.fpgadataflow.res_estimation import res_estimation
+
+    return model.analysis(partial(res_estimation, fpgapart=part))
+
+
+def design_totals(stitched: ModelWrapper, board: Board) -> dict:
+    """FINN's estimate of the whole design: ``res_estimation`` of every node of the stitched graph
+    (compute nodes, DWCs, FIFOs) summed, plus the board's shell, which FINN does not estimate."""
+    per_node = node_resources(stitched, board.part)
+    return {r: sum(int(costs.get(r, 0)) for costs in per_node.values()) + board.shell.resource(r) for r in RESOURCES}
+
+
+def whole_design_estimate(folded: ModelWrapper, board: Board, fifo_config_file: Path | None = None) -> tuple:
+    """(totals, inserted nodes) of the design FINN's build makes from a folded HW model: its DWCs and
+    FIFOs (minimal depths, or a fifo_sizing.json's) as ``step_set_fifo_depths`` inserts them, and
+    the shell (``design_totals``)."""
+    stitched = insert_dwcs_and_fifos(folded, board.part, fifo_config_file)
+    return design_totals(stitched, board), inserted_nodes(stitched)
+
+
 def _fifo_sizing_report(model: ModelWrapper) -> dict:
     """FINN's report/fifo_sizing.json of ``step_set_fifo_depths`` (same keys and figures)."""
     from finn.util.basic import getHWCustomOp
@@ -181,11 +206,15 @@ class PreparedBuild:
 
     def resources(self, part: str) -> dict:
         """FINN's res_estimation of every node of the stitched graph (DWCs and FIFOs included)."""
-        from functools import partial
+        return node_resources(self.stitched, part)
 
-        from finn.analysis.fpgadataflow.res_estimation import res_estimation
+    def whole_design(self, board: Board) -> dict:
+        """FINN's estimate of the stitched graph plus the board's shell (``design_totals``)."""
+        return design_totals(self.stitched, board)
 
-        return self.stitched.analysis(partial(res_estimation, fpgapart=part))
+    def max_cycles(self) -> int:
+        """The bottleneck FINN's estimate reports for the folded graph."""
+        return int(self.estimate_reports["estimate_network_performance.json"]["max_cycles"])
 
 
 def _write_json(path: Path, content) -> Path:

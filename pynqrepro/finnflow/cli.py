@@ -3,52 +3,102 @@
 import json
 from pathlib import Path
 
-from pynqrepro.core.options import add_board_option, add_store_option
-from pynqrepro.finnflow.foldconfig import ALL_ONES
+from pynqrepro.core.atomic import check_writable
+from pynqrepro.core.boards import BOARDS
+from pynqrepro.core.executor import add_executor_options
+from pynqrepro.core.logs import warn
+from pynqrepro.core.options import ALL_ONES, add_board_option, add_store_option, positive_float
 from pynqrepro.references import FINN_FOLDINGS
+
+
+def checkpoint_hw_model(args):
+    """The board, store, HW-model artifact and folding of a checkpoint command's arguments, every
+    option and file checked before the HW model is built (or found in the store)."""
+    from pynqrepro.core.boards import get_board
+    from pynqrepro.core.executor import executor_from_args
+    from pynqrepro.core.store import ArtifactStore
+    from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+    from pynqrepro.finnflow.foldconfig import check_folding_spec, resolve_folding
+    from pynqrepro.training.checkpoint import import_checkpoint
+
+    board = get_board(args.board)
+    check_folding_spec(args.folding)
+    check_writable(args.store_dir, "--store-dir", directory=True)
+    store = ArtifactStore(args.store_dir, executor=executor_from_args(args))
+    hw_artifact = hw_model_artifact(store, import_checkpoint(store, args.checkpoint), board)
+    hw_model = load_hw_model(hw_artifact)
+    return board, store, hw_artifact, hw_model, resolve_folding(args.folding, hw_model)
+
+
+def flag_over_budget(board, whole: dict) -> list[str]:
+    """One warning line when the whole design (``whole_design_estimate``'s totals) does not fit the
+    board; the resources it exceeds."""
+    over = board.exceeded(whole["LUT"], whole["BRAM_18K"], whole["URAM"], whole["DSP"])
+    if over:
+        warn(f"this folding does not fit {board.name} ({', '.join(over)}): pynqrepro fold finds the fastest "
+             f"one that does")
+    return over
 
 
 def _estimate(args) -> None:
     from tabulate import tabulate
 
-    from pynqrepro.core.boards import get_board
-    from pynqrepro.core.store import ArtifactStore
-    from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+    from pynqrepro.finnflow.buildprep import whole_design_estimate
     from pynqrepro.finnflow.estimate import estimate
-    from pynqrepro.finnflow.foldconfig import apply_folding, resolve_folding
-    from pynqrepro.training.checkpoint import import_checkpoint
+    from pynqrepro.finnflow.foldconfig import apply_folding
 
-    board = get_board(args.board)
-    store = ArtifactStore(args.store_dir)
-    hw_model = load_hw_model(hw_model_artifact(store, import_checkpoint(store, args.checkpoint), board))
-    result = estimate(apply_folding(hw_model, resolve_folding(args.folding, hw_model)), board.part, args.clock_ns or board.clock_ns)
+    board, _, _, hw_model, folding = checkpoint_hw_model(args)
+    folded = apply_folding(hw_model, folding)
+    result = estimate(folded, board.part, args.clock_ns or board.clock_ns)
+    whole, inserted = whole_design_estimate(folded, board)
+    converters = sum(node.role == "converter" for node in inserted)
+    design = {"totals": whole, "converters": converters, "fifos": len(inserted) - converters,
+              "shell": board.shell.describe()}
+    # what must fit is the design FINN builds, not its compute nodes alone
+    over = flag_over_budget(board, whole)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps({**result.to_dict(), "whole_design": design, "over_budget": over}, indent=2))
         return
     rows = [(l.name, l.op_type, l.pe, l.simd, l.mw, l.mh, l.channels, l.cycles, l.lut, l.bram18, l.uram, l.dsp)
             for l in result.layers]
     print(tabulate(rows, headers=["layer", "op", "PE", "SIMD", "MW", "MH", "ch", "cycles", "LUT", "BRAM18", "URAM", "DSP"]))
-    totals = result.totals
     print(f"\n{board.name} ({board.part}) @ {result.clock_ns} ns: max cycles {result.max_cycles} "
-          f"({result.bottleneck}), est. {result.est_fps:.1f} fps, latency {result.latency_ns / 1e6:.3f} ms; "
-          f"LUT {totals['lut']:.0f}/{board.luts}, BRAM18 {totals['bram18']:.0f}/{board.bram18}, "
-          f"URAM {totals['uram']:.0f}, DSP {totals['dsp']:.0f}/{board.dsp}")
+          f"({result.bottleneck}), est. {result.est_fps:.1f} fps, latency {result.latency_ns / 1e6:.3f} ms\n")
+    limits = (board.luts, board.bram18, board.uram, board.dsp)
+    totals = result.totals
+    compute = (totals["lut"], totals["bram18"], totals["uram"], totals["dsp"])
+    scopes = [("compute nodes (FINN's estimate above)", compute),
+              (f"whole design: + {converters} DWCs, {len(inserted) - converters} FIFOs (minimal depths), shell",
+               (whole["LUT"], whole["BRAM_18K"], whole["URAM"], whole["DSP"]))]
+    print(tabulate([(scope, *(f"{v:,.0f}/{limit:,}" for v, limit in zip(values, limits)),
+                     not board.exceeded(*values)) for scope, values in scopes],
+                   headers=["", "LUT", "BRAM18", "URAM", "DSP", "fits device"]))
+    print(f"{board.shell.describe()}; FIFO depths sized by simulation and post-route figures need a Vivado host"
+          + (f"; OVER BUDGET: {', '.join(over)}" if over else ""))
 
 
 def add_checkpoint_arguments(parser) -> None:
     """The options every command taking a checkpoint to a board at a folding shares."""
-    parser.add_argument("checkpoint", type=Path, help="training checkpoint file or run directory")
+    parser.add_argument("checkpoint", type=Path, help="training checkpoint file or run directory (required)")
     add_board_option(parser.add_argument)
     parser.add_argument("--folding", default=ALL_ONES,
                         help=f"FINN ApplyConfig JSON file (e.g. from pynqrepro fold), '{ALL_ONES}' (PE=SIMD=1), or "
                              f"{' / '.join(f'finn:{name}' for name in FINN_FOLDINGS)} (FINN's published CNV "
                              f"foldings) (default: %(default)s)")
-    parser.add_argument("--clock-ns", type=float, default=None, help="clock period (default: the board's)")
+    parser.add_argument("--clock-ns", type=positive_float, default=None,
+                        help="clock period in ns, > 0 (default: the board's: "
+                             + ", ".join(f"{b.name} {b.clock_ns:g} ns" for b in BOARDS.values()) + ")")
     add_store_option(parser.add_argument)
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON (default: a table)")
+    add_executor_options(parser.add_argument)
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("estimate", help="FINN's cycle/resource estimates of a checkpoint on a board")
+    parser = subparsers.add_parser("estimate", help="FINN's cycle/resource estimates of a checkpoint on a board",
+                                   description="FINN's estimates of a checkpoint's HW model (built once per checkpoint "
+                                               "and board, then cached in the store) on a board at a folding: per "
+                                               "compute node, and the whole design FINN's build makes (its DWCs and "
+                                               "minimal FIFOs, estimated by FINN, plus the board's shell); a folding "
+                                               "whose whole design does not fit the board is flagged.")
     add_checkpoint_arguments(parser)
     parser.set_defaults(func=_estimate)

@@ -14,6 +14,7 @@ from qonnx.custom_op.registry import getCustomOp
 from pynqrepro.finnflow.finn_setup import boot_finn
 
 DEFAULT_CLOCK_NS = 10.0
+RESOURCES = ("LUT", "BRAM_18K", "URAM", "DSP")  # the keys of FINN's res_estimation
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import torch
 from qonnx.core.modelwrapper import ModelWrapper
 
 from pynqrepro.finnflow.finn_setup import progress_to_stderr
-from pynqrepro.models.cnv import IN_CHANNELS, INPUT_SIZE
+from pynqrepro.models.spec import IN_CHANNELS, INPUT_SIZE
 
 INPUT_SHAPE = (1, IN_CHANNELS, INPUT_SIZE, INPUT_SIZE)  # CNV takes CIFAR-sized RGB images in [0, 1]
 

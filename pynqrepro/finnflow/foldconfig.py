@@ -16,6 +16,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from pynqrepro.core.divisors import divisors
 from pynqrepro.core.errors import UserError
+from pynqrepro.core.options import ALL_ONES
 from pynqrepro.finnflow.finn_setup import builder_steps
 from pynqrepro.references import FINN_FOLDINGS, finn_folding
 
@@ -33,7 +34,6 @@ _FOLDED_DIMENSIONS = {
     "Reshape": {"PE": lambda op: math.gcd(op.get_nodeattr("inp_shape")[-1], op.get_nodeattr("out_shape")[-1])},
 }
 FOLDING_ATTRS = ("PE", "SIMD")
-ALL_ONES = "all-ones"  # the folding spec of PE = SIMD = 1 everywhere
 
 
 def base_op_type(op_type: str) -> str:
@@ -82,7 +82,7 @@ def validate_folding(model: ModelWrapper, folding: dict) -> None:
                 problems.append(f"{name} has no attribute {attr}")
             elif attr in FOLDING_ATTRS:
                 dim = dims.get(name, {}).get(attr)
-                if dim is not None and (not isinstance(value, int) or dim % value):
+                if dim is not None and (not isinstance(value, int) or value < 1 or dim % value):
                     legal = ", ".join(map(str, divisors(dim)))
                     problems.append(f"{name} {attr}={value} (legal: {legal})")
     if problems:
@@ -121,38 +121,95 @@ def apply_folding(hw_model: ModelWrapper, folding: dict | None = None) -> ModelW
         return steps.step_minimize_bit_width(model, DataflowBuildConfig(output_dir=tmp))
 
 
-def published_folding(model: ModelWrapper, weight_bits: int, act_bits: int) -> dict:
-    """FINN's published CNV folding for these bit widths, as this model names its nodes.
+def model_folding(model: ModelWrapper, folding: dict) -> dict:
+    """A published CNV folding as ``model`` names its nodes.
 
-    The published foldings number only the conv layers' sliding-window generators
-    (``ConvolutionInputGenerator_rtl_k`` feeds conv ``k``, as FINN's ``fold_cnv_*`` test helpers set
-    them), while finn-plus lowers each max-pool to a depthwise SWG + Pool too, which shifts the
-    numbering. The k-th published SWG entry goes to the k-th non-depthwise SWG; the pool SWGs and
-    Pools keep the HW model's settings (fully parallel: SIMD = PE = channels), as FINN's ApplyConfig
-    leaves unlisted nodes.
+    Published CNV foldings (FINN's, BNN-PYNQ's, the study's) number only the conv layers' sliding-
+    window generators (``ConvolutionInputGenerator_rtl_k`` feeds conv ``k``, as FINN's
+    ``fold_cnv_*`` test helpers set them), while finn-plus lowers each max-pool to a depthwise SWG +
+    Pool too, which shifts the numbering. The k-th published SWG entry goes to the k-th
+    non-depthwise SWG; the pool SWGs and Pools keep the HW model's settings (fully parallel: SIMD =
+    PE = channels), as FINN's ApplyConfig leaves unlisted nodes. Likewise the k-th published MVAU
+    entry (all ``MVAU_hls_k`` there) goes to the k-th MVAU, which finn-plus may make an
+    ``MVAU_rtl`` (e.g. CNV W4A4's last layer), with the attributes that node has.
     """
-    folding = finn_folding(weight_bits, act_bits)
-    published = sorted((name for name in folding if name.startswith("ConvolutionInputGenerator")),
-                       key=lambda name: int(name.rsplit("_", 1)[1]))
-    conv_swgs = [node.name for node in model.graph.node
-                 if base_op_type(node.op_type) == "ConvolutionInputGenerator"
-                 and not getCustomOp(node).get_nodeattr("depthwise")]
-    if len(published) != len(conv_swgs):
-        raise UserError(f"FINN's CNV w{weight_bits}a{act_bits} folding sets {len(published)} conv SWGs but the "
-                        f"model has {len(conv_swgs)} ({', '.join(conv_swgs)}): pass a folding written for this model")
-    renamed = {name: attrs for name, attrs in folding.items() if name not in published}
-    renamed.update({ours: folding[theirs] for theirs, ours in zip(published, conv_swgs)})
+    def conv_swg(node) -> bool:
+        return (base_op_type(node.op_type) == "ConvolutionInputGenerator"
+                and not getCustomOp(node).get_nodeattr("depthwise"))
+
+    def mvau(node) -> bool:
+        return base_op_type(node.op_type) == "MVAU"
+
+    renamed = dict(folding)
+    for prefix, ours in (("ConvolutionInputGenerator", conv_swg), ("MVAU", mvau)):
+        published = sorted((name for name in folding if name.startswith(prefix)),
+                           key=lambda name: int(name.rsplit("_", 1)[1]))
+        nodes = [node for node in model.graph.node if ours(node)]
+        if len(published) != len(nodes):
+            raise UserError(f"the folding sets {len(published)} {prefix} nodes but the model has {len(nodes)} "
+                            f"({', '.join(n.name for n in nodes)}): pass a folding written for this model")
+        for name in published:
+            del renamed[name]
+        for theirs, node in zip(published, nodes):
+            known = getCustomOp(node).get_nodeattr_types()
+            renamed[node.name] = {attr: value for attr, value in folding[theirs].items() if attr in known}
     return renamed
 
 
+def published_folding(model: ModelWrapper, weight_bits: int, act_bits: int) -> dict:
+    """FINN's published CNV folding for these bit widths, as this model names its nodes."""
+    return model_folding(model, finn_folding(weight_bits, act_bits))
+
+
+def changes(model: ModelWrapper, folding: dict) -> dict:
+    """What ``folding`` changes in ``model``: its node attributes whose values differ from the
+    model's own (setting an attribute to its current value is a no-op for ApplyConfig), so two
+    foldings with the same changes make the same FINN build."""
+    out = {}
+    for name, attrs in folding.items():
+        if name == "Defaults":
+            continue
+        op = getCustomOp(model.get_node_from_name(name))
+        changed = {attr: value for attr, value in attrs.items() if op.get_nodeattr(attr) != value}
+        if changed:
+            out[name] = changed
+    return out
+
+
 def read_folding(path: Path) -> dict:
-    """A folding JSON file; unreadable or malformed is a UserError."""
+    """A folding JSON file: an object of node objects whose PE/SIMD are positive integers (which
+    values the nodes allow is checked against the model, ``validate_folding``); else a UserError."""
     import json
 
     try:
-        return json.loads(Path(path).read_text())
+        folding = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read folding {path} ({exc}): pass a FINN ApplyConfig JSON file") from None
+    fix = f"fix {path} or write it with pynqrepro fold"
+    if not isinstance(folding, dict) or not all(isinstance(attrs, dict) for attrs in folding.values()):
+        raise UserError(f"folding {path} is not a FINN ApplyConfig JSON object {{node: {{attribute: value}}}}: {fix}")
+    bad = [f"{name} {attr}={value!r}" for name, attrs in folding.items() for attr, value in attrs.items()
+           if attr in FOLDING_ATTRS and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1)]
+    if bad:
+        raise UserError(f"folding {path} sets {', '.join(bad)}: PE and SIMD must be integers >= 1; {fix}")
+    return folding
+
+
+def _published_bits(spec: str) -> tuple[int, int]:
+    try:
+        weight_bits, act_bits = (int(x) for x in spec.removeprefix("finn:w").split("a"))
+    except ValueError:
+        raise UserError(f"bad folding {spec!r}: use {', '.join(f'finn:{name}' for name in FINN_FOLDINGS)}, "
+                        f"{ALL_ONES} or a JSON file") from None
+    return weight_bits, act_bits
+
+
+def check_folding_spec(spec: str) -> None:
+    """Before any model is built: the --folding given names a folding that exists and reads."""
+    if spec.startswith("finn:"):
+        finn_folding(*_published_bits(spec))
+    elif spec != ALL_ONES:
+        read_folding(Path(spec))
 
 
 def resolve_folding(spec: str, hw_model) -> dict | None:
@@ -161,9 +218,5 @@ def resolve_folding(spec: str, hw_model) -> dict | None:
     if spec == ALL_ONES:
         return None
     if spec.startswith("finn:"):
-        try:
-            weight_bits, act_bits = (int(x) for x in spec[len("finn:w"):].split("a"))
-        except ValueError:
-            raise UserError(f"bad folding {spec!r}: use {', '.join(f'finn:{name}' for name in FINN_FOLDINGS)}") from None
-        return published_folding(hw_model, weight_bits, act_bits)
+        return published_folding(hw_model, *_published_bits(spec))
     return read_folding(Path(spec))

@@ -4,7 +4,7 @@ totals): all-1, a given config (FINN's published CNV foldings), FINN's SetFoldin
 that fits, and the study's greedy search.
 
 FINN's SetFolding and FINN's published foldings are judged on the space without the SIMD x W cap
-(``uncapped_space``): SetFolding checks the cap only after a SIMD step missed its target, and the
+(``UNCAPPED``): SetFolding checks the cap only after a SIMD step missed its target, and the
 published foldings exceed it, so the capped space would not contain them.
 """
 
@@ -15,10 +15,12 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
+from pynqrepro.core.boards import Board
 from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm
 from pynqrepro.folding.optimise import Budget, Folding, optimise, unpack
-from pynqrepro.folding.space import MVAU_WWIDTH_MAX, Group, SpaceOptions, build_space
+from pynqrepro.folding.space import Group, SpaceOptions, estimated_as
+from pynqrepro.references import MVAU_WWIDTH_MAX
 
 NO_WIDTH_CAP = 10**6  # an mvau_wwidth_max no MVAU reaches
 
@@ -30,7 +32,9 @@ def _match(group: Group, wanted: dict) -> int:
     for node, attrs in group.node_attrs.items():
         for attr, param in attrs.items():
             if attr in wanted.get(node, {}):
-                ok &= group.params[param] == cm.encode(attr, wanted[node][attr])
+                value = estimated_as(attr, wanted[node][attr])
+                codes = [c for c in np.unique(group.params[param]) if estimated_as(attr, cm.decode(attr, c)) == value]
+                ok &= np.isin(group.params[param], codes)
     if not ok.any():
         raise UserError(f"{group.name}: {wanted.get(group.name)} is not a legal folding of this model "
                         "(PE/SIMD must divide the layer, SIMD x weight bits <= mvau_wwidth_max)")
@@ -38,10 +42,28 @@ def _match(group: Group, wanted: dict) -> int:
     return int(np.flatnonzero(ok)[np.argmin(score[ok])])
 
 
+def _fixed_settings(groups: list[Group], config: dict) -> list[str]:
+    """``node.attr`` settings of ``config`` that the space does not decide (it keeps the model's)
+    and that differ from the model's as FINN estimates them, e.g. a published ``ram_style``."""
+    out = []
+    for group in groups:
+        for spec in group.nodes:
+            decided = group.node_attrs.get(spec.name, {})
+            out += [f"{spec.name}.{attr}={value}" for attr, value in config.get(spec.name, {}).items()
+                    if attr not in decided and attr in spec.attrs
+                    and estimated_as(attr, value) != estimated_as(attr, spec.attrs[attr])]
+    return out
+
+
 def from_config(space, config: dict, method: str) -> Folding:
     """The folding a FINN ApplyConfig dict describes; as with ApplyConfig, the nodes and attributes
-    it omits keep the model's current values."""
+    it omits keep the model's current values. A setting the space cannot take (it keeps the
+    model's) is refused: build the space of the model with the config applied (``from_applied_config``)."""
     groups, _ = unpack(space)
+    fixed = _fixed_settings(groups, config)
+    if fixed:
+        raise UserError(f"{method}: the folding sets {', '.join(fixed[:4])}, which this space keeps at the model's "
+                        "values: judge it on the model with the folding applied (baselines.from_applied_config)")
     choice = []
     for group in groups:
         current = {spec.name: spec.attrs for spec in group.nodes}
@@ -49,6 +71,18 @@ def from_config(space, config: dict, method: str) -> Folding:
                   for node, attrs in group.node_attrs.items()}
         choice.append(_match(group, wanted) if group.node_attrs else 0)
     return Folding.of(method, space, choice)
+
+
+def from_applied_config(model: ModelWrapper, board: Board, config: dict, method: str,
+                        options: SpaceOptions | None = None) -> Folding:
+    """The folding ``config`` makes on ``model`` with every attribute it sets (PE/SIMD, and the
+    ``ram_style``/``resType`` FINN's published foldings carry) as FINN's ApplyConfig sets them,
+    judged as the whole design FINN builds on ``board`` (space ``options``, default ``UNCAPPED``)."""
+    from pynqrepro.finnflow.foldconfig import apply_folding
+    from pynqrepro.folding.wholedesign import build_design
+
+    applied = apply_folding(model, config)
+    return from_config(build_design(applied, board, options or UNCAPPED), config, method)
 
 
 def all_ones(space) -> Folding:
@@ -74,15 +108,13 @@ def _model_config(model: ModelWrapper, groups: list[Group]) -> dict:
     return config
 
 
-def uncapped_space(model: ModelWrapper, part: str) -> list[Group]:
-    """The search space without the SIMD x W cap, where FINN's own foldings live."""
-    return build_space(model, part, SpaceOptions(mvau_wwidth_max=NO_WIDTH_CAP))
+UNCAPPED = SpaceOptions(mvau_wwidth_max=NO_WIDTH_CAP)  # the space where FINN's own foldings live
 
 
-def setfolding_baseline(model: ModelWrapper, uncapped: list[Group], budget: Budget) -> Folding | None:
+def setfolding_baseline(model: ModelWrapper, uncapped, budget: Budget) -> Folding | None:
     """FINN's SetFolding as the folding experiment compares it: at the fastest target that fits
-    ``budget``, searched from the exact optimum over the ``uncapped_space`` groups upwards (None when
-    no folding of those groups fits at all)."""
+    ``budget``, searched from the exact optimum over ``uncapped`` (the ``UNCAPPED`` space's groups,
+    or its whole ``Design``, whose totals then judge the fit) upwards (None when nothing fits)."""
     try:
         floor = optimise(uncapped, budget).max_cycles
     except UserError:

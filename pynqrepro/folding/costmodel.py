@@ -17,7 +17,8 @@ from finn.util.basic import get_dsp_block, getHWCustomOp
 from finn.util.fpgadataflow import is_hls_node, is_rtl_node
 from qonnx.core.datatype import DataType
 
-RESOURCES = ("LUT", "BRAM_18K", "URAM", "DSP")
+from pynqrepro.finnflow.estimate import RESOURCES
+
 RAM_STYLES = ("auto", "block", "distributed", "ultra")  # index = code in the ram_style array
 RES_TYPES = ("auto", "lut", "dsp")  # index = code in the resType array (MVAU multipliers)
 _CODED = {"ram_style": RAM_STYLES, "resType": RES_TYPES}  # string attributes carried as int codes

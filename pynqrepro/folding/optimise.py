@@ -47,7 +47,8 @@ class Budget:
     lut_ratio: float = 1.0
 
     def describe(self) -> str:
-        return f"{self.LUT:,} LUT ({self.lut_ratio:g} x device), {self.BRAM_18K} BRAM18, {self.DSP} DSP"
+        uram = f", {self.URAM} URAM" if self.URAM else ""
+        return f"{self.LUT:,} LUT ({self.lut_ratio:g} x device), {self.BRAM_18K} BRAM18{uram}, {self.DSP} DSP"
 
 
 def board_budget(board: Board, lut_ratio: float = 1.0, bram_ratio: float = 1.0, dsp_ratio: float = 1.0) -> Budget:
@@ -455,6 +456,7 @@ def _infeasible_message(problem: _Problem, budget: Budget) -> str:
     if not problem.width_converters and problem.solve(np.inf, dict(LUT=10**12, BRAM_18K=10**12, URAM=10**12,
                                                                    DSP=10**12)) is None:
         return f"{scope} {budget.describe()} without width converters: allow them"
-    need = {r: problem.floor(r) for r in ("BRAM_18K", "DSP")}
+    need = {r: problem.floor(r) for r in ("BRAM_18K", "DSP", "URAM")}
+    uram = f", {need['URAM']} URAM (budget {budget.URAM})" if need["URAM"] > budget.URAM else ""
     return (f"{scope} {budget.describe()}: even the leanest folding needs {need['BRAM_18K']} BRAM18, "
-            f"{need['DSP']} DSP; allow distributed-RAM weights or choose a larger board")
+            f"{need['DSP']} DSP{uram}; allow distributed-RAM weights or choose a larger board")

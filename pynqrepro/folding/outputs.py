@@ -1,13 +1,19 @@
-"""What a folding search hands on: the FINN folding JSON, the study's ``get_res`` table, its
-``plot_cycles_remainder`` picture, and a check that FINN itself re-estimates the JSON as we do."""
+"""What a folding search hands on: the FINN folding JSON, the study's ``get_res`` table (for the
+whole design), its ``plot_cycles_remainder`` picture (with where FINN's DWCs/FIFOs go and what they
+cost), and checks that FINN itself estimates the JSON as we do: on the folded HW model
+(``finn_reestimate``), and on the design its build prepares (``finn_build_check``)."""
 
 from pathlib import Path
 
+import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
 from pynqrepro.core.atomic import atomic_write_json
+from pynqrepro.core.boards import Board
 from pynqrepro.folding import costmodel as cm
 from pynqrepro.folding.optimise import Budget, Folding
+
+LABELS = {"LUT": "LUT", "BRAM_18K": "BRAM18", "URAM": "URAM", "DSP": "DSP"}
 
 
 def write_config(folding: Folding, path: Path) -> Path:
@@ -15,46 +21,110 @@ def write_config(folding: Folding, path: Path) -> Path:
     return Path(path)
 
 
+def _costs(costs: dict, budget: Budget) -> dict:
+    """{label: value, "label % budget": share} of ``costs`` {resource: value} against ``budget``."""
+    row = {}
+    for res in ("LUT", "BRAM_18K", "DSP"):
+        limit = getattr(budget, res)
+        row[LABELS[res]] = costs[res]
+        row[f"{LABELS[res]} % budget"] = round(100 * costs[res] / limit, 2) if limit else None
+    return row
+
+
 def get_res(folding: Folding, budget: Budget) -> list[dict]:
-    """Per group: PE, SIMD, the implementation choices searched over (ram_style, resType), cycles,
-    resources and their share of the budget (the study's get_res)."""
+    """The study's get_res table, for the whole design FINN builds: one row per node of the folding
+    JSON (PE, SIMD, the implementation choices searched over, cycles, resources and their share of
+    the budget; nodes decided together, e.g. a max-pool's SWG and Pool, are costed on the first),
+    then every DWC/FIFO FINN inserts and the shell (for a whole-design folding), then the totals."""
     rows = []
     for group, i in zip(folding.groups, folding.choice):
-        params = {k: int(v[i]) for k, v in group.params.items()}
-        row = {"layer": group.name, "PE": params.get("PE"), "SIMD": params.get("SIMD"),
-               "cycles": int(group.costs.cycles[i])}
-        for attrs in group.assignment(i).values():  # the FINN implementation choices searched over
-            row.update({attr: attrs[attr] for attr in ("ram_style", "resType") if attr in attrs})
-        for res, label in (("LUT", "LUT"), ("BRAM_18K", "BRAM18"), ("DSP", "DSP")):
-            value = int(group.costs.resource(res)[i])
-            limit = getattr(budget, res)
-            row[label] = value
-            row[f"{label} % budget"] = round(100 * value / limit, 2) if limit else None
-        rows.append(row)
+        for k, (node, attrs) in enumerate(group.assignment(i).items()):
+            row = {"node": node, "PE": attrs.get("PE"), "SIMD": attrs.get("SIMD"),
+                   **{attr: attrs[attr] for attr in ("ram_style", "resType") if attr in attrs}}
+            if k == 0:
+                row["cycles"] = int(group.costs.cycles[i])
+                row.update(_costs({r: int(group.costs.resource(r)[i]) for r in cm.RESOURCES}, budget))
+            else:
+                row["note"] = f"costed with {next(iter(group.node_attrs))}"
+            rows.append(row)
+    for node in folding.inserted():
+        where = f"{node['producer'] or 'input'} -> {node['consumer'] or 'output'}"
+        depth = f", depth {node['depth']}" if node["depth"] is not None else ""
+        rows.append({"node": f"{node['op_type']} ({node['role']})", **_costs(node, budget),
+                     "note": f"{where}, {node['in_width']} -> {node['out_width']} bits{depth}"})
+    if folding.whole_design:
+        shell = folding.insertions.shell
+        rows.append({"node": "shell (IODMAs, interconnect)", **_costs({r: shell.resource(r) for r in cm.RESOURCES},
+                                                                      budget),
+                     "note": "measured" if shell.measured else "proxy: a Vivado host knows this part's shell"})
+    scope = "whole design" if folding.whole_design else "compute nodes"
+    rows.append({"node": f"total ({scope})", "cycles": folding.max_cycles,
+                 **_costs({r: folding.total(r) for r in cm.RESOURCES}, budget),
+                 "note": "fits the budget" if folding.fits(budget) else "OVER BUDGET"})
     return rows
 
 
+def inserted_per_group(folding: Folding) -> dict:
+    """Per group index: LUT and BRAM18 of the DWCs/FIFOs FINN inserts on the streams into it (the
+    graph's output FIFO counts for the last group), and how many DWCs and FIFOs that is."""
+    where = {spec.name: g for g, group in enumerate(folding.groups) for spec in group.nodes}
+    out = {g: {"LUT": 0, "BRAM_18K": 0, "DWCs": 0, "FIFOs": 0} for g in range(len(folding.groups))}
+    for node in folding.inserted():
+        group = out[where[node["consumer"] or node["producer"]]]
+        group["LUT"] += node["LUT"]
+        group["BRAM_18K"] += node["BRAM_18K"]
+        group["DWCs" if node["role"] == "converter" else "FIFOs"] += 1
+    return out
+
+
 def plot_cycles_remainder(folding: Folding, budget: Budget, path: Path, title: str = "") -> Path:
-    """Per-layer cycles with the bottleneck line, and resources used against the budget."""
+    """Per-layer cycles with the bottleneck line; per-layer LUTs, the compute node's and those of
+    the DWCs/FIFOs FINN inserts on its input stream (marked where a DWC goes); and the budget used
+    by the compute nodes, the insertions and the shell."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = [g.name for g in folding.groups]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [3, 1]})
-    ax.bar(range(len(names)), folding.cycles, color="tab:blue")
+    x = np.arange(len(names))
+    fig = plt.figure(figsize=(13, 7.5))
+    grid = fig.add_gridspec(2, 2, width_ratios=[3, 1])
+    ax, lx, bx = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[:, 1])
+    ax.bar(x, folding.cycles, color="tab:blue")
     ax.axhline(folding.max_cycles, color="tab:red", ls="--", label=f"bottleneck {folding.max_cycles:,} cycles")
-    ax.set_xticks(range(len(names)), names, rotation=75, fontsize=7)
+    ax.set_xticks(x, [""] * len(names))
     ax.set_ylabel("cycles per frame")
     ax.set_yscale("log")
     ax.legend()
+    compute = np.asarray([int(g.costs.LUT[i]) for g, i in zip(folding.groups, folding.choice)])
+    inserted = inserted_per_group(folding)
+    extra = np.asarray([inserted[g]["LUT"] for g in range(len(names))])
+    lx.bar(x, compute, color="tab:blue", label="compute node LUT")
+    lx.bar(x, extra, bottom=compute, color="tab:orange", label="DWC/FIFO LUT on its input stream")
+    for g in range(len(names)):
+        if inserted[g]["DWCs"]:
+            lx.annotate("DWC", (g, compute[g] + extra[g]), ha="center", va="bottom", fontsize=7, color="tab:orange")
+    lx.set_xticks(x, names, rotation=75, fontsize=7)
+    lx.set_ylabel("LUT")
+    lx.legend(fontsize=8)
     labels = ("LUT", "BRAM_18K", "DSP")
-    used = [100 * folding.total(r) / max(getattr(budget, r), 1) for r in labels]
-    bx.bar(labels, used, color=["tab:green" if u <= 100 else "tab:red" for u in used])
+    limits = [max(getattr(budget, r), 1) for r in labels]
+    parts = {"compute nodes": [folding.compute_total(r) for r in labels]}
+    if folding.whole_design:
+        shell = folding.insertions.shell
+        parts["DWCs + FIFOs"] = [folding.inserted_total(r) - shell.resource(r) for r in labels]
+        parts["shell" + ("" if shell.measured else " (proxy)")] = [shell.resource(r) for r in labels]
+    bottom = np.zeros(len(labels))
+    for (label, values), color in zip(parts.items(), ("tab:blue", "tab:orange", "tab:gray")):
+        share = 100 * np.asarray(values) / limits
+        bx.bar([LABELS[r] for r in labels], share, bottom=bottom, color=color, label=label)
+        bottom += share
     bx.axhline(100, color="black", lw=1)
     bx.set_ylabel("% of budget")
-    fig.suptitle(title or f"{folding.method}: {folding.max_cycles:,} cycles, budget {budget.describe()}")
+    bx.legend(fontsize=8)
+    scope = "whole design" if folding.whole_design else "compute nodes only"
+    fig.suptitle(title or f"{folding.method} ({scope}): {folding.max_cycles:,} cycles, budget {budget.describe()}")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -70,22 +140,56 @@ def finn_reestimate(model: ModelWrapper, folding: Folding, part: str, clock_ns: 
     return estimate(apply_folding(model, folding.config()), part, clock_ns)
 
 
+def _ours_per_layer(folding: Folding) -> dict:
+    """{node: (cycles, LUT, BRAM18, URAM, DSP)} of the single-node groups (FINN reports per node)."""
+    return {group.name: (int(group.costs.cycles[i]),) + tuple(int(group.costs.resource(r)[i]) for r in cm.RESOURCES)
+            for group, i in zip(folding.groups, folding.choice) if len(group.nodes) == 1}
+
+
+def _differences(folding: Folding, theirs: dict, compute: dict, max_cycles: int) -> list[str]:
+    """Where FINN's per-layer figures ``theirs``, compute totals and bottleneck differ from ours."""
+    ours = _ours_per_layer(folding)
+    out = [f"{name}: ours {ours[name]} FINN {figures}" for name, figures in theirs.items()
+           if name in ours and ours[name] != figures]
+    out += [f"total {r}: ours {folding.compute_total(r)} FINN {compute[r]}" for r in compute
+            if folding.compute_total(r) != compute[r]]
+    if folding.max_cycles != max_cycles:
+        out.append(f"max cycles: ours {folding.max_cycles} FINN {max_cycles}")
+    return out
+
+
 def disagreements(folding: Folding, finn_estimate) -> list[str]:
     """Compute layers where FINN's re-estimate of the folded HW model differs from ours in cycles,
-    LUT, BRAM18, URAM or DSP."""
-    ours = {}
-    for group, i in zip(folding.groups, folding.choice):
-        if len(group.nodes) == 1:
-            ours[group.name] = (int(group.costs.cycles[i]),) + tuple(int(group.costs.resource(r)[i]) for r in cm.RESOURCES)
-    out = []
-    for layer in finn_estimate.layers:
-        theirs = (layer.cycles, int(layer.lut), int(layer.bram18), int(layer.uram), int(layer.dsp))
-        if layer.name in ours and ours[layer.name] != theirs:
-            out.append(f"{layer.name}: ours {ours[layer.name]} FINN {theirs}")
+    LUT, BRAM18, URAM or DSP, then the compute totals and the bottleneck."""
+    theirs = {layer.name: (layer.cycles, int(layer.lut), int(layer.bram18), int(layer.uram), int(layer.dsp))
+              for layer in finn_estimate.layers}
     totals = finn_estimate.totals
-    for res, key in (("LUT", "lut"), ("BRAM_18K", "bram18"), ("DSP", "dsp")):
-        if folding.compute_total(res) != int(totals[key]):
-            out.append(f"total {res}: ours {folding.compute_total(res)} FINN {totals[key]}")
-    if folding.max_cycles != finn_estimate.max_cycles:
-        out.append(f"max cycles: ours {folding.max_cycles} FINN {finn_estimate.max_cycles}")
+    compute = {res: int(totals[key]) for res, key in (("LUT", "lut"), ("BRAM_18K", "bram18"), ("DSP", "dsp"))}
+    return _differences(folding, theirs, compute, finn_estimate.max_cycles)
+
+
+def finn_build_check(model: ModelWrapper, folding: Folding, board: Board, prepared=None) -> list[str]:
+    """The folding's JSON through FINN's build preparation (``prepare_build``: every builder
+    transformation before the first Xilinx tool: ApplyConfig ... InsertDWC, InsertFIFO at the
+    JSON's depths, InsertIODMA, dataflow partitioning); where FINN's own figures differ from ours:
+    its estimate reports per compute layer, the bottleneck, the DWCs it inserted and, for a
+    whole-design folding, its estimate of the prepared graph plus the board's shell. A folding
+    FINN's build rejects raises its UserError. ``prepared``: FINN's build of a JSON making the same
+    changes to ``model`` (``foldconfig.changes``), if already prepared."""
+    from pynqrepro.finnflow.buildprep import prepare_build
+
+    prepared = prepared or prepare_build(model, folding.config(), board)
+    cycles = prepared.estimate_reports["estimate_layer_cycles.json"]
+    resources = prepared.estimate_reports["estimate_layer_resources.json"]
+    theirs = {name: (int(cycles[name]),) + tuple(int(resources[name].get(r, 0)) for r in cm.RESOURCES)
+              for name in cycles if name in resources}
+    compute = {r: int(resources["total"].get(r, 0)) for r in ("LUT", "BRAM_18K", "DSP")}
+    out = _differences(folding, theirs, compute, prepared.max_cycles())
+    if folding.whole_design:
+        converters = sum(node.role == "converter" for node in prepared.inserted())
+        if converters != folding.converters:
+            out.append(f"DWCs: ours {folding.converters} FINN {converters}")
+        finn = prepared.whole_design(board)
+        out += [f"whole design {r}: ours {folding.total(r)} FINN {finn[r]}" for r in cm.RESOURCES
+                if folding.total(r) != finn[r]]
     return out

@@ -1,5 +1,6 @@
-"""How a pruned network folds: est. fps, LUT and BRAM18 of the best folding of a pruning step within
-the board's budget, from the folding optimiser (FINN's cost model).
+"""How a pruned network folds: est. fps, LUT and BRAM18 of the best folding of a pruning step whose
+whole design (compute nodes, FINN's DWCs and minimal FIFOs, the board's shell) fits the board's
+budget, from the folding optimiser (FINN's cost model).
 
 SIMD-block steps use the optimiser's pruning-aware mode sized by the step's masks: a pruned conv
 MVAU whose folding SIMD divides the SIMD its masks were cut at skips whole mask blocks and streams
@@ -24,7 +25,8 @@ from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import Artifact, ArtifactStore
 from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
 from pynqrepro.folding.optimise import Budget, board_budget, optimise, smallest_lut_budget
-from pynqrepro.folding.space import MaskedBlocks, SpaceOptions, build_space
+from pynqrepro.folding.space import MaskedBlocks, SpaceOptions
+from pynqrepro.folding.wholedesign import Design, build_design
 from pynqrepro.pruning.masks import MASKS_FILE, load_masks
 from pynqrepro.pruning.simd_blocks import kept_columns
 
@@ -33,7 +35,7 @@ from pynqrepro.pruning.simd_blocks import kept_columns
 class HardwarePoint:
     est_fps: float
     max_cycles: int
-    lut: int
+    lut: int  # the whole design's
     bram18: int
     conv_pe: tuple[int, ...]  # the chosen folding of the conv MVAUs
     conv_simd: tuple[int, ...]
@@ -53,19 +55,19 @@ def lut_budget(board: Board, lut_ratio: float) -> Budget:
 def sweep_budget(store: ArtifactStore, dense: Artifact, board: Board, lut_ratio: float) -> Budget:
     """The budget a sweep from ``dense`` is estimated under (see ``fitting_budget``)."""
     hw_model = load_hw_model(hw_model_artifact(store, dense, board))
-    return fitting_budget(folding_space(hw_model, board), board, lut_ratio)
+    return fitting_budget(folding_design(hw_model, board), board, lut_ratio)
 
 
-def fitting_budget(groups: list, board: Board, lut_ratio: float) -> Budget:
-    """``lut_ratio`` x the board's LUTs if ``groups`` fit it, else the smallest multiple of
-    ``LUT_GRID`` x device LUTs that fits them. A network that no LUT budget fits (BRAM or DSP
-    bound) gets the optimiser's error naming what it needs."""
+def fitting_budget(space: "list | Design", board: Board, lut_ratio: float) -> Budget:
+    """``lut_ratio`` x the board's LUTs if ``space`` (a whole design, or compute groups) fits it,
+    else the smallest multiple of ``LUT_GRID`` x device LUTs that fits it. A network that no LUT
+    budget fits (BRAM or DSP bound) gets the optimiser's error naming what it needs."""
     budget = lut_budget(board, lut_ratio)
-    if _fits(groups, budget):
+    if _fits(space, budget):
         return budget
-    luts = smallest_lut_budget(groups, budget)
+    luts = smallest_lut_budget(space, budget)
     if luts is None:
-        optimise(groups, budget)  # raises the error naming the BRAM18/DSP the network needs
+        optimise(space, budget)  # raises the error naming the BRAM18/DSP the network needs
     return lut_budget(board, round(math.ceil(luts / board.luts / LUT_GRID - 1e-9) * LUT_GRID, 6))
 
 
@@ -100,36 +102,36 @@ def masked_blocks(step: Artifact) -> tuple[MaskedBlocks, ...]:
     return tuple(MaskedBlocks(int(simd), columns[name]) for name, simd in zip(masks, meta["simd"], strict=True))
 
 
-def folding_space(hw_model, board: Board, conv_pruning: tuple = ()) -> list:
-    """The optimiser's search space for a network's HW model on ``board``. ``conv_pruning``
-    gives one entry per conv layer for the pruning-aware mode (a study-rule fraction or
-    ``MaskedBlocks``). MVAU weights may go to block or distributed RAM (the study's "auto_ram"
-    runs): with block RAM only, the 4-bit CNV does not fit a Pynq-Z1."""
+def folding_design(hw_model, board: Board, conv_pruning: tuple = ()) -> Design:
+    """The whole design the optimiser searches for a network's HW model on ``board``.
+    ``conv_pruning`` gives one entry per conv layer for the pruning-aware mode (a study-rule
+    fraction or ``MaskedBlocks``). MVAU weights may go to block or distributed RAM (the study's
+    "auto_ram" runs): with block RAM only, the 4-bit CNV does not fit a Pynq-Z1."""
     convs = conv_mvau_names(hw_model)
     if conv_pruning and len(conv_pruning) != len(convs):
         raise UserError(f"pruning given for {len(conv_pruning)} conv layers, the network has {len(convs)}: "
                         "give one entry per conv layer")
     options = SpaceOptions(choose_ram_style=True, pruning=tuple(zip(convs, conv_pruning)))
-    return build_space(hw_model, board.part, options)
+    return build_design(hw_model, board, options)
 
 
 def best_folding(store: ArtifactStore, checkpoint: Artifact, board: Board, budget: Budget,
                  board_limit: Budget, conv_pruning: tuple = ()) -> HardwarePoint:
-    """The fastest folding of ``checkpoint``'s network within ``budget`` (the sweep's), and whether
-    any folding fits ``board_limit`` (the board's own budget)."""
+    """The fastest folding of ``checkpoint``'s network whose whole design fits ``budget`` (the
+    sweep's), and whether any folding fits ``board_limit`` (the board's own budget)."""
     hw_model = load_hw_model(hw_model_artifact(store, checkpoint, board))
-    groups = folding_space(hw_model, board, conv_pruning)
+    design = folding_design(hw_model, board, conv_pruning)
     convs = conv_mvau_names(hw_model)
-    folding = optimise(groups, budget)
+    folding = optimise(design, budget)
     config = folding.config()
     return HardwarePoint(
         est_fps=folding.fps(board.clock_ns), max_cycles=folding.max_cycles,
         lut=folding.total("LUT"), bram18=folding.total("BRAM_18K"),
         conv_pe=tuple(config[n]["PE"] for n in convs), conv_simd=tuple(config[n]["SIMD"] for n in convs),
-        fits_board=_fits(groups, board_limit))
+        fits_board=_fits(design, board_limit))
 
 
-def _fits(groups: list, budget: Budget) -> bool:
-    """Whether some folding of ``groups`` fits ``budget``."""
-    luts = smallest_lut_budget(groups, budget)
+def _fits(space: "list | Design", budget: Budget) -> bool:
+    """Whether some folding of ``space`` fits ``budget``."""
+    luts = smallest_lut_budget(space, budget)
     return luts is not None and luts <= budget.LUT

@@ -31,9 +31,9 @@ from pynqrepro.core.divisors import divisors
 from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm
 from pynqrepro.pruning.rules import pruned_columns
+from pynqrepro.references import MVAU_WWIDTH_MAX
 
 DEPTHWISE_CONSUMERS = ("Pool_hls", "VVAU_hls", "VVAU_rtl")
-MVAU_WWIDTH_MAX = 36  # FINN SetFolding's default
 
 
 @dataclass
@@ -120,6 +120,11 @@ _BLOCK_OR_LUTRAM = ("block", "distributed")
 _ESTIMATED_AS = {"ram_style": {"auto": "block"}, "resType": {"auto": "lut"}}
 
 
+def estimated_as(attr: str, value):
+    """The setting FINN's estimates cost ``value`` of ``attr`` as ("auto" RAM is block RAM, ...)."""
+    return _ESTIMATED_AS.get(attr, {}).get(value, value)
+
+
 def hw_nodes(model: ModelWrapper) -> list:
     """The model's nodes, all FINN HW layers the cost model can cost (FINN's dataflow partition)."""
     nodes = [n for n in model.graph.node if cm.is_hw_node(n)]
@@ -201,7 +206,7 @@ def _styles(spec, attr: str, choose: bool, values: tuple) -> list[int]:
     FINN's estimates tell apart from it ("auto" estimates as block RAM / LUT multipliers), so a
     folding that keeps the model's setting is always a candidate."""
     current = spec.attrs[attr]
-    same = _ESTIMATED_AS[attr].get(current, current)
+    same = estimated_as(attr, current)
     return [cm.encode(attr, v) for v in (current,) + (tuple(v for v in values if v != same) if choose else ())]
 
 

@@ -18,7 +18,7 @@ after FINN's own insertions (tests/test_folding_whole_design.py):
   (finn/util/resource_models.py ``_resolve`` + ``_fifo_cost``, called here per distinct width).
 - DWCs and FIFOs take no cycles in FINN's estimate (no ``get_exp_cycles``), so the bottleneck, and
   the fps, are the compute nodes'.
-- The platform shell (IODMAs + Zynq interconnect) is a per-board figure (``shell.py``).
+- The platform shell (IODMAs + Zynq interconnect) is a per-board figure (``Board.shell``).
 
 Edges are per stream; a stream's costs depend on the producer's output and the consumer's input
 stream, so every candidate of a group maps to a *class* per stream end, and an edge holds a
@@ -26,6 +26,7 @@ stream, so every candidate of a group maps to a *class* per stream end, and an e
 the graph's input/output FIFOs depend on one group only.
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -34,10 +35,9 @@ from pathlib import Path
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
-from pynqrepro.core.boards import Board
+from pynqrepro.core.boards import Board, Shell
 from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm
-from pynqrepro.folding.shell import Shell, zynq_shell
 from pynqrepro.folding.space import Group, SpaceOptions, build_space
 
 CONVERTER_OP = "StreamingDataWidthConverter_rtl"
@@ -484,6 +484,10 @@ class Design:
     groups: list
     insertions: Insertions
 
+    def without_width_converters(self) -> "Design":
+        """The same design with DWCs forbidden: neighbouring stream widths must match."""
+        return Design(self.groups, dataclasses.replace(self.insertions, width_converters=False))
+
 
 def build_design(model: ModelWrapper, board: Board, options: SpaceOptions = SpaceOptions(),
                  fifo_config: FifoDepths | None = None, width_converters: bool = True,
@@ -493,4 +497,4 @@ def build_design(model: ModelWrapper, board: Board, options: SpaceOptions = Spac
     groups = build_space(model, board.part, options)
     depths = fifo_config or FifoDepths.of_model(model)
     edges = build_edges(model, groups, board.part, depths)
-    return Design(groups, Insertions(edges, shell or zynq_shell(board), depths, board.part, width_converters))
+    return Design(groups, Insertions(edges, shell or board.shell, depths, board.part, width_converters))

@@ -18,10 +18,11 @@ import math
 import torch
 
 from pynqrepro.core.errors import UserError
-from pynqrepro.models.cnv import CNV, KERNEL_SIZE
+from pynqrepro.models.cnv import CNV
+from pynqrepro.models.spec import KERNEL_SIZE
+from pynqrepro.pruning.config import CHANNEL_STEPS
 from pynqrepro.pruning.masks import conv_layers
 
-CHANNEL_STEPS = 16
 
 
 def channel_granules(dense_channels, steps: int = CHANNEL_STEPS) -> tuple[int, ...]:

@@ -7,14 +7,11 @@ override it. ``--method channels`` runs the channel-pruning sweep instead (beyon
 from dataclasses import fields
 from pathlib import Path
 
-from tabulate import tabulate
-
-from pynqrepro.core.options import add_data_option, add_store_option, parse_int_list
-from pynqrepro.core.store import ArtifactStore
-from pynqrepro.pruning.simd_blocks import STUDY_PRESETS, study_preset
-from pynqrepro.pruning.sweep import METHODS, SweepConfig, run_sweep
-from pynqrepro.training.checkpoint import import_checkpoint
-from pynqrepro.training.trainer import RunOptions
+from pynqrepro.core.atomic import check_writable
+from pynqrepro.core.executor import add_executor_options
+from pynqrepro.core.options import add_data_option, add_store_option, parse_int_list, positive_float, positive_int
+from pynqrepro.pruning.config import METHODS, STUDY_PRESETS, SweepConfig, study_preset
+from pynqrepro.training.config import warn_absurd_lr
 
 DEFAULTS = {f.name: f.default for f in fields(SweepConfig)}
 
@@ -22,29 +19,39 @@ DEFAULTS = {f.name: f.default for f in fields(SweepConfig)}
 def register(subparsers) -> None:
     p = subparsers.add_parser("prune", help="SIMD-block pruning sweep with fine-tuning (the study), or channel pruning",
                               description=__doc__.split("\n\n")[1])
-    p.add_argument("--model", type=Path, required=True, help="dense checkpoint (model_best.pth.tar or run directory)")
+    p.add_argument("--model", type=Path, required=True, help="dense checkpoint (model_best.pth.tar or run directory) (required)")
     p.add_argument("--bit-width", type=int, required=True, choices=sorted(STUDY_PRESETS),
-                   help="the checkpoint's weight bits")
-    p.add_argument("--method", choices=METHODS, default=METHODS[0], help="default: %(default)s")
+                   help="the checkpoint's weight bits: picks the study's preset (required)")
+    p.add_argument("--method", choices=METHODS, default=METHODS[0],
+                   help="simd_blocks: the study's SIMD-block pruning; channels: whole conv channels (default: %(default)s)")
     p.add_argument("--simd-list", help="conv SIMDs, e.g. \"9, 16, 16, 12, 8, 6\" (default: the study's for --bit-width)")
-    p.add_argument("--channel-steps", type=int, default=DEFAULTS["channel_steps"],
+    p.add_argument("--channel-steps", type=positive_int, default=DEFAULTS["channel_steps"],
                    help="--method channels keeps multiples of 1/N of each conv layer's channels (default: %(default)s)")
     p.add_argument("--max-sparsity", type=float, default=DEFAULTS["max_sparsity"],
                    help="stop once conv sparsity exceeds this (default: %(default)s)")
     p.add_argument("--increment", type=float, default=DEFAULTS["increment"],
                    help="sparsity added per step (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"],
+    p.add_argument("--epochs", type=positive_int, default=DEFAULTS["epochs"],
                    help="fine-tuning epochs per step (default: %(default)s)")
-    p.add_argument("--lr", type=float, help="fine-tuning learning rate (default: the study's for --bit-width)")
-    p.add_argument("--norm-order", type=float, default=DEFAULTS["norm_order"],
+    p.add_argument("--lr", type=positive_float, help="fine-tuning learning rate (default: the study's for --bit-width)")
+    p.add_argument("--norm-order", type=positive_float, default=DEFAULTS["norm_order"],
                    help="p of the block score's Lp norm (default: %(default)s)")
     add_data_option(p.add_argument)
     add_store_option(p.add_argument)
     p.add_argument("--device", help="torch device (default: CUDA if available)")
+    add_executor_options(p.add_argument)
     p.set_defaults(func=run)
 
 
 def run(args) -> None:
+    from tabulate import tabulate
+
+    from pynqrepro.core.executor import executor_from_args
+    from pynqrepro.core.store import ArtifactStore
+    from pynqrepro.pruning.sweep import run_sweep
+    from pynqrepro.training.checkpoint import import_checkpoint
+    from pynqrepro.training.trainer import RunOptions
+
     preset = study_preset(args.bit_width)
     simd = parse_int_list(args.simd_list, "--simd-list", '"9,16,16,12,8,6"') if args.simd_list else preset.simd
     sweep = SweepConfig(
@@ -52,9 +59,11 @@ def run(args) -> None:
         channel_steps=args.channel_steps,
         max_sparsity=args.max_sparsity, increment=args.increment, epochs=args.epochs,
         lr=args.lr if args.lr is not None else preset.lr, norm_order=args.norm_order)
-    store = ArtifactStore(args.store_dir)
+    warn_absurd_lr(sweep.lr, "--lr")
+    check_writable(args.store_dir, "--store-dir", directory=True)
+    store = ArtifactStore(args.store_dir, executor=executor_from_args(args))
     dense = import_checkpoint(store, args.model)
-    options = RunOptions(experiments=args.store_dir, data_dir=args.data_dir, device=args.device)
+    options = RunOptions(experiments=args.store_dir, data_dir=args.data_dir.absolute(), device=args.device)
     steps = run_sweep(store, dense, sweep, options, bit_width=args.bit_width)
     rows = [(r.step, f"{100 * r.amount:.1f}", f"{100 * r.sparsity:.2f}", f"{r.acc_pruned:.2f}", f"{r.test_acc:.2f}",
              ",".join(map(str, r.kept_columns)), a.path) for a, r in steps]

@@ -6,37 +6,12 @@ blocks for all output channels lets an input generator that skips those blocks s
 output pixel's fold, which is where the study's speed-up comes from.
 """
 
-from dataclasses import dataclass
-
 import torch
 
 from pynqrepro.core.divisors import divisors
 from pynqrepro.core.errors import UserError
 from pynqrepro.pruning.masks import conv_layers
 from pynqrepro.pruning.rules import kept_blocks
-
-
-@dataclass(frozen=True)
-class StudyPreset:
-    """One of the study's pruning scripts: its SIMD list and fine-tuning learning rate."""
-
-    script: str
-    simd: tuple[int, ...]
-    lr: float
-
-
-STUDY_PRESETS = {
-    2: StudyPreset("pruning_2bit.py", (9, 16, 16, 12, 8, 6), 1e-4),
-    4: StudyPreset("pruning_4bit.py", (9, 8, 6, 9, 3, 4), 1e-3),
-    8: StudyPreset("pruning_8bit.py", (3, 1, 1, 2, 2, 4), 1e-3),
-}
-
-
-def study_preset(bit_width: int) -> StudyPreset:
-    preset = STUDY_PRESETS.get(bit_width)
-    if preset is None:
-        raise UserError(f"no study pruning preset for {bit_width}-bit: choose one of {sorted(STUDY_PRESETS)}")
-    return preset
 
 
 def mvau_columns(layer) -> int:

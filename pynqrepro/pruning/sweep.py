@@ -17,59 +17,20 @@ import torch
 
 from pynqrepro.core.atomic import atomic_write_json
 from pynqrepro.core.errors import UserError
+from pynqrepro.core.executor import JobSpec
 from pynqrepro.core.scale import Scale
 from pynqrepro.core.store import Artifact, ArtifactStore
 from pynqrepro.data.splits import load_splits
-from pynqrepro.pruning.channels import CHANNEL_STEPS, channel_granules, channel_sparsity, prune_channels
+from pynqrepro.pruning.channels import channel_granules, channel_sparsity, prune_channels
+from pynqrepro.pruning.config import SweepConfig, study_preset
 from pynqrepro.pruning.masks import (MASKS_FILE, MaskHold, apply_masks, conv_layers, conv_sparsity, load_masks,
                                      save_masks)
-from pynqrepro.pruning.simd_blocks import check_simd_list, kept_columns, mvau_columns, simd_block_masks, study_preset
-from pynqrepro.training.checkpoint import BEST, find_checkpoint, load_model
+from pynqrepro.pruning.simd_blocks import check_simd_list, kept_columns, mvau_columns, simd_block_masks
+from pynqrepro.training.checkpoint import BEST, find_checkpoint, last_checkpoint, load_model
 from pynqrepro.training.config import TrainConfig
 from pynqrepro.training.trainer import RunOptions, evaluate, train
 
-METHODS = ("simd_blocks", "channels")
 STEP_FILE = "step.json"
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """What a pruning sweep does (every field the method uses, but ``max_sparsity``, keys each
-    step's artifact).
-
-    ``simd`` is the conv layers' SIMD list, the block width of ``simd_blocks``; ``channel_steps``
-    sets the granule of ``channels`` (kept counts are multiples of 1/channel_steps of each layer).
-    """
-
-    method: str
-    simd: tuple[int, ...] = ()
-    channel_steps: int = CHANNEL_STEPS
-    max_sparsity: float = 0.9
-    increment: float = 0.15
-    epochs: int = 50
-    lr: float = 1e-3
-    norm_order: float = 1
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise UserError(f"unknown pruning method {self.method!r}: choose one of {', '.join(METHODS)}")
-        if not 0.0 <= self.max_sparsity < 1.0:
-            raise UserError(f"--max-sparsity {self.max_sparsity} is outside [0, 1): use e.g. 0.9")
-        if not 0.0 < self.increment < 1.0:
-            raise UserError(f"--increment {self.increment} is outside (0, 1): use e.g. 0.15")
-        if not isinstance(self.epochs, int) or self.epochs <= 0:
-            raise UserError(f"--epochs must be a positive integer, got {self.epochs!r}")
-        if not self.lr > 0:
-            raise UserError(f"--lr must be positive, got {self.lr!r}")
-        if not self.norm_order > 0:
-            raise UserError(f"--norm-order must be positive (1 = L1, the study's), got {self.norm_order!r}")
-        object.__setattr__(self, "simd", tuple(self.simd))
-        if self.method == "simd_blocks" and not self.simd:
-            raise UserError("SIMD-block pruning needs --simd-list, one SIMD per conv layer, e.g. \"9,16,16,12,8,6\"")
-
-    def step_key(self) -> dict:
-        unused = {"max_sparsity", "channel_steps" if self.method == "simd_blocks" else "simd"}
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in unused}
 
 
 @dataclass(frozen=True)
@@ -143,7 +104,8 @@ def build_step(out: Path, previous: Artifact, sweep: SweepConfig, step: int, amo
 
     tune = dataclasses.replace(config, epochs=sweep.epochs, lr=sweep.lr, pretrained=None,
                                conv_channels=model.conv_channels)
-    result = train(tune, dataclasses.replace(run, experiments=out, run_dir=out, init_model=init_model))
+    result = train(tune, dataclasses.replace(run, experiments=out, run_dir=out, init_model=init_model,
+                                             resume=last_checkpoint(out)))  # an interrupted step resumes
     if masks is not None:
         save_masks(out / MASKS_FILE, masks, {"method": sweep.method, "amount": amount, "simd": sweep.simd,
                                               "norm_order": sweep.norm_order, "step": step})
@@ -170,7 +132,7 @@ def run_sweep(store: ArtifactStore, dense: Artifact, sweep: SweepConfig, run: Ru
         artifact = store.get_or_build(
             "prune", key, lambda out, prev=previous, s=step, a=amount:
             build_step(out, prev, sweep, s, a, dense_channels, run),
-            inputs={"checkpoint": previous})
+            inputs={"checkpoint": previous}, job=JobSpec("train", gpu=config.wants_gpu, resumable=True))
         result = StepResult.read(artifact)
         steps.append((artifact, result))
         if result.sparsity <= sparsity or result.sparsity > sweep.max_sparsity:
@@ -181,10 +143,10 @@ def run_sweep(store: ArtifactStore, dense: Artifact, sweep: SweepConfig, run: Ru
 
 
 def sweep_recipe(scale: Scale, bit_width: int, method: str = "simd_blocks") -> SweepConfig:
-    """The sweep experiments run at ``scale`` (its fine-tuning epochs and sparsity limit): the
+    """The sweep experiments run at ``scale`` (its fine-tuning epochs, increment and sparsity limit): the
     study's preset for ``bit_width`` (its SIMD list for ``simd_blocks``, its learning rate for both
     methods)."""
     preset = study_preset(bit_width)
     simd = preset.simd if method == "simd_blocks" else ()
     return SweepConfig(method=method, simd=simd, lr=preset.lr, epochs=scale.prune_epochs,
-                       max_sparsity=scale.prune_max_sparsity)
+                       max_sparsity=scale.prune_max_sparsity, increment=scale.prune_increment)

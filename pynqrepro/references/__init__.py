@@ -19,6 +19,7 @@ DATA = Path(__file__).parent / "data"
 BREVITAS_README = "Brevitas brevitas_examples/bnn_pynq/README.md (pretrained)"
 STUDY_PROFILING = "study, folding/profiling.ipynb"
 STUDY_LUT_RATIO = 0.85  # the study's LUT budget: 85% of the device's LUTs
+MVAU_WWIDTH_MAX = 36  # FINN SetFolding's default limit on an MVAU's SIMD x weight bits
 
 
 class Scope(Enum):
@@ -28,6 +29,7 @@ class Scope(Enum):
     ON_BOARD_ACCURACY = "test top-1 measured on the board"
     STUDY_ESTIMATE = "the study's FINN v0.5b estimate (and out-of-context synthesis where run)"
     BOARD_MEASUREMENT = "throughput measured on the board, beside FINN's estimate"
+    SYNTHESIS = "post-synthesis or post-implementation resources of a known folding"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,6 +157,12 @@ STUDY_FOLDING_RUNS = (
 )
 
 
+def reference_folding(path: str) -> dict:
+    """A folding kept under data/ (FINN ApplyConfig JSON, conv windows numbered by conv layer as in
+    FINN's published CNV foldings; ``finnflow.foldconfig.model_folding`` maps it to a model)."""
+    return json.loads((DATA / path).read_text())
+
+
 @dataclass(frozen=True)
 class BoardMeasurement(Reference):
     network: str
@@ -162,14 +170,82 @@ class BoardMeasurement(Reference):
     act_bits: int
     clock_mhz: float
     measured_fps: float
-    estimated_fps: float
-    max_cycles: int
+    estimated_fps: float  # clock / max_cycles, rounded
+    max_cycles: int  # the largest "Ext Latency" of BNN-PYNQ's config.h
+    bnn_pynq: str  # the BNN-PYNQ network (its folding: data/bnn-pynq-foldings/<bnn_pynq>.json)
+
+    @property
+    def folding_file(self) -> str:
+        return f"bnn-pynq-foldings/{self.bnn_pynq}.json"
 
 
-_BNN_PYNQ = dict(source="BNN-PYNQ, same PE/SIMD as FINN's shipped CNV foldings", scope=Scope.BOARD_MEASUREMENT)
+_BNN_PYNQ = dict(source="BNN-PYNQ notebooks/CNV-QNN_Cifar10_Testset.ipynb, max cycles from its config.h",
+                 scope=Scope.BOARD_MEASUREMENT)
 BOARD_MEASUREMENTS = (
-    BoardMeasurement("CNV W1A1", 1, 1, 300, 9150, 9228, 32400, board="ultra96", **_BNN_PYNQ),
-    BoardMeasurement("CNV W2A2", 2, 2, 300, 2580, 2595, 115200, board="ultra96", **_BNN_PYNQ),
+    BoardMeasurement("CNV W1A1", 1, 1, 300, 9150, 9155, 32768, "cnvW1A1", board="ultra96", **_BNN_PYNQ),
+    BoardMeasurement("CNV W2A2", 2, 2, 300, 2580, 2604, 115200, "cnvW2A2", board="ultra96", **_BNN_PYNQ),
+)
+
+
+@dataclass(frozen=True)
+class SynthesisAnchor(Reference):
+    """Resources Vivado reported for a known folding of CNV: what FINN's estimates are calibrated
+    against. ``bram18`` counts 18 Kb blocks (a RAMB36 is 2); ``shell`` says whether the figure
+    includes the platform shell around the accelerator (whole design) or not (accelerator only)."""
+
+    design: str
+    weight_bits: int
+    act_bits: int
+    folding_file: str  # under data/: the folding synthesised
+    shell: bool
+    tool: str
+    lut: int
+    ff: int
+    bram18: int
+    dsp: int
+    differs: str  # what differs from the design finn-plus builds from the same folding
+    calibrates: bool = True  # False: a design FINN no longer builds (shown, not used for margins)
+
+    def folding(self) -> dict:
+        return reference_folding(self.folding_file)
+
+
+_IMPLEMENTED = dict(scope=Scope.SYNTHESIS, board="pynq-z1", shell=True,
+                    tool="Vivado 2018.2, Pynq-Z1, implemented, whole design")
+_BNN_PYNQ_DIFFERS = ("BNN-PYNQ's own 2018 HLS library (weights and thresholds as HLS arrays in its own packing) and "
+                     "shell (its HLS top's AXI master on the Zynq PS, no DMA IP); last layer 64 padded outputs at PE 4 "
+                     "(finn-plus: 10 at PE 5)")
+_PR209 = dict(scope=Scope.SYNTHESIS, board="pynq-z1", shell=False,
+              source="Xilinx/finn pull request #209, comment of 2020-09-05 (cnv-w1a1 ZynqBuild)",
+              tool="Vivado, Pynq-Z1, FINN ZynqBuild post-synthesis, excluding shell",
+              folding_file="finn-foldings/cnv-w1a1.json")
+_PR209_DIFFERS = ("FINN of Sep 2020 (HLS layers, decoupled weights), in the end-to-end test's folding (= FINN's "
+                  "shipped cnv-w1a1); that build's FIFO depths are not published (finn-plus: minimal)")
+SYNTHESIS_ANCHORS = (
+    SynthesisAnchor("CNV W1A1, BNN-PYNQ folding", 1, 1, "bnn-pynq-foldings/cnvW1A1.json", lut=26_072, ff=41_312,
+                    bram18=76 * 2 + 96, dsp=24, differs=_BNN_PYNQ_DIFFERS,
+                    source="BNN-PYNQ bnn/src/network/cnvW1A1/README.md", **_IMPLEMENTED),
+    SynthesisAnchor("CNV W1A2, BNN-PYNQ folding", 1, 2, "bnn-pynq-foldings/cnvW1A2.json", lut=40_321, ff=56_276,
+                    bram18=90 * 2 + 83, dsp=26, differs=_BNN_PYNQ_DIFFERS,
+                    source="BNN-PYNQ bnn/src/network/cnvW1A2/README.md", **_IMPLEMENTED),
+    SynthesisAnchor("CNV W2A2, BNN-PYNQ folding", 2, 2, "bnn-pynq-foldings/cnvW2A2.json", lut=37_302, ff=51_386,
+                    bram18=138 * 2 + 4, dsp=32, differs=_BNN_PYNQ_DIFFERS,
+                    source="BNN-PYNQ bnn/src/network/cnvW2A2/README.md", **_IMPLEMENTED),
+    SynthesisAnchor("CNV W1A1, FINN end-to-end folding, before PR #209", 1, 1, lut=26_487, ff=34_031,
+                    bram18=94 * 2 + 73, dsp=0, calibrates=False, **_PR209,
+                    differs=_PR209_DIFFERS + "; weight memories as before PR #209, which FINN has not built since"),
+    SynthesisAnchor("CNV W1A1, FINN end-to-end folding, after PR #209 (decoupled weight memories)", 1, 1,
+                    lut=21_135, ff=31_517, bram18=98 * 2 + 9, dsp=0, differs=_PR209_DIFFERS, **_PR209),
+) + tuple(
+    SynthesisAnchor(f"CNV W{run.bits}A{run.bits}, study: {run.method}", run.bits, run.bits,
+                    f"study-foldings/{run.run}.json", shell=False, lut=run.ooc_lut, ff=run.ooc_ff,
+                    bram18=2 * run.ooc_bram36, dsp=run.ooc_dsp, scope=Scope.SYNTHESIS, board=run.board,
+                    tool=f"Vivado, Pynq-Z1 part, out-of-context synthesis of the accelerator "
+                         f"(fmax {run.ooc_fmax_mhz} MHz)",
+                    differs="FINN v0.5b (2021): HLS sliding windows and thresholds (finn-plus: RTL), its DWCs and "
+                            "FIFOs; folding reconstructed from the study's reports",
+                    source=f"study, {run.run}/ooc_synth_and_timing.json")
+    for run in STUDY_FOLDING_RUNS if run.synthesised
 )
 
 FINN_FOLDINGS = {"w1a1": "cnv-w1a1.json", "w1a2": "cnv-w1a2.json", "w2a2": "cnv-w2a2.json"}
@@ -184,7 +260,7 @@ def finn_folding(weight_bits: int, act_bits: int) -> dict:
     name = f"w{weight_bits}a{act_bits}"
     if name not in FINN_FOLDINGS:
         raise UserError(f"FINN publishes CNV foldings only for {', '.join(FINN_FOLDINGS)}, not {name}")
-    return json.loads((DATA / "finn-foldings" / FINN_FOLDINGS[name]).read_text())
+    return reference_folding(f"finn-foldings/{FINN_FOLDINGS[name]}")
 
 
 def study_run_files(run: str) -> dict[str, dict]:

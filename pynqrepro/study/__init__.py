@@ -8,7 +8,10 @@ Each module has:
   either replaces the other's rows;
 - ``TABLE``, ``TITLE``, ``NOTES``: the report;
 - ``CASES``: the experiment's parametrisation; ``case.id`` is pytest's id, the case's fields are
-  ``pynqrepro report <table>`` options;
+  ``pynqrepro report <table>`` options; optionally ``REPORT_CASES``, a superset the report command
+  also offers when asked (values the experiment does not run, to keep CI short, e.g. more boards),
+  recorded under the same id scheme; ``case.cnv_bits`` the (weight, activation) bits of the
+  trained CNV it measures, or None (the pytest plugin asks the store for it before the case runs);
 - ``measure(setup, case)``: the measurement, as the study's method section describes it;
 - ``tabulate(results, setup, measurement)``: its rows, then the published figures beside them.
 
@@ -25,6 +28,7 @@ TABLES = {  # report table -> the module that measures it
     "pruning": "pynqrepro.study.pruning",
     "synthesis": "pynqrepro.study.synthesis",
     "board": "pynqrepro.study.board",
+    "calibration": "pynqrepro.study.calibration",
 }
 
 
@@ -38,6 +42,10 @@ class Bits:
     @property
     def id(self) -> str:
         return f"{self.weight_bits}w{self.act_bits}a"
+
+    @property
+    def cnv_bits(self) -> tuple[int, int]:
+        return self.weight_bits, self.act_bits
 
     @property
     def model(self) -> str:

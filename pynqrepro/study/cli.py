@@ -7,6 +7,7 @@ import dataclasses
 import importlib
 
 from pynqrepro.core.atomic import ensure_writable_dir
+from pynqrepro.core.errors import UserError
 from pynqrepro.core.options import (
     CommandParser,
     add_board_login_options,
@@ -16,7 +17,7 @@ from pynqrepro.core.options import (
     add_scale_option,
     add_store_option,
 )
-from pynqrepro.core.reports import merge_reports, write_index
+from pynqrepro.core.reports import merge_reports
 from pynqrepro.study import TABLES
 
 
@@ -26,7 +27,7 @@ def register(subparsers) -> None:
         description=__doc__.replace("``", ""),
         usage="pynqrepro report [--reports-dir DIR]\n       pynqrepro report TABLE [options]  "
               "(options: pynqrepro report TABLE --help)")
-    parser.add_argument("table", nargs="?", choices=sorted(TABLES), help="the report table to recompute")
+    parser.add_argument("table", nargs="?", choices=sorted(TABLES), help="the report table to recompute (default: none, only merge)")
     parser.add_argument("options", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     add_reports_option(parser.add_argument)
     parser.set_defaults(func=_report)
@@ -46,20 +47,35 @@ def table_parser(table: str, module, reports_dir) -> CommandParser:
     add_reports_option(parser.add_argument, default=reports_dir)
     add_board_login_options(parser.add_argument)
     for field in dataclasses.fields(module.CASES[0]):
-        values = sorted({getattr(case, field.name) for case in module.CASES})
+        default = sorted({getattr(case, field.name) for case in module.CASES})
+        values = sorted({getattr(case, field.name) for case in report_cases(module)})
+        more = sorted(set(values) - set(default))
+        also = f"; also {', '.join(map(str, more))}" if more else ""
         parser.add_argument(f"--{field.name.replace('_', '-')}", nargs="+", type=type(values[0]), choices=values,
                             metavar=field.name.upper(),
-                            help=f"only the cases with these values (default: all of {', '.join(map(str, values))})")
+                            help=f"only the cases with these values (default: all of {', '.join(map(str, default))}"
+                                 f"{also})")
     return parser
 
 
-def selected_cases(module, options) -> list:
-    """The table's cases whose every field is among the values given for it (all when none given)."""
-    def wanted(case) -> bool:
-        return all(getattr(options, f.name) is None or getattr(case, f.name) in getattr(options, f.name)
-                   for f in dataclasses.fields(case))
+def report_cases(module) -> tuple:
+    """The cases ``pynqrepro report`` offers: the experiment's, or the module's ``REPORT_CASES``,
+    a superset with values the experiment does not run (e.g. more boards)."""
+    return getattr(module, "REPORT_CASES", module.CASES)
 
-    return [case for case in module.CASES if wanted(case)]
+
+def selected_cases(module, options) -> list:
+    """The offered cases whose every field is among the values given for it; a field given no
+    values takes the experiment's (so no option at all selects exactly the experiment's cases)."""
+    def wanted(case) -> bool:
+        for f in dataclasses.fields(case):
+            given = getattr(options, f.name)
+            allowed = given if given is not None else {getattr(c, f.name) for c in module.CASES}
+            if getattr(case, f.name) not in allowed:
+                return False
+        return True
+
+    return [case for case in report_cases(module) if wanted(case)]
 
 
 def record(table: str, argv: list[str], reports_dir) -> None:
@@ -94,7 +110,9 @@ def _report(args) -> None:
     if args.table is not None:
         record(args.table, args.options, args.reports_dir)
         return
+    if not args.reports_dir.is_dir():
+        raise UserError(f"--reports-dir {args.reports_dir} is not a directory: pass the reports directory a "
+                        f"pytest run or `pynqrepro report TABLE` wrote (default: ./reports)")
     ensure_writable_dir(args.reports_dir, "--reports-dir")
-    written = merge_reports(args.reports_dir)
-    write_index(args.reports_dir)
+    written = merge_reports(args.reports_dir, index=True)
     print(f"merged {', '.join(written) or 'no new rows'}; index at {args.reports_dir / 'index.md'}")

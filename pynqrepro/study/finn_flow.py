@@ -1,17 +1,16 @@
 """The FINN flow on the trained CNVs (reports/finn_estimates.md).
 
-Method: verify the trained CNV bit-exactly through every FINN stage that executes in Python (the
-same test images through Brevitas, QONNX, FINN's tidied, streamlined and generic HW-layer graphs),
-then take FINN's own estimates of the HW-layer model on the board at PE = SIMD = 1 and at FINN's
+Method: verify the trained CNV through every FINN stage that executes in Python (the scale's test
+images through Brevitas, QONNX, FINN's tidied, streamlined and generic HW-layer graphs: the same
+top-1, and the integer stages bit for bit), then take FINN's own estimates of the HW-layer model on the board at PE = SIMD = 1 and at FINN's
 published CNV folding (where FINN publishes one), beside the study's FINN v0.5b estimate runs.
 """
 
 from dataclasses import dataclass
 
 from pynqrepro.core.results import Recorder
-from pynqrepro.finnflow import verify
 from pynqrepro.finnflow.estimate import NetworkEstimate
-from pynqrepro.finnflow.verify import Verification
+from pynqrepro.finnflow.verify import Verification, stored_verification
 from pynqrepro.pipeline import Network, Setup, holdout_images, trained_network
 from pynqrepro.references import STUDY_FOLDING_RUNS, has_finn_folding, select
 from pynqrepro.study import Bits, bit_widths
@@ -27,7 +26,11 @@ NOTES = [
     "pool layers keep FINN's defaults.",
     "Study rows: FINN v0.5b (the thesis), names mapped: StreamingFCLayer_Batch_N -> MVAU_hls_N, "
     "StreamingMaxPool_Batch -> depthwise SWG + Pool_hls. Study '1-bit' = W1A1, '2-bit' = W2A2, '4-bit' = W4A4.",
-    "Verification: top-1 agreement of QONNX with Brevitas and of each FINN stage with QONNX on test images.",
+    "Verification: top-1 agreement of QONNX with Brevitas and of each FINN stage with QONNX on the scale's "
+    "test images (smoke: all 360); bit-exact: images whose HW-layer graph's LabelSelect input equals the "
+    "streamlined graph's TopK input exactly (both integers; where one differs, the first HW node whose output "
+    "differs from the streamlined tensor of the same name is named). verify s: wall time of that verification "
+    "(FINN's node execution batched over images; cached per checkpoint, HW model and image set).",
 ]
 CASES = bit_widths((1, 1), (1, 2), (2, 2), (4, 4), (8, 8))  # every trained bit width
 
@@ -43,13 +46,13 @@ class FlowCheck:
 def measure(setup: Setup, case: Bits) -> FlowCheck:
     network = trained_network(setup, case.weight_bits, case.act_bits)
     images, _ = holdout_images(setup, setup.scale.verify_images)
-    verification = verify(network.model(), network.hw, images)
+    check = stored_verification(setup.store, network.checkpoint, network.hw, images)
     foldings = {"all PE=SIMD=1": None}
     if has_finn_folding(case.weight_bits, case.act_bits):
         foldings["FINN published"] = network.published_folding()
     estimates: dict[str, tuple[dict | None, NetworkEstimate]] = {
         name: (folding, network.estimate(folding)) for name, folding in foldings.items()}
-    return FlowCheck(case, network, verification, estimates)
+    return FlowCheck(case, network, check, estimates)
 
 
 def tabulate(results: Recorder, setup: Setup, flow: FlowCheck) -> None:
@@ -62,6 +65,7 @@ def tabulate(results: Recorder, setup: Setup, flow: FlowCheck) -> None:
             "est. fps": round(result.est_fps, 1), "latency ms": round(result.latency_ns / 1e6, 3),
             "LUT": round(result.totals["lut"]), "BRAM18": round(result.totals["bram18"]),
             "DSP": round(result.totals["dsp"]), "verification": flow.verification.agreement(),
+            "bit-exact": flow.verification.exactness(), "verify s": flow.verification.seconds,
             "source": f"pynqrepro ({setup.scale.name}, {board.clock_ns} ns)",
         }, config={"checkpoint": network.checkpoint.key, "hw_model": network.hw.key, "folding": folding})
     for run in select(STUDY_FOLDING_RUNS, board=board.name, weight_bits=case.weight_bits, act_bits=case.act_bits):
@@ -69,5 +73,5 @@ def tabulate(results: Recorder, setup: Setup, flow: FlowCheck) -> None:
             "model": case.model, "board": run.board, "folding": run.method,
             "max cycles": run.max_cycles, "bottleneck": run.bottleneck(),
             "est. fps": run.est_fps, "latency ms": None, "LUT": run.est_lut, "BRAM18": run.est_bram18,
-            "DSP": None, "verification": None,
+            "DSP": None, "verification": None, "bit-exact": None, "verify s": None,
         }, config={"run": run.run})

@@ -15,12 +15,14 @@ from pathlib import Path
 from pynqrepro.core.results import Recorder, is_reference_row
 from pynqrepro.core.scale import AccuracyDropLimit
 from pynqrepro.core.store import Artifact
-from pynqrepro.finnflow import hw_model_artifact, load_cnv, verify
-from pynqrepro.finnflow.verify import Verification
+from pynqrepro.finnflow.build import hw_model_artifact
+from pynqrepro.finnflow.export import load_cnv
+from pynqrepro.finnflow.verify import Verification, verify
 from pynqrepro.folding.optimise import Budget, board_budget
 from pynqrepro.folding.pruned import HardwarePoint, best_folding, describe_budget, masked_blocks, sweep_budget
 from pynqrepro.pipeline import Setup, holdout_images
-from pynqrepro.pruning.sweep import METHODS, StepResult, SweepConfig, run_sweep, sweep_recipe
+from pynqrepro.pruning.config import METHODS, SweepConfig
+from pynqrepro.pruning.sweep import StepResult, run_sweep, sweep_recipe
 from pynqrepro.references import STUDY_LUT_RATIO, STUDY_PRUNING_SWEEP, select
 from pynqrepro.training.recipes import trained_checkpoint, training_result
 from pynqrepro.training.trainer import RunOptions
@@ -32,11 +34,13 @@ FIGURE = "pruning_pareto.png"
 VERIFY_IMAGES = 10  # test images through every FINN stage of the most pruned channel network
 NOTES = [
     "sparsity: fraction of conv weights pruned (SIMD blocks: masked; channels: removed). FC layers stay dense.",
-    "est. fps / LUT / BRAM18: the fastest folding within the row's budget under FINN's cost model, at the "
-    f"board's default clock. The budget is the board's ({STUDY_LUT_RATIO:g} x LUTs, all BRAM18/DSP) when the dense "
-    "network fits it; otherwise (8-bit on a Pynq-Z1) the smallest LUT budget, rounded up to 0.05 x device, "
-    "that fits the dense network, so speed-ups compare like with like. 'fits board': some folding of the step "
-    f"fits the board's own budget ({STUDY_LUT_RATIO:g} x LUTs).",
+    "est. fps / LUT / BRAM18: the fastest folding whose whole design fits the row's budget under FINN's cost "
+    "model, at the board's default clock; the whole design is the compute nodes, the DWCs and FIFOs FINN's build "
+    "inserts (minimal depths; FIFO sizing on a Vivado host may deepen them) and the board's shell. The budget "
+    f"is the board's ({STUDY_LUT_RATIO:g} x LUTs, all BRAM18/DSP) when the dense network fits it; otherwise (8-bit "
+    "on a Pynq-Z1) the smallest LUT budget, rounded up to 0.05 x device, that fits the dense network, so "
+    "speed-ups compare like with like. 'fits board': some folding of the step fits the board's own budget "
+    f"({STUDY_LUT_RATIO:g} x LUTs), whole design.",
     "channels: kept counts per conv layer are multiples of 1/16 of its dense width (L1 channel scores), not "
     "of the dense folding's PE/SIMD: that rule left the fully parallel layers that bound throughput "
     "unprunable (2-bit step 1 gained nothing); the optimiser re-folds every step.",
@@ -53,6 +57,10 @@ HARDWARE_NOTE = {"simd_blocks": "estimate only (needs block-skipping input gener
 @dataclass(frozen=True)
 class Case:
     bits: int  # weight and activation bits
+
+    @property
+    def cnv_bits(self) -> tuple[int, int]:
+        return self.bits, self.bits
 
     @property
     def id(self) -> str:
@@ -135,7 +143,7 @@ def tabulate(results: Recorder, setup: Setup, sweeps: PruningSweeps) -> None:
         return {**common, "method": method, "step": step, "sparsity %": round(100 * sparsity, 1),
                 "acc %": round(acc, 2), "drop vs dense": round(sweeps.dense_acc - acc, 2),
                 "est fps": round(point.est_fps, 1), "speedup vs dense": round(point.est_fps / sweeps.base.est_fps, 3),
-                "LUT": point.lut, "BRAM18": point.bram18, "fits board": point.fits_board, "note": note,
+                "LUT (whole)": point.lut, "BRAM18 (whole)": point.bram18, "fits board": point.fits_board, "note": note,
                 "source": source}
 
     table.add(row("dense", 0, 0.0, sweeps.dense_acc, sweeps.base, HARDWARE_NOTE["channels"]),

@@ -12,7 +12,7 @@ from pynqrepro.core.errors import UserError
 from pynqrepro.core.results import Recorder
 from pynqrepro.finnflow.estimate import NetworkEstimate
 from pynqrepro.folding.optimise import board_budget, optimise
-from pynqrepro.folding.space import build_space
+from pynqrepro.folding.wholedesign import build_design
 from pynqrepro.pipeline import Network, Setup, synthesis_build, trained_network
 from pynqrepro.references import STUDY_FOLDING_RUNS, STUDY_LUT_RATIO, select
 from pynqrepro.study import Bits, bit_widths
@@ -28,7 +28,9 @@ NOTES = [
     "OOC: the accelerator alone (FINN's ooc_synth_and_timing.json), the figures FINN's estimates model; "
     "est/synth ratios against OOC, BRAM in 18 Kb units. Whole design: post-synthesis utilisation of the "
     "Zynq design with shell (post_synth_resources.json), WNS/fmax after routing (post_route_timing.rpt).",
-    f"exact: pynqrepro's folding optimiser at {STUDY_LUT_RATIO:g} x the board's LUTs (FINN's cost model).",
+    f"exact: pynqrepro's folding optimiser at {STUDY_LUT_RATIO:g} x the board's LUTs (FINN's cost model), budgeting "
+    "the whole design (compute nodes, FINN's DWCs and FIFOs at minimal depths, the board's shell); the build "
+    "then sizes its FIFOs by simulation, so its design LUT/BRAM may exceed that estimate.",
     "Study rows: its OOC synthesis results (FINN v0.5b, Pynq-Z1, 10 ns) with its own estimates.",
 ]
 CASES = bit_widths((1, 1), (1, 2), (2, 2))  # FINN publishes CNV foldings for these
@@ -53,10 +55,10 @@ class Syntheses:
 
 
 def _exact_folding(network: Network) -> tuple[dict | None, str]:
-    """The exact optimiser's folding at the study's LUT budget, or why none fits."""
+    """The exact optimiser's folding whose whole design fits the study's LUT budget, or why none fits."""
     budget = board_budget(network.board, STUDY_LUT_RATIO)
     try:
-        return optimise(build_space(network.hw_model, network.board.part), budget).config(), ""
+        return optimise(build_design(network.hw_model, network.board), budget).config(), ""
     except UserError as exc:  # nothing fits the budget: recorded as a note row
         return None, str(exc)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pynqrepro.core.boards import Board
 from pynqrepro.core.errors import UserError
+from pynqrepro.core.executor import JobSpec
 from pynqrepro.core.machine import missing_vivado
 from pynqrepro.core.store import Artifact, ArtifactStore
 from pynqrepro.finnflow.build import HW_MODEL
@@ -138,7 +139,7 @@ def synthesis_artifact(store: ArtifactStore, hw_artifact: Artifact, board: Board
               "steps": list(SYNTH_STEPS), "outputs": list(SYNTH_OUTPUTS)}
 
     def build(out_dir: Path) -> None:
-        reason = missing_vivado()
+        reason = missing_vivado(board.board_files)
         if reason:
             raise UserError(f"the FINN build {hw_artifact.key[:8]}/{board.name} is not cached and {reason}")
         folding_file = out_dir / FOLDING_FILE
@@ -146,7 +147,8 @@ def synthesis_artifact(store: ArtifactStore, hw_artifact: Artifact, board: Board
         run_finn_build(hw_artifact.file(HW_MODEL), synthesis_config(board, out_dir / BUILD_DIR, folding_file, clock_ns))
         check_package(BuildPaths(out_dir / BUILD_DIR).deploy)
 
-    return store.get_or_build("finn_synthesis", config, build, inputs={"hw_model": hw_artifact})
+    return store.get_or_build("finn_synthesis", config, build, inputs={"hw_model": hw_artifact},
+                              job=JobSpec("vivado"))
 
 
 def read_build(build_dir: Path, clock_ns: float) -> SynthesisBuild:

@@ -3,27 +3,28 @@ checkpoint for a board at a folding, with post-synthesis utilisation and timing 
 
 import json
 
-from pynqrepro.finnflow.cli import add_checkpoint_arguments
+from pynqrepro.core.errors import UserError
+from pynqrepro.finnflow.cli import add_checkpoint_arguments, checkpoint_hw_model
 
 
 def _build(args) -> None:
-    from pynqrepro.core.boards import get_board
-    from pynqrepro.core.store import ArtifactStore
-    from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+    from pynqrepro.finnflow.buildprep import whole_design_estimate
     from pynqrepro.finnflow.estimate import estimate
-    from pynqrepro.finnflow.foldconfig import apply_folding, resolve_folding
+    from pynqrepro.finnflow.foldconfig import apply_folding
     from pynqrepro.synthesis.build import finished_build
     from pynqrepro.synthesis.reports import estimate_ratios
-    from pynqrepro.training.checkpoint import import_checkpoint
 
-    board = get_board(args.board)
+    board, store, hw_artifact, hw_model, folding = checkpoint_hw_model(args)
     clock_ns = args.clock_ns or board.clock_ns
-    store = ArtifactStore(args.store_dir)
-    hw_artifact = hw_model_artifact(store, import_checkpoint(store, args.checkpoint), board)
-    hw_model = load_hw_model(hw_artifact)
-    folding = resolve_folding(args.folding, hw_model)
+    folded = apply_folding(hw_model, folding)
+    est = estimate(folded, board.part, clock_ns).totals
+    # what Vivado places is the whole design: the compute nodes, FINN's DWCs and FIFOs, the shell
+    whole, _ = whole_design_estimate(folded, board)
+    over = board.exceeded(whole["LUT"], whole["BRAM_18K"], whole["URAM"], whole["DSP"])
+    if over:  # Vivado would work for hours and then fail to place it
+        raise UserError(f"this folding does not fit {board.name} ({', '.join(over)} by FINN's estimate of the "
+                        f"whole design): pass a folding from pynqrepro fold, which fits the budget")
     result = finished_build(store, hw_artifact, board, folding, clock_ns)
-    est = estimate(apply_folding(hw_model, folding), board.part, clock_ns).totals
     ratios = estimate_ratios(est["lut"], est["bram18"], est["dsp"], result.ooc)
     if args.json:
         print(json.dumps({"build_dir": str(result.build_dir), "deploy_dir": str(result.deploy_dir),
@@ -40,6 +41,7 @@ def _build(args) -> None:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("build", help="FINN's full Vivado build of a checkpoint: bitfile, "
-                                                 "driver, deployment package, synthesis reports")
+                                                 "driver, deployment package, synthesis reports",
+                                   description=__doc__.replace("``", ""))
     add_checkpoint_arguments(parser)
     parser.set_defaults(func=_build)

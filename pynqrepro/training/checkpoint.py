@@ -7,9 +7,7 @@ the file alone. Writes are atomic: a run killed while saving leaves the previous
 
 import hashlib
 import io
-import pickle
 import shutil
-import zipfile
 from pathlib import Path
 
 import torch
@@ -32,16 +30,21 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def torch_file(path: Path, what: str, fix: str):
+    """``torch.load`` of a tensors-only file; anything else (text, truncated, foreign) is a UserError."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a text file, a truncated zip, a pickle of code: each raises its own type
+        raise UserError(f"{path} is not {what}: it is truncated, corrupt or another kind of file "
+                        f"(torch.load: {type(exc).__name__}): {fix}") from None
+
+
 def read_checkpoint(path: Path) -> dict:
     """The checkpoint dict at ``path``; a missing or unreadable file is a UserError."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist: pass the path of a {LAST} or {BEST} file")
-    try:
-        package = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
-        raise UserError(f"checkpoint {path} is corrupt ({type(exc).__name__}): delete it and "
-                        f"resume from another checkpoint or retrain") from None
+    package = torch_file(path, "a readable checkpoint", f"pass a {LAST} or {BEST} written by pynqrepro train")
     if not isinstance(package, dict) or "state_dict" not in package:
         raise UserError(f"{path} is not a training checkpoint (no state_dict): pass a {LAST} or {BEST} file")
     return package
@@ -62,6 +65,12 @@ def find_checkpoint(path: Path) -> Path:
                     return directory / name
         raise UserError(f"no {BEST} or {LAST} in {path}: pass a checkpoint file or a run directory")
     return path
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    """The ``checkpoint.tar`` an interrupted run left in ``run_dir`` (resume from it), else None."""
+    path = Path(run_dir) / "checkpoints" / LAST
+    return path if path.is_file() else None
 
 
 def load_model(path: Path) -> tuple[CNV, TrainConfig]:
@@ -87,7 +96,15 @@ def import_checkpoint(store: ArtifactStore, path: Path) -> Artifact:
     load_model(path)
     with open(path, "rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    return store.get_or_build("checkpoint", {"sha256": digest}, lambda out: shutil.copyfile(path, out / BEST))
+
+    def stored() -> Artifact:
+        return store.get_or_build("checkpoint", {"sha256": digest}, lambda out: shutil.copyfile(path, out / BEST))
+
+    artifact = stored()
+    if not artifact.file(BEST).is_file():  # an entry of an older layout: repair it
+        shutil.rmtree(artifact.path)
+        artifact = stored()
+    return artifact
 
 
 def pretrained_url(weight_bits: int, act_bits: int) -> str:
@@ -116,10 +133,9 @@ def load_pretrained(model: CNV, source: str) -> None:
         file = Path(source)
         if not file.is_file():
             raise UserError(f"pretrained weights {file} do not exist: pass a state_dict file or 'brevitas'")
-        try:
-            state_dict = torch.load(file, map_location="cpu", weights_only=True)
-        except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-            raise UserError(f"pretrained weights {file} are corrupt ({type(exc).__name__}): download them again") from None
+        state_dict = torch_file(file, "a state_dict file", "download the weights again or pass 'brevitas'")
+        if not isinstance(state_dict, dict):
+            raise UserError(f"pretrained weights {file} hold no state_dict: pass a state_dict file or 'brevitas'")
         if "state_dict" in state_dict:
             state_dict = state_dict["state_dict"]
     load_state(model, state_dict, f"pretrained weights {source}", "pick matching bit widths/widths")

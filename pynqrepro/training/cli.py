@@ -3,10 +3,12 @@
 from dataclasses import fields
 from pathlib import Path
 
+from pynqrepro.core.atomic import check_writable
 from pynqrepro.core.errors import UserError
-from pynqrepro.core.options import add_data_option, parse_int_list
-from pynqrepro.models.cnv import BIT_WIDTHS
-from pynqrepro.training.config import AUGMENTATIONS, DATASETS, TrainConfig
+from pynqrepro.core.executor import add_executor_options, executor_from_args
+from pynqrepro.core.options import add_data_option, add_store_option, parse_int_list, positive_float, positive_int
+from pynqrepro.models.spec import BIT_WIDTHS
+from pynqrepro.training.config import AUGMENTATIONS, DATASETS, TrainConfig, warn_absurd_lr
 
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not f.default_factory}
 
@@ -15,37 +17,45 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="quantization-aware training of CNV (Brevitas)",
                               description="Train CNV as the study did; checkpoints go to "
                                           "<experiments>/<CNV_xWyA>/checkpoints/.")
-    p.add_argument("--bit-width", type=int, help=f"weight and activation bits ({', '.join(map(str, BIT_WIDTHS))})")
-    p.add_argument("--weight-bits", type=int, help="weight bits (overrides --bit-width)")
-    p.add_argument("--act-bits", type=int, help="activation bits (overrides --bit-width)")
-    p.add_argument("--dataset", choices=DATASETS, help=f"default {DEFAULTS['dataset']}")
+    p.add_argument("--bit-width", type=int, help=f"weight and activation bits ({', '.join(map(str, BIT_WIDTHS))}) "
+                                                 f"(default: none; required unless --resume)")
+    p.add_argument("--weight-bits", type=int, help="weight bits (default: --bit-width)")
+    p.add_argument("--act-bits", type=int, help="activation bits (default: --bit-width)")
+    p.add_argument("--dataset", choices=DATASETS, help=f"training data (default {DEFAULTS['dataset']})")
     add_data_option(p.add_argument)
-    p.add_argument("--lr", type=float, help=f"Adam learning rate (default {DEFAULTS['lr']})")
-    p.add_argument("-b", "--batch-size", type=int, help=f"global batch (default {DEFAULTS['batch_size']})")
-    p.add_argument("--epochs", type=int, help=f"default {DEFAULTS['epochs']}")
-    p.add_argument("--lr-step", type=int, help=f"epochs between lr halvings (default {DEFAULTS['lr_step']})")
-    p.add_argument("--augment", choices=AUGMENTATIONS, help=f"default {DEFAULTS['augment']}")
+    p.add_argument("--lr", type=positive_float, help=f"Adam learning rate (default {DEFAULTS['lr']})")
+    p.add_argument("-b", "--batch-size", type=positive_int, help=f"global batch, at most the training set (default {DEFAULTS['batch_size']})")
+    p.add_argument("--epochs", type=positive_int, help=f"epochs to train (default {DEFAULTS['epochs']})")
+    p.add_argument("--lr-step", type=positive_int, help=f"epochs between lr halvings (default {DEFAULTS['lr_step']})")
+    p.add_argument("--augment", choices=AUGMENTATIONS, help=f"training-set augmentation (default {DEFAULTS['augment']})")
     p.add_argument("--val-fraction", type=float, help=f"validation split held out of train "
                                                       f"(default {DEFAULTS['val_fraction']})")
-    p.add_argument("--seed", type=int, help=f"default {DEFAULTS['seed']}")
+    p.add_argument("--seed", type=int, help=f"seed of weights, split and data order (default {DEFAULTS['seed']})")
     p.add_argument("--conv-channels", help=f"six comma-separated conv widths (default: "
                                            f"{','.join(map(str, DEFAULTS['conv_channels']))})")
     p.add_argument("--fc-features", help=f"two comma-separated FC widths (default: "
                                          f"{','.join(map(str, DEFAULTS['fc_features']))})")
-    p.add_argument("--pretrained", help="'brevitas' (published 1w1a/1w2a/2w2a weights) or a state_dict file")
+    p.add_argument("--pretrained", help="'brevitas' (published 1w1a/1w2a/2w2a weights) or a state_dict file (default: none)")
     p.add_argument("-j", "--workers", type=int, default=0, help="data loader processes (default: %(default)s)")
-    p.add_argument("--experiments", type=Path, default=Path("experiments_out"), help="output root (default: %(default)s)")
-    p.add_argument("--resume", type=Path, help="continue from this checkpoint.tar (its config is used)")
-    p.add_argument("--evaluate", action="store_true", help="only evaluate the --resume checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    p.add_argument("--experiments", type=Path, default=Path("experiments_out"), help="output root of the runs (default: ./%(default)s)")
+    p.add_argument("--resume", type=Path, help="continue from this checkpoint.tar (its config is used) (default: none)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier run in <experiments>/<CNV_xWyA> (default: refuse, naming --resume)")
+    p.add_argument("--evaluate", action="store_true", help="only evaluate the --resume checkpoint (default: off)")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars (default: bars on)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model: minutes to compile, then faster steps (a warning and eager "
+                        "training where it fails) (default: off)")
     p.add_argument("--dist-url", default="env://", help="rendezvous of the processes (default: %(default)s)")
-    p.add_argument("--dist-backend", choices=("nccl", "gloo"), help="default nccl with CUDA, else gloo")
+    p.add_argument("--dist-backend", choices=("nccl", "gloo"), help="torch.distributed backend (default: nccl with CUDA, else gloo)")
     p.add_argument("--multiprocessing-distributed", action="store_true",
-                   help="spawn one process per GPU (or --nproc-per-node) on this node")
-    p.add_argument("--nproc-per-node", type=int, help="processes to spawn (default: visible GPUs)")
-    p.add_argument("--world-size", type=int, default=1,
+                   help="spawn one process per GPU (or --nproc-per-node) on this node (default: off)")
+    p.add_argument("--nproc-per-node", type=positive_int, help="processes to spawn (default: visible GPUs)")
+    p.add_argument("--world-size", type=positive_int, default=1,
                    help="processes (nodes with --multiprocessing-distributed) (default: %(default)s)")
     p.add_argument("--rank", type=int, default=0, help="this process's (node's) rank (default: %(default)s)")
+    add_executor_options(p.add_argument)
+    add_store_option(p.add_argument)  # --executor slurm: the training lands there, built once, as a job
     p.set_defaults(func=run)
 
 
@@ -99,15 +109,55 @@ def run(args) -> None:
     if args.evaluate:
         _evaluate(args)
         return
+    if args.executor != "local":
+        _train_as_job(args)
+        return
     cfg = config_from_args(args)
+    warn_absurd_lr(cfg.lr, "--lr")
+    check_writable(args.experiments, "--experiments", directory=True)
     spec = resolve(args.world_size, args.rank, args.dist_url, args.dist_backend,
                    args.multiprocessing_distributed, args.nproc_per_node)
+    if not args.resume and args.rank == 0:  # the other nodes of a multi-node run share rank 0's folder
+        claim_run_dir(args.experiments / cfg.name, args.overwrite)
     run_dir = args.resume.resolve().parent.parent if args.resume else None
     opts = RunOptions(experiments=args.experiments, data_dir=args.data_dir, workers=args.workers,
-                      resume=args.resume, run_dir=run_dir, progress=not args.no_progress)
+                      resume=args.resume, run_dir=run_dir, progress=not args.no_progress, compile=args.compile)
     result = launch(cfg, opts, spec)
     if result is not None:
-        val = "-" if result.val_acc is None else f"{result.val_acc:.2f}%"
-        print(f"{cfg.name}: best epoch {result.best_epoch} val {val} test {result.test_acc:.2f}% "
-              f"(best test {result.best_test_acc:.2f}%), {result.images_per_s:.0f} images/s; "
-              f"checkpoints in {result.run_dir / 'checkpoints'}")
+        _print_result(cfg, result)
+
+
+def claim_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """A new run never silently replaces an earlier one's checkpoints: refuse, naming the ways on.
+    With --overwrite the new run replaces them as it saves its first epoch (a run that fails before
+    that leaves the earlier one intact)."""
+    from pynqrepro.training.checkpoint import BEST, LAST
+
+    earlier = [run_dir / "checkpoints" / name for name in (LAST, BEST) if (run_dir / "checkpoints" / name).is_file()]
+    if earlier and not overwrite:
+        raise UserError(f"{run_dir} already holds a run: continue it with --resume {earlier[0]}, replace it "
+                        f"with --overwrite, or pass another --experiments directory")
+
+
+def _print_result(cfg, result) -> None:
+    val = "-" if result.val_acc is None else f"{result.val_acc:.2f}%"
+    print(f"{cfg.name}: best epoch {result.best_epoch} val {val} test {result.test_acc:.2f}% "
+          f"(best test {result.best_test_acc:.2f}%), {result.images_per_s:.0f} images/s; "
+          f"checkpoints in {result.run_dir / 'checkpoints'}")
+
+
+def _train_as_job(args) -> None:
+    """Train through the store as a cluster job: built once, resumed after requeues, shared."""
+    from pynqrepro.core.store import ArtifactStore
+    from pynqrepro.training.recipes import train_artifact, training_result
+
+    given = {"--resume": args.resume, "--multiprocessing-distributed": args.multiprocessing_distributed,
+             "--world-size": args.world_size != 1}
+    for flag in (flag for flag, value in given.items() if value):
+        raise UserError(f"{flag} is for --executor local: a SLURM training resumes by itself and takes "
+                        f"its processes from the cluster config's [train] nodes/tasks_per_node")
+    cfg = config_from_args(args)
+    warn_absurd_lr(cfg.lr, "--lr")
+    check_writable(args.store_dir, "--store-dir", directory=True)
+    store = ArtifactStore(args.store_dir, executor=executor_from_args(args))
+    _print_result(cfg, training_result(train_artifact(store, cfg, args.data_dir.absolute())))

@@ -3,10 +3,17 @@
 from dataclasses import asdict, dataclass, fields
 
 from pynqrepro.core.errors import UserError
-from pynqrepro.models.cnv import CONV_CHANNELS, CNV, FC_FEATURES, check_bits
+from pynqrepro.core.logs import warn
+from pynqrepro.models.spec import CONV_CHANNELS, FC_FEATURES, check_bits, check_widths
 
+LR_SANE_MAX = 1.0  # Adam (and SGD) steps above this blow BatchNorm'd nets up: legal, never useful
 DATASETS = ("cifar10", "digits")
+GPU_DATASETS = ("cifar10",)  # trained for hours: their cluster jobs ask for GPUs
 AUGMENTATIONS = ("crop_flip", "crop", "none")
+MEMORY_FORMATS = ("channels_last", "contiguous")  # torch.channels_last, torch.contiguous_format
+# The kernels a config saved before these fields existed was trained with: from_dict fills them in,
+# so such a checkpoint resumes with its own arithmetic and never shares a key with a newer run.
+EARLIER_KERNELS = {"memory_format": "contiguous", "fused_adam": False}
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,11 @@ class TrainConfig:
     conv_channels: tuple = CONV_CHANNELS
     fc_features: tuple = FC_FEATURES
     pretrained: str | None = None  # "brevitas" (published weights) or a state_dict path
+    max_steps: int | None = None  # a dry run: stop after this many optimizer steps in all
+    # Faster kernels for the same maths, with other float rounding (NHWC convolutions sum in another
+    # order, fused Adam rounds its update differently): part of the result, so part of the key.
+    memory_format: str = "channels_last"  # of the model and its input batches
+    fused_adam: bool = True  # one fused kernel for the whole Adam step
 
     def __post_init__(self):
         check_bits("weight bit width", self.weight_bits)
@@ -37,30 +49,61 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise UserError(f"{name.replace('_', ' ')} must be a positive integer, got {value!r}")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps <= 0):
+            raise UserError(f"max steps must be a positive integer, got {self.max_steps!r}")
         if not self.lr > 0:
             raise UserError(f"learning rate must be positive, got {self.lr!r}")
         if self.dataset not in DATASETS:
             raise UserError(f"unknown dataset {self.dataset!r}: choose one of {', '.join(DATASETS)}")
         if self.augment not in AUGMENTATIONS:
             raise UserError(f"unknown augmentation {self.augment!r}: choose one of {', '.join(AUGMENTATIONS)}")
+        if self.memory_format not in MEMORY_FORMATS:
+            raise UserError(f"unknown memory format {self.memory_format!r}: choose one of {', '.join(MEMORY_FORMATS)}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise UserError(f"validation fraction must be in [0, 1), got {self.val_fraction!r}")
-        object.__setattr__(self, "conv_channels", tuple(self.conv_channels))
-        object.__setattr__(self, "fc_features", tuple(self.fc_features))
+        object.__setattr__(self, "conv_channels", check_widths("conv channels", self.conv_channels, len(CONV_CHANNELS)))
+        object.__setattr__(self, "fc_features", check_widths("fc features", self.fc_features, len(FC_FEATURES)))
 
     @property
     def name(self) -> str:
         """Experiment directory name, as the study's trainer names it (CNV_2W2A)."""
         return f"CNV_{self.weight_bits}W{self.act_bits}A"
 
+    @property
+    def wants_gpu(self) -> bool:
+        """Hours of work: the dataset is a GPU one and no step cap makes it a dry run."""
+        return self.dataset in GPU_DATASETS and self.max_steps is None
+
+    @property
+    def torch_memory_format(self):
+        """The torch.memory_format (imported here: the config itself needs no torch)."""
+        import torch
+
+        return {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}[self.memory_format]
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The config as plain data (the artifact key); without ``max_steps`` when unset, so runs
+        keyed before that field existed keep their keys."""
+        data = asdict(self)
+        if data["max_steps"] is None:
+            del data["max_steps"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{**EARLIER_KERNELS, **{k: v for k, v in data.items() if k in known}})
 
-    def build_model(self) -> CNV:
+    def build_model(self):
+        """The CNV of this configuration (imported here: the config itself needs no torch)."""
+        from pynqrepro.models.cnv import CNV
+
         return CNV(self.weight_bits, self.act_bits, in_bits=self.in_bits,
                    conv_channels=self.conv_channels, fc_features=self.fc_features)
+
+
+def warn_absurd_lr(lr: float, option: str) -> None:
+    """A learning rate that is legal but will train to chance gets one warning line before the work."""
+    if lr > LR_SANE_MAX:
+        warn(f"{option} {lr:g} is above {LR_SANE_MAX:g}: Adam will diverge and the run stay at chance "
+             f"accuracy; the study uses 1e-4..0.02")

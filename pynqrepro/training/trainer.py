@@ -6,11 +6,20 @@ Everything random is derived from the config's seed and the epoch number (model 
 order, augmentation), so a run resumed from ``checkpoint.tar`` ends with the same weights as an
 uninterrupted one. Under DDP ``batch_size`` is the global batch, split evenly
 over the ranks; rank 0 evaluates and writes checkpoints.
+
+Speed: the model and its input batches take the config's memory format (channels_last: the fast
+convolution kernels on CPU and GPU), Adam runs fused and the CNV's quantizers clamp in one kernel
+(``models.cnv.Clamp``, bit-identical to Brevitas's). On CUDA the data sets stay resident on the
+GPU and each batch is gathered and augmented there (``ResidentBatches``: the same batches as the CPU
+path's DataLoader, from the same draws), cuDNN autotunes its kernels, and ``RunOptions.compile``
+adds torch.compile.
 """
 
+import copy
 import csv
 import io
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,9 +34,10 @@ from tqdm import tqdm
 
 from pynqrepro.core.atomic import atomic_write_text
 from pynqrepro.core.errors import UserError
+from pynqrepro.core.logs import user_stream
 from pynqrepro.data.splits import ImageSet, Splits, load_splits
 from pynqrepro.training.checkpoint import BEST, LAST, load_pretrained, read_checkpoint, save_checkpoint
-from pynqrepro.training.config import TrainConfig
+from pynqrepro.training.config import EARLIER_KERNELS, TrainConfig
 
 LOG = "log.csv"
 PROGRESS_EVERY = 10  # steps between progress-bar updates of loss and accuracy
@@ -40,13 +50,20 @@ class RunOptions:
 
     experiments: Path
     data_dir: Path | None = None
-    workers: int = 0
+    workers: int = 0  # DataLoader processes (CPU path)
     resume: Path | None = None
     run_dir: Path | None = None  # default: <experiments>/<config.name>
     device: str | None = None  # default: this rank's GPU if CUDA is available, else CPU
     progress: bool = True
     rank: int = 0
     world_size: int = 1
+    # Batches gathered and augmented on the training device from the data set held there, not by a
+    # DataLoader (the same batches either way). None: on CUDA.
+    resident_data: bool | None = None
+    # torch.compile the model (forward and backward compiled before the first epoch; where that
+    # fails, a warning and eager training). Like the device, it changes float rounding only, so it
+    # is not part of the artifact key.
+    compile: bool = False
     # Called on the freshly built model (after --pretrained, before a resume loads its state):
     # fine-tuning stages use it to load their starting weights and attach hooks (pruning masks) and
     # key their own artifacts on what it does.
@@ -66,17 +83,38 @@ class TrainResult:
     images_per_s: float
 
 
+class ResidentBatches:
+    """The GPU path's loader: each batch gathered and augmented where the data set lives, in the
+    order a DataLoader over the same sampler gives (its batches, without worker processes or host
+    copies)."""
+
+    def __init__(self, dataset: ImageSet, sampler: DistributedSampler, batch_size: int):
+        self.dataset, self.batch_size = dataset, batch_size
+        self.order = torch.tensor(list(sampler), device=dataset.images.device)
+
+    def __len__(self) -> int:
+        return len(self.order) // self.batch_size
+
+    def __iter__(self):
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield self.dataset.batch(self.order[start:start + self.batch_size])
+
+
 def make_loader(dataset: ImageSet, batch_size: int, seed: int, epoch: int, rank: int = 0,
-                world_size: int = 1, workers: int = 0) -> DataLoader:
-    """This rank's shuffled batches for ``epoch``; the same order for a given (seed, epoch)."""
+                world_size: int = 1, workers: int = 0, resident: bool = False) -> DataLoader | ResidentBatches:
+    """This rank's shuffled batches for ``epoch``; the same batches for a given (seed, epoch),
+    whether a DataLoader or (``resident``) the data set's own device builds them."""
     dataset.set_epoch(epoch)
     sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
     sampler.set_epoch(epoch)
+    if resident:
+        return ResidentBatches(dataset, sampler, batch_size)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=True,
                       pin_memory=torch.cuda.is_available())
 
 
-def evaluate(model: nn.Module, dataset: ImageSet, device, batch_size: int = 500) -> float:
+def evaluate(model: nn.Module, dataset: ImageSet, device, batch_size: int = 500,
+             memory_format: torch.memory_format = torch.contiguous_format) -> float:
     """Top-1 accuracy in percent."""
     model.eval()
     correct = 0
@@ -84,12 +122,21 @@ def evaluate(model: nn.Module, dataset: ImageSet, device, batch_size: int = 500)
         for start in range(0, len(dataset), batch_size):
             images = dataset.images[start:start + batch_size].to(device).float().div_(255.0)
             labels = dataset.labels[start:start + batch_size].to(device)
-            correct += (model(images).argmax(1) == labels).sum().item()
+            correct += (model(images.contiguous(memory_format=memory_format)).argmax(1) == labels).sum().item()
     return 100.0 * correct / len(dataset)
 
 
-def train_epoch(model, loader, optimizer, criterion, clip, device, bar=None) -> tuple[float, float, int]:
-    """One pass over ``loader``: (mean loss, accuracy %, images seen on this rank).
+def build_optimizer(cfg: TrainConfig, net: nn.Module) -> torch.optim.Adam:
+    """The study's Adam, fused into one kernel where the config says so."""
+    return torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            fused=True if cfg.fused_adam else None)
+
+
+def train_epoch(model, loader, optimizer, criterion, clip, device, bar=None,
+                memory_format: torch.memory_format = torch.contiguous_format,
+                max_batches: int | None = None) -> tuple[float, float, int]:
+    """One pass over ``loader`` (its first ``max_batches`` batches, when given): (mean loss,
+    accuracy %, images seen on this rank).
 
     Running sums stay on the device; the host reads them only for the progress bar every few steps.
     """
@@ -98,7 +145,10 @@ def train_epoch(model, loader, optimizer, criterion, clip, device, bar=None) -> 
     correct = torch.zeros((), dtype=torch.long, device=device)
     seen = 0
     for step, (images, labels) in enumerate(loader, 1):
-        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        if max_batches is not None and step > max_batches:
+            break
+        images = images.to(device, non_blocking=True, memory_format=memory_format)
+        labels = labels.to(device, non_blocking=True)
         output = model(images)
         loss = criterion(output, labels)
         optimizer.zero_grad()
@@ -116,10 +166,11 @@ def train_epoch(model, loader, optimizer, criterion, clip, device, bar=None) -> 
 
 
 def same_run(saved: dict | None, cfg: TrainConfig) -> bool:
-    """A checkpoint continues ``cfg`` if only the epoch count differs (resuming may extend a run)."""
+    """A checkpoint continues ``cfg`` if only the epoch count differs (resuming may extend a run);
+    a checkpoint from before the kernel fields was trained with the earlier kernels."""
     if saved is None:
         return False
-    return {**saved, "epochs": cfg.epochs} == cfg.to_dict()
+    return {**EARLIER_KERNELS, **saved, "epochs": cfg.epochs} == cfg.to_dict()
 
 
 def _device(opts: RunOptions) -> torch.device:
@@ -161,6 +212,7 @@ class Progress:
     train_seconds: float = 0.0
     wall_seconds: float = 0.0
     train_images: int = 0
+    steps: int = 0  # optimizer steps so far (a dry run stops at the config's max_steps)
 
     @classmethod
     def saved(cls, progress: dict) -> "Progress":
@@ -183,7 +235,8 @@ class Run:
     net: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: StepLR
-    splits: Splits
+    splits: Splits  # on the training device when resident
+    resident: bool  # batches built by ResidentBatches (else a DataLoader)
     progress: Progress
     log_rows: list
     run_dir: Path
@@ -204,6 +257,23 @@ class EpochStats:
     started: float  # perf_counter() at its start
 
 
+def compile_model(model: nn.Module, net: nn.Module, batch_shape: tuple, device, memory_format) -> nn.Module:
+    """``torch.compile(model)`` with its forward and backward compiled now, on a batch of zeros (the
+    state that touches is put back), or ``model`` itself with a warning where compiling fails."""
+    state = copy.deepcopy(net.state_dict())
+    compiled = torch.compile(model)
+    try:
+        model.train()
+        compiled(torch.zeros(batch_shape, device=device).contiguous(memory_format=memory_format)).sum().backward()
+    except Exception as error:  # dynamo and its backends raise many types; any means: train eagerly
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        warnings.warn(f"torch.compile failed, training eagerly: {type(error).__name__}: {first_line}", stacklevel=2)
+        compiled = model
+    net.load_state_dict(state)
+    net.zero_grad(set_to_none=True)
+    return compiled
+
+
 def restore(cfg: TrainConfig, opts: RunOptions) -> Run:
     """The run as it stands: a seeded model (pretrained weights and ``init_model`` applied), the
     data, Adam and the step lr schedule, then ``opts.resume``'s weights, optimiser state and
@@ -212,15 +282,24 @@ def restore(cfg: TrainConfig, opts: RunOptions) -> Run:
         raise UserError(f"batch size {cfg.batch_size} does not split over {opts.world_size} processes: "
                         f"use a multiple of the world size")
     device = _device(opts)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # batches keep one shape: autotuned kernels pay off
     run_dir = Path(opts.run_dir or Path(opts.experiments) / cfg.name)
     torch.manual_seed(cfg.seed)
     net = cfg.build_model()
     if cfg.pretrained:
         load_pretrained(net, cfg.pretrained)
+    net.to(device, memory_format=cfg.torch_memory_format)  # before init_model: its hooks meet the weights there
     if opts.init_model is not None:
         opts.init_model(net)
+    resident = device.type == "cuda" if opts.resident_data is None else opts.resident_data
     splits = load_splits(cfg.dataset, opts.data_dir, cfg.val_fraction, cfg.augment, cfg.seed)
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.batch_size > len(splits.train):  # drop_last: not one step would be taken
+        raise UserError(f"batch size {cfg.batch_size} is larger than the {len(splits.train)} training images of "
+                        f"{cfg.dataset}: use --batch-size {len(splits.train)} or less")
+    if resident:
+        splits = splits.to(device)
+    optimizer = build_optimizer(cfg, net)
     scheduler = StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
     progress = Progress()
     if opts.resume:
@@ -232,27 +311,31 @@ def restore(cfg: TrainConfig, opts: RunOptions) -> Run:
         optimizer.load_state_dict(package["optim_dict"])
         scheduler.load_state_dict(package["scheduler"])
         progress = Progress.saved(package["progress"])
-    net.to(device)
     model = net
     if opts.world_size > 1:
         model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if opts.compile:
+        batch_shape = (cfg.batch_size // opts.world_size, *splits.train.images.shape[1:])
+        model = compile_model(model, net, batch_shape, device, cfg.torch_memory_format)
     log_rows = _read_log(run_dir / LOG, progress.epoch) if opts.rank == 0 else []
-    return Run(cfg, opts, device, model, net, optimizer, scheduler, splits, progress, log_rows, run_dir)
+    return Run(cfg, opts, device, model, net, optimizer, scheduler, splits, resident, progress, log_rows, run_dir)
 
 
 def run_epoch(run: Run, epoch: int) -> EpochStats:
     """One pass over this rank's share of the training set, then the lr schedule's step."""
     cfg, opts = run.cfg, run.opts
     loader = make_loader(run.splits.train, cfg.batch_size // opts.world_size, cfg.seed, epoch, opts.rank,
-                         opts.world_size, opts.workers)
+                         opts.world_size, opts.workers, run.resident)
+    batches = len(loader) if cfg.max_steps is None else min(len(loader), cfg.max_steps - run.progress.steps)
     lr = run.optimizer.param_groups[0]["lr"]
-    with tqdm(total=len(loader), desc=f"{cfg.name} epoch {epoch}/{cfg.epochs}", leave=False,
+    with tqdm(total=batches, desc=f"{cfg.name} epoch {epoch}/{cfg.epochs}", leave=False, file=user_stream(),
               disable=not (opts.progress and run.is_main)) as bar:
         started = time.perf_counter()
         loss, acc, seen = train_epoch(run.model, loader, run.optimizer, nn.CrossEntropyLoss(), run.net.clip_weights,
-                                      run.device, bar)
+                                      run.device, bar, cfg.torch_memory_format, max_batches=batches)
         seconds = time.perf_counter() - started
     run.scheduler.step()
+    run.progress.steps += batches
     run.progress.epoch = epoch
     run.progress.train_seconds += seconds
     run.progress.train_images += seen * opts.world_size
@@ -263,8 +346,9 @@ def select_and_save(run: Run, stats: EpochStats) -> None:
     """Rank 0 after an epoch: evaluate, keep the epoch if its selection score is the best so far,
     append the log and write ``checkpoint.tar`` (and ``model_best.pth.tar`` for a best epoch)."""
     progress, epoch = run.progress, stats.epoch
-    val_acc = evaluate(run.net, run.splits.val, run.device) if run.splits.val is not None else None
-    test_acc = evaluate(run.net, run.splits.test, run.device)
+    fmt = run.cfg.torch_memory_format
+    val_acc = evaluate(run.net, run.splits.val, run.device, memory_format=fmt) if run.splits.val is not None else None
+    test_acc = evaluate(run.net, run.splits.test, run.device, memory_format=fmt)
     score = val_acc if val_acc is not None else test_acc
     is_best = score >= progress.best_score
     if is_best:
@@ -293,6 +377,8 @@ def train(cfg: TrainConfig, opts: RunOptions) -> TrainResult:
     """Train (or continue, with ``opts.resume``) and return the run's accuracies and speed."""
     run = restore(cfg, opts)
     for epoch in range(run.progress.epoch + 1, cfg.epochs + 1):
+        if cfg.max_steps is not None and run.progress.steps >= cfg.max_steps:
+            break  # a dry run: the last epoch it ran is the run's last
         stats = run_epoch(run, epoch)
         if run.is_main:
             select_and_save(run, stats)

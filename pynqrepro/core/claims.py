@@ -1,0 +1,204 @@
+"""Build claims: which process or SLURM job is building an artifact, visible to every host that
+shares the store.
+
+A claim is the file ``<stage>/.<key>.claim``, a JSON record of its holder. It is created with
+link(2) from a private temporary file, which either creates the name or fails with EEXIST
+atomically on local filesystems, NFS v3/v4, Lustre, GPFS (Spectrum Scale), BeeGFS and CephFS; a
+lost NFS reply is settled by the temporary file's link count, as open(2) recommends. Nothing
+relies on flock/fcntl locks, which need NFS's lock manager and outlive a dead compute node.
+Filesystems without hard links (SMB/CIFS, object-store FUSE mounts) cannot hold a shared store.
+
+Whether the holder still lives is read from the record: a SLURM job by SLURM's job state; a
+process on this host by its pid and start time; a process on another host by its heartbeat (it
+touches the claim every HEARTBEAT_S; a waiter that sees no change for STALE_S seconds of its own
+clock takes it for dead, so the hosts' clocks need not agree).
+"""
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+HEARTBEAT_S = 30.0
+STALE_S = 300.0
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (tells a reused pid from the holder), None off Linux."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+HOST = socket.gethostname()
+BOOT = _boot_id()
+
+
+@dataclass(frozen=True)
+class ClaimRecord:
+    """Who builds ``stage/key``: a process, and once submitted its SLURM job."""
+
+    stage: str
+    key: str
+    session: str  # the store session that made the claim (a failure is news to it)
+    executor: str = "local"
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    host: str = HOST
+    boot: str = BOOT
+    pid: int = field(default_factory=os.getpid)
+    pid_start: str | None = field(default_factory=lambda: _process_start(os.getpid()))
+    kind: str | None = None  # the job's resource class (train, finn, vivado)
+    job_id: str | None = None
+    log: str | None = None  # the job's stderr log
+    state: str = "building"  # building (a process holds it) | submitted (a SLURM job does) | failed
+    error: str | None = None  # one line, when state is failed
+
+
+@dataclass(frozen=True)
+class HolderStatus:
+    """What a waiter learns about a claim's holder."""
+
+    alive: bool
+    describe: str  # e.g. "SLURM job 12 RUNNING on node3", "pid 4711 on login1"
+    error: str | None = None  # why it ended, one line naming the fix, when it failed
+    job_id: str | None = None  # set when the holder is a SLURM job
+
+
+def _write_private(path: Path, record: ClaimRecord) -> Path:
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w") as handle:
+        json.dump(asdict(record), handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return tmp
+
+
+def try_claim(path: Path, record: ClaimRecord) -> bool:
+    """Create the claim ``path`` holding ``record`` unless one exists; True if it is ours."""
+    tmp = _write_private(path, record)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:
+        return os.stat(tmp).st_nlink == 2  # NFS: the link was made but its reply was lost
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_claim(path: Path) -> ClaimRecord | None:
+    try:
+        return ClaimRecord(**json.loads(Path(path).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def update_claim(path: Path, record: ClaimRecord) -> bool:
+    """Replace our claim's record (e.g. with the job id); False if the claim is no longer ours."""
+    current = read_claim(path)
+    if current is None or current.token != record.token:
+        return False
+    os.replace(_write_private(path, record), path)
+    return True
+
+
+def release_claim(path: Path, token: str) -> None:
+    current = read_claim(path)
+    if current is not None and current.token == token:
+        Path(path).unlink(missing_ok=True)
+
+
+def break_claim(path: Path, stale: ClaimRecord) -> None:
+    """Remove the claim of a dead holder; a newer claim that replaced it meanwhile is put back."""
+    aside = path.with_name(f"{path.name}.stale-{uuid.uuid4().hex}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return
+    moved = read_claim(aside)
+    if moved is not None and moved.token != stale.token:
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass
+    aside.unlink(missing_ok=True)
+
+
+class Heartbeat:
+    """Touches a claim every HEARTBEAT_S while a local process builds, for waiters on other hosts."""
+
+    def __init__(self, path: Path, interval: float = HEARTBEAT_S):
+        self._path, self._interval = Path(path), interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="pynqrepro-heartbeat")
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                os.utime(self._path)
+            except OSError:
+                return
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class StaleWatch:
+    """A waiter's view of heartbeats: when it last saw each claim file change, by its own clock."""
+
+    def __init__(self, stale_after: float = STALE_S):
+        self.stale_after = stale_after
+        self._seen: dict[str, tuple[float, float]] = {}
+        self._first: dict[str, float] = {}
+
+    def seconds_since_first(self, event: str) -> float:
+        """Seconds since this waiter first noted ``event`` (0 the first time)."""
+        now = time.monotonic()
+        return now - self._first.setdefault(event, now)
+
+    def quiet_for(self, path: Path, token: str) -> float:
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            return 0.0
+        now = time.monotonic()
+        last = self._seen.get(token)
+        if last is None or last[0] != mtime:
+            self._seen[token] = (mtime, now)
+            return 0.0
+        return now - last[1]
+
+
+def process_status(path: Path, record: ClaimRecord, watch: StaleWatch) -> HolderStatus:
+    """Liveness of a claim held by a process (a local build, or a submitter before sbatch answered)."""
+    where = f"pid {record.pid} on {record.host}"
+    if record.host == HOST and record.boot == BOOT:
+        try:
+            os.kill(record.pid, 0)
+            alive = record.pid_start is None or _process_start(record.pid) == record.pid_start
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+        return HolderStatus(alive, where)
+    quiet = watch.quiet_for(path, record.token)
+    return HolderStatus(quiet < watch.stale_after, f"{where} (heartbeat {quiet:.0f} s ago)")

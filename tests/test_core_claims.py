@@ -1,0 +1,185 @@
+"""Build claims, work directories and cluster settings, without a cluster (test_slurm.py has one)."""
+
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from pynqrepro.core import claims
+from pynqrepro.core.errors import UserError
+from pynqrepro.core.executor import JobFailed, JobSpec, ProgressLine
+from pynqrepro.core.slurm import ClusterConfig
+from pynqrepro.core.store import ArtifactStore
+
+
+def _race(paths: list[str], start, wins) -> None:
+    start.wait()
+    for path in paths:
+        if claims.try_claim(Path(path), claims.ClaimRecord("s", Path(path).name, "race")):
+            wins.put(path)
+
+
+def test_each_claim_has_exactly_one_winner_among_racing_processes(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    paths = [str(tmp_path / f".{i}.claim") for i in range(25)]
+    start, wins = ctx.Event(), ctx.Queue()
+    racers = [ctx.Process(target=_race, args=(paths, start, wins)) for _ in range(3)]
+    for racer in racers:
+        racer.start()
+    start.set()
+    for racer in racers:
+        racer.join(60)
+    won = [wins.get(timeout=5) for _ in paths]
+    assert sorted(won) == sorted(paths) and wins.empty()
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def _claim_of_dead_process(claim: Path, stage: str, key: str) -> None:
+    dead = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(0,))
+    dead.start()
+    dead.join()
+    assert claims.try_claim(claim, claims.ClaimRecord(stage, key, "crashed", pid=dead.pid, pid_start="0"))
+
+
+def test_claim_of_a_dead_process_on_this_host_is_broken_and_the_artifact_built(tmp_path):
+    store = ArtifactStore(tmp_path)
+    key = store.key("train", {"seed": 1})
+    claim = tmp_path / "train" / f".{key}.claim"
+    claim.parent.mkdir()
+    _claim_of_dead_process(claim, "train", key)
+
+    artifact = store.get_or_build("train", {"seed": 1}, lambda out: (out / "w.bin").write_bytes(b"w"))
+    assert artifact.file("w.bin").read_bytes() == b"w" and not claim.exists()
+
+
+def test_holder_on_another_host_is_alive_while_its_heartbeat_changes(tmp_path):
+    claim = tmp_path / ".k.claim"
+    record = claims.ClaimRecord("train", "k", "s", host="node-elsewhere", boot="other")
+    assert claims.try_claim(claim, record)
+    watch = claims.StaleWatch(stale_after=0.3)
+    assert claims.process_status(claim, record, watch).alive
+    time.sleep(0.4)
+    assert not claims.process_status(claim, record, watch).alive  # no heartbeat for 0.4 s of our clock
+    with claims.Heartbeat(claim, interval=0.02):
+        time.sleep(0.1)
+    assert claims.process_status(claim, record, watch).alive
+
+
+def test_breaking_a_stale_claim_keeps_a_newer_one(tmp_path):
+    claim = tmp_path / ".k.claim"
+    newer = claims.ClaimRecord("train", "k", "s")
+    assert claims.try_claim(claim, newer)
+    claims.break_claim(claim, claims.ClaimRecord("train", "k", "s"))  # a holder judged dead earlier
+    assert claims.read_claim(claim).token == newer.token
+    claims.break_claim(claim, newer)
+    assert not claim.exists() and list(tmp_path.iterdir()) == []
+
+
+def _failed_job_claim(store: ArtifactStore, session: str) -> str:
+    key = store.key("prune", {"step": 1})
+    claim = store.root / "prune" / f".{key}.claim"
+    claim.parent.mkdir(parents=True, exist_ok=True)
+    record = claims.ClaimRecord("prune", key, session, executor="slurm", job_id="4711", state="failed",
+                                error="SLURM job 4711 (prune 1) failed on n1: the dataset is missing: put it in DIR")
+    assert claims.try_claim(claim, record)
+    return key
+
+
+def test_a_failed_job_is_reported_in_its_session_and_retried_by_a_later_one(tmp_path):
+    store = ArtifactStore(tmp_path, session="first")
+    _failed_job_claim(store, "first")
+    with pytest.raises(JobFailed, match=r"^SLURM job 4711 \(prune 1\) failed on n1: the dataset is missing"):
+        store.get_or_build("prune", {"step": 1}, lambda out: None)
+
+    later = ArtifactStore(tmp_path, session="second")
+    artifact = later.get_or_build("prune", {"step": 1}, lambda out: (out / "step.json").write_text("{}"))
+    assert artifact.file("step.json").is_file()
+
+
+def test_resumable_build_keeps_its_work_directory_after_a_failure(tmp_path):
+    store = ArtifactStore(tmp_path)
+    attempts = []
+
+    def train(out: Path) -> None:
+        attempts.append(sorted(p.name for p in out.iterdir()))
+        (out / f"epoch{len(attempts)}.ckpt").write_text("weights")
+        if len(attempts) == 1:
+            raise KeyboardInterrupt  # killed mid-training
+
+    with pytest.raises(KeyboardInterrupt):
+        store.get_or_build("train", {"seed": 1}, train, job=JobSpec("train", resumable=True))
+    artifact = store.get_or_build("train", {"seed": 1}, train, job=JobSpec("train", resumable=True))
+    assert attempts == [[], ["epoch1.ckpt"]]  # the second attempt continued from the first's files
+    assert sorted(p.name for p in artifact.path.iterdir()) == ["_artifact.json", "epoch1.ckpt", "epoch2.ckpt"]
+    assert not (tmp_path / "train" / f".{artifact.key}.work").exists()
+
+
+def test_other_builds_and_fresh_sessions_start_from_an_empty_work_directory(tmp_path):
+    seen = []
+
+    def build(out: Path) -> None:
+        seen.append(sorted(p.name for p in out.iterdir()))
+        (out / "part.bin").write_text("x")
+        raise RuntimeError("crash")
+
+    for job in (JobSpec("finn"), JobSpec("train", resumable=True)):
+        with pytest.raises(RuntimeError):
+            ArtifactStore(tmp_path).get_or_build("hw", {"job": job.kind}, build, job=job)
+    work = next(tmp_path.glob("hw/.*.work"))  # only the resumable build's remains
+    assert len(list(tmp_path.glob("hw/.*.work"))) == 1
+    os.utime(work, (time.time() - 60, time.time() - 60))
+    with pytest.raises(RuntimeError):
+        ArtifactStore(tmp_path, fresh_since=time.time() - 1).get_or_build(
+            "hw", {"job": "train"}, build, job=JobSpec("train", resumable=True))
+    assert seen == [[], [], []]
+
+
+def test_cluster_settings_merge_sections_over_the_top_level(tmp_path):
+    path = tmp_path / "cluster.toml"
+    path.write_text('account = "lab"\ntime_min = 60\ncpus = 2\npoll_s = 3\n'
+                    '[train]\npartition = "gpu"\ngpus = 2\nmem_gb = 32\n'
+                    '[vivado]\nconstraint = "vivado"\nsetup = ["source /opt/Xilinx/settings64.sh"]\n')
+    config = ClusterConfig.load(path, partition="batch", account="other")
+    train, finn, vivado = (config.classes[k] for k in ("train", "finn", "vivado"))
+    assert (train.partition, train.gpus, train.mem_gb, train.cpus, train.time_min) == ("gpu", 2, 32, 2, 60)
+    assert (finn.partition, finn.gpus, finn.mem_gb) == ("batch", 1, None)
+    assert vivado.constraint == "vivado" and vivado.setup == ("source /opt/Xilinx/settings64.sh",)
+    assert {c.account for c in config.classes.values()} == {"other"} and config.poll_s == 3
+    assert config.where("finn", "partition") == "--slurm-partition"
+    assert config.where("train", "partition") == f"[train] partition in {path}"
+
+
+@pytest.mark.parametrize("text,match", [
+    ("gpu = 1\n", r"unknown setting 'gpu' in .*: use account, constraint, cpus"),
+    ("[train]\nmemory = 3\n", r"unknown setting 'memory' under \[train\]"),
+    ("[vivado]\nmem_gb = -4\n", r"mem_gb = -4 \(\[vivado\] mem_gb in .*\) must be a positive number"),
+    ("cpus = 1.5\n", r"cpus = 1.5 \(cpus in .*\) must be an integer >= 1"),
+    ("[train]\nsetup = \"module load cuda\"\n", r"must be a list of shell lines"),
+    ("train = 3\n", r"train in .* must be a table \(\[train\]\)"),
+    ("[train\n", r"is not readable TOML"),
+])
+def test_bad_cluster_settings_are_one_line_errors(tmp_path, text, match):
+    path = tmp_path / "cluster.toml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=match) as error:
+        ClusterConfig.load(path)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_cluster_config_names_the_option(tmp_path):
+    with pytest.raises(UserError, match=r"--cluster-config .*nope.toml does not exist"):
+        ClusterConfig.load(tmp_path / "nope.toml")
+
+
+def test_progress_line_is_written_on_change_at_most_every_interval():
+    written = []
+    progress = ProgressLine(written.append, every=0.3)
+    for line in ("1 queued", "1 queued", "1 running", "1 finished"):
+        progress(line)
+    assert written == ["1 queued"]  # the changes within the interval wait
+    time.sleep(0.35)
+    progress("1 finished")
+    progress.flush()
+    assert written == ["1 queued", "1 finished"]  # the latest state, once

@@ -1,0 +1,142 @@
+"""Calibration anchors say what their sources say; our estimates of their foldings, the ratios and
+the margins derived from them are computed right; ``fold --margin`` budgets with them."""
+
+import json
+
+import pytest
+
+from pynqrepro.cli import main
+from pynqrepro.core.boards import get_board
+from pynqrepro.core.errors import UserError
+from pynqrepro.core.options import CALIBRATED, parse_margin
+from pynqrepro.finnflow.estimate import estimate
+from pynqrepro.finnflow.foldconfig import apply_folding
+from pynqrepro.finnflow.foldconfig import model_folding
+from pynqrepro.folding import calibration
+from pynqrepro.references import BOARD_MEASUREMENTS, DATA, SYNTHESIS_ANCHORS, study_run_files
+
+PYNQ_Z1 = get_board("pynq-z1")
+# NUMBERS.md, "Post-synthesis / post-implementation resources": (LUT, FF, BRAM18, DSP); BRAM36 = 2 BRAM18
+PUBLISHED = {
+    "CNV W1A1, BNN-PYNQ folding": (26_072, 41_312, 76 * 2 + 96, 24),
+    "CNV W1A2, BNN-PYNQ folding": (40_321, 56_276, 90 * 2 + 83, 26),
+    "CNV W2A2, BNN-PYNQ folding": (37_302, 51_386, 138 * 2 + 4, 32),
+    "CNV W1A1, FINN end-to-end folding, before PR #209": (26_487, 34_031, 94 * 2 + 73, 0),
+    "CNV W1A1, FINN end-to-end folding, after PR #209 (decoupled weight memories)": (21_135, 31_517, 98 * 2 + 9, 0),
+}
+
+
+def test_anchors_equal_their_sources():
+    by_design = {a.design: a for a in SYNTHESIS_ANCHORS}
+    for design, figures in PUBLISHED.items():
+        anchor = by_design[design]
+        assert (anchor.lut, anchor.ff, anchor.bram18, anchor.dsp) == figures, design
+    study = [a for a in SYNTHESIS_ANCHORS if a.folding_file.startswith("study-foldings/")]
+    assert len(study) == 4 and len(SYNTHESIS_ANCHORS) == len(PUBLISHED) + 4
+    for anchor in study:  # the study's own synthesis report
+        ooc = study_run_files(anchor.folding_file.split("/")[1].removesuffix(".json"))["ooc_synth_and_timing"]
+        figures = (ooc["LUT"], ooc["FF"], 2 * ooc["BRAM"], ooc["DSP"])
+        assert (anchor.lut, anchor.ff, anchor.bram18, anchor.dsp) == figures
+        assert not anchor.shell
+    source = (DATA / "SOURCE.md").read_text()
+    for anchor in SYNTHESIS_ANCHORS:  # every folding file is there and names its source
+        assert (DATA / anchor.folding_file).is_file() and anchor.folding_file.split("/")[0] + "/" in source
+
+
+def test_board_measurements_estimate_clock_over_max_cycles():
+    """NUMBERS.md (corrected): 32,768 cycles -> 9,155 fps, 115,200 -> 2,604 fps at 300 MHz."""
+    figures = {(m.network, m.measured_fps, m.estimated_fps, m.max_cycles) for m in BOARD_MEASUREMENTS}
+    assert figures == {("CNV W1A1", 9150, 9155, 32768), ("CNV W2A2", 2580, 2604, 115200)}
+    for m in BOARD_MEASUREMENTS:
+        assert m.estimated_fps == round(m.clock_mhz * 1e6 / m.max_cycles)
+        assert (DATA / m.folding_file).is_file()
+
+
+@pytest.fixture(scope="module")
+def estimates(store):
+    return calibration.estimate_anchors(store)
+
+
+def test_estimates_are_finns_and_ratios_published_over_estimate(estimates, store):
+    for e in estimates:
+        shell = e.folding.insertions.shell
+        for resource in calibration.RESOURCES:
+            inserted = e.folding.inserted_total(resource) - shell.resource(resource)
+            whole = e.compute(resource) + inserted + (shell.resource(resource) if e.anchor.shell else 0)
+            assert e.whole(resource) == whole, (e.anchor.design, resource)
+            published = getattr(e.anchor, calibration.RESOURCES[resource])
+            assert e.ratio(resource) == (published / whole if whole else None)
+            compute = e.compute(resource)
+            assert e.ratio(resource, whole=False) == (published / compute if compute else None)
+        assert shell.LUT > 0 and e.whole("LUT") > e.compute("LUT")
+    first = estimates[0]  # compute-only is FINN's own estimate of the folded model
+    hw_model = calibration.anchor_hw_model(store, first.anchor)
+    finn = estimate(apply_folding(hw_model, model_folding(hw_model, first.anchor.folding())), PYNQ_Z1.part)
+    assert (first.compute("LUT"), first.compute("BRAM_18K"), first.compute("DSP")) == \
+        (round(finn.totals["lut"]), round(finn.totals["bram18"]), round(finn.totals["dsp"]))
+
+
+def test_study_foldings_give_the_studys_cycles_per_layer(estimates):
+    for e in estimates:
+        if not e.anchor.folding_file.startswith("study-foldings/"):
+            continue
+        theirs = study_run_files(e.anchor.folding_file.split("/")[1].removesuffix(".json"))["estimate_layer_cycles"]
+        mvaus = [int(g.costs.cycles[i]) for g, i in zip(e.folding.groups, e.folding.choice)
+                 if g.nodes[0].name.startswith("MVAU")]
+        assert mvaus == [theirs[f"StreamingFCLayer_Batch_{k}"] for k in range(len(mvaus))], e.anchor.design
+
+
+def test_fps_of_measured_foldings(estimates):
+    measured = [e for e in estimates if e.measurement is not None]
+    assert {e.anchor.design for e in measured} == {"CNV W1A1, BNN-PYNQ folding", "CNV W2A2, BNN-PYNQ folding"}
+    for e in measured:
+        assert e.estimated_fps() == pytest.approx(e.measurement.estimated_fps, abs=0.5)
+        assert e.fps_ratio() == e.measurement.measured_fps / e.estimated_fps()
+
+
+def test_margins_are_the_tightest_calibrating_ratio(estimates):
+    margins = calibration.derive_margins(estimates)
+    for resource in calibration.RESOURCES:
+        ratios = [e.ratio(resource) for e in estimates if e.anchor.calibrates and e.ratio(resource)]
+        assert getattr(margins, resource) == min([1.0] + [1 / r for r in ratios]), resource
+    assert margins.LUT < 1 and margins.BRAM_18K < 1
+    assert margins.DSP == 1.0  # no anchor both estimates and synthesises DSPs
+    # a superseded design does not set a margin
+    superseded = [e for e in estimates if not e.anchor.calibrates]
+    assert superseded and calibration.derive_margins([e for e in estimates if e.anchor.calibrates]) == margins
+
+
+def test_margin_values():
+    assert parse_margin(CALIBRATED) == CALIBRATED and parse_margin("0.7") == 0.7 and parse_margin("1") == 1.0
+    for bad in ("0", "1.5", "-0.2", "calib", "nan"):
+        with pytest.raises(UserError, match="--margin") as error:
+            parse_margin(bad)
+        assert "\n" not in str(error.value)
+
+
+def test_fold_margin_budgets_the_whole_design(store, tmp_path, capsys, estimates):
+    """``--margin`` shrinks every resource's budget by its margin, for the whole design FINN builds."""
+    from hw_models import cnv
+
+    from pynqrepro.folding.baselines import from_config
+    from pynqrepro.folding.space import SpaceOptions
+    from pynqrepro.folding.wholedesign import build_design
+
+    hw_model = cnv(store, 2)
+    model = tmp_path / "hw.onnx"
+    hw_model.save(str(model))
+    out = tmp_path / "folding.json"
+    common = ["fold", "--model", str(model), "--store-dir", str(store.root), "--ram-style-choice", "--out", str(out)]
+    design = build_design(hw_model, PYNQ_Z1, SpaceOptions(choose_ram_style=True))
+    for margin, margins in ((CALIBRATED, calibration.derive_margins(estimates)),
+                            ("0.6", calibration.Margins(0.6, 0.6, 0.6, "--margin 0.6"))):
+        assert main([*common, "--margin", margin]) == 0
+        assert f"budget margins: {margins.describe()}" in capsys.readouterr().out
+        folding = from_config(design, json.loads(out.read_text()), margin)
+        for resource, device in (("LUT", PYNQ_Z1.luts), ("BRAM_18K", PYNQ_Z1.bram18), ("DSP", PYNQ_Z1.dsp)):
+            assert folding.total(resource) <= int(device * getattr(margins, resource)), (margin, resource)
+    for bad, message in ((["--margin", "2"], "fraction in (0, 1]"),
+                         (["--margin", "0.8", "--lut-ratio", "0.5"], "drop --lut-ratio")):
+        assert main([*common, *bad]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
