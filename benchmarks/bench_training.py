@@ -6,8 +6,8 @@ images/s, every run, the machine load, the ratio of the medians and the median o
 neighbouring runs (the steadier figure on a machine whose load changes while it runs).
 
 - pynqrepro: the trainer's own pieces (``build_optimizer``, ``make_loader``, ``train_epoch``) on our
-  CNV, whose quantizers clamp in one kernel (training bit-identical to Brevitas's, see
-  tests/test_models_cnv.py), with the config's kernels: channels_last model and batches, fused
+  CNV, whose quantizers take fewer passes over each tensor (training bit-identical to Brevitas's,
+  see tests/test_models_cnv.py), with the config's kernels: channels_last model and batches, fused
   Adam; on CUDA the images resident on the GPU and each batch gathered and augmented there, cuDNN
   autotuning, and with ``--compile`` torch.compile (compiled once before the runs; its time is
   printed, not counted).

@@ -2,11 +2,14 @@
 
 import pytest
 import torch
+from brevitas.core.function_wrapper import RoundSte
+from brevitas.core.quant import IntQuant as BrevitasIntQuant
 from brevitas.function.ops import tensor_clamp
 from brevitas_examples.bnn_pynq.models.CNV import CNV as BrevitasCNV
+from torch import nn
 
 from pynqrepro.core.errors import UserError
-from pynqrepro.models.cnv import CNV, Clamp
+from pynqrepro.models.cnv import CNV, Clamp, IntQuant
 
 
 @pytest.mark.parametrize("weight_bits,act_bits", [(1, 1), (1, 2), (2, 2), (4, 4), (8, 8)])
@@ -31,17 +34,20 @@ def test_clamp_gives_brevitas_tensor_clamp_values_and_gradients_at_the_bounds_to
         assert torch.equal(ours, brevitas)
 
 
-@pytest.mark.parametrize("bits", [1, 2, 4])
-def test_training_steps_are_bit_identical_to_brevitas_cnv(bits):
-    """Our quantizers clamp in one kernel; training is unchanged to the bit (values, gradients, Adam)."""
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+def test_training_steps_are_bit_identical_to_brevitas_cnv(bits, memory_format):
+    """Our quantizers take fewer passes; training is unchanged to the bit (values, gradients, Adam),
+    in the trainer's channels_last layout too."""
     torch.manual_seed(bits)
     nets = [CNV(bits, bits), BrevitasCNV(10, bits, bits, 8, 3)]
     nets[1].load_state_dict(nets[0].state_dict())
     for net in nets:
+        net.to(memory_format=memory_format)
         optimizer = torch.optim.Adam(net.parameters(), lr=0.02)
         generator = torch.Generator().manual_seed(0)
         for _ in range(3):
-            images = torch.rand(8, 3, 32, 32, generator=generator)
+            images = torch.rand(8, 3, 32, 32, generator=generator).contiguous(memory_format=memory_format)
             labels = torch.randint(0, 10, (8,), generator=generator)
             images[:, :, :4] = 1.0  # on the input quantizer's bound
             loss = torch.nn.functional.cross_entropy(net.train()(images), labels)
@@ -51,6 +57,20 @@ def test_training_steps_are_bit_identical_to_brevitas_cnv(bits):
             net.clip_weights(-1.0, 1.0)  # weights on the weight quantizers' bounds
     ours, brevitas = (net.state_dict() for net in nets)
     assert all(torch.equal(ours[name], brevitas[name]) for name in ours)
+
+
+def test_int_quant_with_a_trained_scale_takes_brevitas_path():
+    """A scale that learns needs Brevitas's gradient for it: the shortcut steps aside."""
+    x = torch.linspace(-3.0, 3.0, 25)
+    grads = []
+    for quant in (IntQuant(True, True, 3, nn.Identity(), RoundSte(), Clamp()),
+                  BrevitasIntQuant(True, True, nn.Identity(), RoundSte(), Clamp())):
+        xs, scale = x.clone().requires_grad_(), torch.tensor(0.7, requires_grad=True)
+        out = quant(scale, torch.tensor(0.0), torch.tensor(3.0), xs)
+        out.backward(torch.arange(25.0))
+        grads.append((out.detach(), xs.grad, scale.grad))
+    for ours, brevitas in zip(*grads):
+        assert torch.equal(ours, brevitas)
 
 
 def test_channel_widths_are_configurable():
@@ -79,11 +99,21 @@ def test_bad_arguments_are_user_errors(kwargs, match):
         CNV(**kwargs)
 
 
-def test_1w1a_exports_to_qonnx(tmp_path):
+@pytest.mark.parametrize("bits", [1, 2])
+def test_exports_to_the_same_qonnx_as_brevitas_cnv(tmp_path, bits):
+    """The faster quantizers leave export alone: FINN sees Brevitas's graph, node for node."""
     from brevitas.export import export_qonnx
     import onnx
+    from onnx import numpy_helper
 
-    model = CNV(1, 1, conv_channels=(8, 8, 16, 16, 32, 32), fc_features=(32, 32)).eval()
-    export_qonnx(model, torch.rand(1, 3, 32, 32), str(tmp_path / "cnv.onnx"))
-    ops = {node.op_type for node in onnx.load(tmp_path / "cnv.onnx").graph.node}
-    assert {"BipolarQuant", "Conv", "MaxPool", "Gemm"} <= ops
+    ours = CNV(bits, bits).eval()
+    theirs = BrevitasCNV(10, bits, bits, 8, 3).eval()
+    theirs.load_state_dict(ours.state_dict())
+    graphs = []
+    for name, model in (("ours", ours), ("brevitas", theirs)):
+        export_qonnx(model, torch.rand(1, 3, 32, 32), str(tmp_path / f"{name}.onnx"))
+        graphs.append(onnx.load(tmp_path / f"{name}.onnx").graph)
+    ops = [[node.op_type for node in graph.node] for graph in graphs]
+    assert ops[0] == ops[1] and {"BipolarQuant" if bits == 1 else "Quant", "Conv", "MaxPool", "Gemm"} <= set(ops[0])
+    weights = [sorted(numpy_helper.to_array(t).tobytes() for t in graph.initializer) for graph in graphs]
+    assert weights[0] == weights[1]

@@ -7,7 +7,10 @@ Brevitas's own class hard-codes the channel widths, which pruning needs to chang
 """
 
 import torch
+from brevitas.core.function_wrapper import RoundSte
+from brevitas.core.quant import IntQuant as BrevitasIntQuant
 from brevitas.core.restrict_val import RestrictValueType
+from brevitas.function.ops import max_int, min_int
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 from brevitas_examples.bnn_pynq.models.common import CommonActQuant, CommonWeightQuant
 from brevitas_examples.bnn_pynq.models.tensor_norm import TensorNorm
@@ -30,13 +33,56 @@ class Clamp(nn.Module):
         return torch.clamp(x, min=min_val.type_as(x), max=max_val.type_as(x))
 
 
+class _RoundClampScale(torch.autograd.Function):
+    """``clamp(round(x / scale), low, high) * scale`` with Brevitas's straight-through gradient,
+    ``where(low <= round(x / scale) <= high, grad * scale, 0) / scale``, in the same float operations."""
+
+    @staticmethod
+    def forward(ctx, x, scale, low: float, high: float):
+        rounded = torch.round(x / scale)
+        ctx.save_for_backward(rounded, scale)
+        ctx.low, ctx.high = low, high
+        return rounded.clamp(low, high).mul_(scale)
+
+    @staticmethod
+    def backward(ctx, grad):
+        rounded, scale = ctx.saved_tensors
+        # ``rounded`` holds integers and the bounds are integers: half a step inside them, hardtanh's
+        # strict comparison is clamp's inclusive one, in one kernel instead of three and a where.
+        passed = torch.ops.aten.hardtanh_backward(grad * scale, rounded, ctx.low - 0.5, ctx.high + 0.5)
+        return passed.div_(scale), None, None, None
+
+
+class IntQuant(nn.Module):
+    """Brevitas's ``IntQuant`` for a constant scale and zero point (bnn_pynq's quantizers) in three
+    passes over the tensor forward and three backward, where Brevitas's chain of divide, add zero
+    point, round, clamp, subtract zero point, multiply takes six and ten: a fifth of a CNV training
+    step on CPU (benchmarks/bench_training.py). The values and gradients are Brevitas's
+    (tests/test_models_cnv.py); a trained scale or zero point takes Brevitas's own path."""
+
+    def __init__(self, narrow_range: bool, signed: bool, bit_width: int, input_view_impl: nn.Module,
+                 float_to_int_impl: nn.Module, tensor_clamp_impl: nn.Module):
+        super().__init__()
+        self.brevitas = BrevitasIntQuant(narrow_range, signed, input_view_impl, float_to_int_impl, tensor_clamp_impl)
+        width = torch.tensor(float(bit_width))
+        self.low, self.high = min_int(signed, narrow_range, width).item(), max_int(signed, narrow_range, width).item()
+
+    def forward(self, scale: torch.Tensor, zero_point: torch.Tensor, bit_width: torch.Tensor,
+                x: torch.Tensor) -> torch.Tensor:
+        if scale.requires_grad or zero_point.requires_grad or not isinstance(self.brevitas.float_to_int_impl, RoundSte):
+            return self.brevitas(scale, zero_point, bit_width, x)
+        return _RoundClampScale.apply(self.brevitas.input_view_impl(x), scale, self.low, self.high)
+
+
 class ActQuant(CommonActQuant):
-    """bnn_pynq's activation quantizer, clamping in one kernel."""
+    """bnn_pynq's activation quantizer, quantizing in fewer passes."""
+    int_quant = IntQuant
     tensor_clamp_impl = Clamp
 
 
 class WeightQuant(CommonWeightQuant):
-    """bnn_pynq's weight quantizer, clamping in one kernel."""
+    """bnn_pynq's weight quantizer, quantizing in fewer passes."""
+    int_quant = IntQuant
     tensor_clamp_impl = Clamp
 
 

@@ -8,11 +8,11 @@ uninterrupted one. Under DDP ``batch_size`` is the global batch, split evenly
 over the ranks; rank 0 evaluates and writes checkpoints.
 
 Speed: the model and its input batches take the config's memory format (channels_last: the fast
-convolution kernels on CPU and GPU), Adam runs fused and the CNV's quantizers clamp in one kernel
-(``models.cnv.Clamp``, bit-identical to Brevitas's). On CUDA the data sets stay resident on the
-GPU and each batch is gathered and augmented there (``ResidentBatches``: the same batches as the CPU
-path's DataLoader, from the same draws), cuDNN autotunes its kernels, and ``RunOptions.compile``
-adds torch.compile.
+convolution kernels on CPU and GPU), Adam runs fused and the CNV's quantizers take fewer passes
+over each tensor (``models.cnv.IntQuant`` and ``Clamp``, bit-identical to Brevitas's). On CUDA the
+data sets stay resident on the GPU and each batch is gathered and augmented there
+(``ResidentBatches``: the same batches as the CPU path's DataLoader, from the same draws), cuDNN
+autotunes its kernels, and ``RunOptions.compile`` adds torch.compile.
 """
 
 import copy
