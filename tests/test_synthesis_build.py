@@ -12,7 +12,7 @@ from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import ArtifactStore
 from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
-from pynqrepro.finnflow.foldconfig import resolve_folding
+from pynqrepro.finnflow.foldconfig import folding_resolver
 from pynqrepro.references import DATA, STUDY_FOLDING_RUNS, finn_folding
 from pynqrepro.synthesis import build as synth
 from pynqrepro.synthesis.reports import parse_timing_summary, read_post_synth_resources
@@ -120,16 +120,18 @@ def test_uncached_build_without_vivado_is_one_line_error(w2a2_hw, tmp_path, monk
     assert [p.name for p in (tmp_path / "finn_synthesis").iterdir() if p.suffix != ".lock"] == []
 
 
-def test_resolve_folding(w2a2_hw, tmp_path):
+def test_folding_resolver(w2a2_hw, tmp_path):
     model = load_hw_model(w2a2_hw)
-    assert resolve_folding("all-ones", model) is None
-    published = resolve_folding("finn:w2a2", model)
+    assert folding_resolver("all-ones")(model) is None
+    published = folding_resolver("finn:w2a2")(model)
     assert published["MVAU_hls_0"] == finn_folding(2, 2)["MVAU_hls_0"]
     path = tmp_path / "f.json"
     path.write_text(json.dumps({"MVAU_hls_0": {"PE": 2}}))
-    assert resolve_folding(str(path), model) == {"MVAU_hls_0": {"PE": 2}}
+    resolve = folding_resolver(str(path))
+    path.unlink()  # the file was read once, when the spec was checked: the model needs no second read
+    assert resolve(model) == {"MVAU_hls_0": {"PE": 2}}
     with pytest.raises(UserError, match="finn:w1a1"):
-        resolve_folding("finn:2bit", model)
+        folding_resolver("finn:2bit")
 
 
 def test_cli_build_without_vivado(w2a2_hw, store, tmp_path, monkeypatch, capsys):

@@ -8,6 +8,7 @@ by the same rules as FINN's ``SetFolding``.
 import math
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -204,19 +205,14 @@ def _published_bits(spec: str) -> tuple[int, int]:
     return weight_bits, act_bits
 
 
-def check_folding_spec(spec: str) -> None:
-    """Before any model is built: the --folding given names a folding that exists and reads."""
-    if spec.startswith("finn:"):
-        finn_folding(*_published_bits(spec))
-    elif spec != ALL_ONES:
-        read_folding(Path(spec))
-
-
-def resolve_folding(spec: str, hw_model) -> dict | None:
-    """A folding named on the command line: 'all-ones' (None), 'finn:wXaY' (FINN's published CNV
-    folding mapped to this model) or a FINN ApplyConfig JSON file."""
+def folding_resolver(spec: str) -> Callable[[ModelWrapper], dict | None]:
+    """A folding named on the command line, checked (a JSON file read, once) before any model is
+    built; the returned function gives it as the HW model names its nodes: 'all-ones' None,
+    'finn:wXaY' FINN's published CNV folding mapped to the model, else the FINN ApplyConfig file's."""
     if spec == ALL_ONES:
-        return None
+        return lambda hw_model: None
     if spec.startswith("finn:"):
-        return published_folding(hw_model, *_published_bits(spec))
-    return read_folding(Path(spec))
+        published = finn_folding(*_published_bits(spec))
+        return lambda hw_model: model_folding(hw_model, published)
+    folding = read_folding(Path(spec))
+    return lambda hw_model: folding
