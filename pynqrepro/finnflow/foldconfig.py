@@ -63,6 +63,11 @@ def all_ones_folding(model: ModelWrapper) -> dict:
                                for name, attrs in folded_dimensions(model).items()}}
 
 
+def _positive_int(value) -> bool:
+    """A legal PE/SIMD type and sign; bool is an int in Python, but True is not a PE of 1."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def validate_folding(model: ModelWrapper, folding: dict) -> None:
     """UserError for unknown node names, unknown attributes or PE/SIMD not dividing their dimension."""
     if not isinstance(folding, dict):
@@ -83,7 +88,7 @@ def validate_folding(model: ModelWrapper, folding: dict) -> None:
                 problems.append(f"{name} has no attribute {attr}")
             elif attr in FOLDING_ATTRS:
                 dim = dims.get(name, {}).get(attr)
-                if dim is not None and (not isinstance(value, int) or value < 1 or dim % value):
+                if dim is not None and (not _positive_int(value) or dim % value):
                     legal = ", ".join(map(str, divisors(dim)))
                     problems.append(f"{name} {attr}={value} (legal: {legal})")
     if problems:
@@ -190,7 +195,7 @@ def read_folding(path: Path) -> dict:
     if not isinstance(folding, dict) or not all(isinstance(attrs, dict) for attrs in folding.values()):
         raise UserError(f"folding {path} is not a FINN ApplyConfig JSON object {{node: {{attribute: value}}}}: {fix}")
     bad = [f"{name} {attr}={value!r}" for name, attrs in folding.items() for attr, value in attrs.items()
-           if attr in FOLDING_ATTRS and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1)]
+           if attr in FOLDING_ATTRS and not _positive_int(value)]
     if bad:
         raise UserError(f"folding {path} sets {', '.join(bad)}: PE and SIMD must be integers >= 1; {fix}")
     return folding
