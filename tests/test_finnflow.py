@@ -99,9 +99,11 @@ def test_folding_unknown_node_is_user_error(hw_model):
         apply_folding(hw_model, {"MVAU_hls_42": {"PE": 2}})
 
 
-def test_folding_illegal_pe_lists_legal_values(hw_model):
-    with pytest.raises(UserError, match=r"MVAU_hls_0 PE=3 \(legal: 1, 2, 4, 8, 16, 32, 64\).*MVAU_hls_1 SIMD=7"):
-        apply_folding(hw_model, {"MVAU_hls_0": {"PE": 3}, "MVAU_hls_1": {"SIMD": 7}})
+@pytest.mark.parametrize("pe", [3, 0, 2.0, "2", True], ids=repr)
+def test_folding_illegal_pe_lists_legal_values(hw_model, pe):
+    """Any PE that is not a positive integer dividing its dimension, bool included (True is an int)."""
+    with pytest.raises(UserError, match=rf"MVAU_hls_0 PE={pe} \(legal: 1, 2, 4, 8, 16, 32, 64\).*MVAU_hls_1 SIMD=7"):
+        apply_folding(hw_model, {"MVAU_hls_0": {"PE": pe}, "MVAU_hls_1": {"SIMD": 7}})
 
 
 def test_folding_unknown_attribute_is_user_error(hw_model):

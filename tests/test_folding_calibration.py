@@ -61,7 +61,7 @@ def test_estimates_are_finns_and_ratios_published_over_estimate(estimates, store
     for e in estimates:
         shell = e.folding.insertions.shell
         for resource in calibration.RESOURCES:
-            inserted = e.folding.inserted_total(resource) - shell.resource(resource)
+            inserted = sum(node[resource] for node in e.folding.inserted())  # DWCs and FIFOs
             whole = e.compute(resource) + inserted + (shell.resource(resource) if e.anchor.shell else 0)
             assert e.whole(resource) == whole, (e.anchor.design, resource)
             published = getattr(e.anchor, calibration.RESOURCES[resource])

@@ -7,6 +7,7 @@ import pytest
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding import pruned
 from pynqrepro.folding.optimise import board_budget, optimise, smallest_lut_budget
 from pynqrepro.folding.space import Group
 from pynqrepro.folding.pruned import describe_budget, fitting_budget, lut_budget
@@ -26,10 +27,18 @@ def test_dense_that_fits_keeps_the_board_budget():
     assert fitting_budget(groups, BOARD, 0.85) == board_budget(BOARD, 0.85)
 
 
-def test_dense_too_big_gets_smallest_fitting_lut_budget_on_the_grid():
+def test_dense_too_big_gets_smallest_fitting_lut_budget_on_the_grid(monkeypatch):
     # leanest folding: 60,000 + 10,000 LUT = 1.316 x device -> 1.35 x device on the 0.05 grid
     groups = [group("a", (100, 60_000, 10), (50, 90_000, 10)), group("b", (80, 10_000, 0))]
+    searches = []
+
+    def counted(*args):
+        searches.append(args)
+        return smallest_lut_budget(*args)
+
+    monkeypatch.setattr(pruned, "smallest_lut_budget", counted)
     budget = fitting_budget(groups, BOARD, 0.85)
+    assert len(searches) == 1  # one search says both that the board's budget is too small and what fits
     assert budget.lut_ratio == 1.35 and budget.LUT == int(BOARD.luts * 1.35)
     assert (budget.BRAM_18K, budget.DSP) == (BOARD.bram18, BOARD.dsp)
     assert smallest_lut_budget(groups, budget) == 70_000  # fits 1.35 x device, not 1.30 x (69,160)

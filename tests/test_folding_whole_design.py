@@ -356,6 +356,9 @@ def test_whole_design_fits_where_compute_only_did_not(cnv2):
     whole = optimise(design, budget)
     assert whole.fits(budget) and whole.max_cycles >= compute.max_cycles
     assert whole.total("LUT") == whole.compute_total("LUT") + whole.inserted_total("LUT")
+    dwcs_fifos = sum(node["LUT"] for node in whole.inserted())
+    assert whole.dwc_fifo_total("LUT") == dwcs_fifos == whole.inserted_total("LUT") - PYNQ_Z1.shell.LUT > 0
+    assert compute.dwc_fifo_total("LUT") == 0
     assert smallest_lut_budget(design, budget) <= budget.LUT
 
 

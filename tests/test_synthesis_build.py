@@ -1,6 +1,8 @@
 """Vivado stage without Vivado: FINN builder config, where FINN writes its reports, parsing a
-finished build's reports, folding validation and the missing-Vivado error before any build."""
+finished build's reports, folding validation, the whole-design fit check and the missing-Vivado
+error before any build."""
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -12,7 +14,7 @@ from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import ArtifactStore
 from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
-from pynqrepro.finnflow.foldconfig import resolve_folding
+from pynqrepro.finnflow.foldconfig import folded_dimensions, folding_resolver
 from pynqrepro.references import DATA, STUDY_FOLDING_RUNS, finn_folding
 from pynqrepro.synthesis import build as synth
 from pynqrepro.synthesis.reports import parse_timing_summary, read_post_synth_resources
@@ -120,16 +122,53 @@ def test_uncached_build_without_vivado_is_one_line_error(w2a2_hw, tmp_path, monk
     assert [p.name for p in (tmp_path / "finn_synthesis").iterdir() if p.suffix != ".lock"] == []
 
 
-def test_resolve_folding(w2a2_hw, tmp_path):
+def _no_tools(monkeypatch) -> None:
+    """Any call towards Vivado fails the test: a refusal must come before it."""
+    def called(*args):
+        raise AssertionError(f"a build tool was called with {args}")
+
+    monkeypatch.setattr(synth, "missing_vivado", called)
+    monkeypatch.setattr(synth, "run_finn_build", called)
+
+
+def test_over_budget_whole_design_is_refused_before_vivado(w2a2_hw, tmp_path, monkeypatch):
+    """The library path (pytest's ``pipeline.synthesis_build``, and the CLI through it) judges the
+    whole design FINN's build makes before any tool runs or the store is touched."""
+    widest = folded_dimensions(load_hw_model(w2a2_hw))  # every PE/SIMD at its dimension
+    _no_tools(monkeypatch)
+    with pytest.raises(UserError, match=r"does not fit pynq-z1 \(LUT .* whole design\): pass a folding from "
+                                        r"pynqrepro fold") as info:
+        synth.finished_build(ArtifactStore(tmp_path), w2a2_hw, PYNQ_Z1, widest)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "finn_synthesis").exists()
+
+
+def test_cached_build_is_returned_without_the_fit_check(w2a2_hw, tmp_path, monkeypatch):
+    """A folding over the board whose build is in the store (made when it fitted a larger budget:
+    the budget is no part of the key) is returned as it is, without judging it again."""
+    widest = folded_dimensions(load_hw_model(w2a2_hw))
+    roomy = dataclasses.replace(PYNQ_Z1, luts=10**9, bram18=10**6, uram=10**6, dsp=10**6)
+    monkeypatch.setattr(synth, "missing_vivado", lambda board_files: None)
+    monkeypatch.setattr(synth, "run_finn_build", lambda model_file, cfg: None)
+    monkeypatch.setattr(synth, "check_package", lambda deploy_dir: None)
+    store = ArtifactStore(tmp_path)
+    built = synth.synthesis_artifact(store, w2a2_hw, roomy, widest)
+    _no_tools(monkeypatch)
+    assert synth.synthesis_artifact(store, w2a2_hw, PYNQ_Z1, widest).path == built.path
+
+
+def test_folding_resolver(w2a2_hw, tmp_path):
     model = load_hw_model(w2a2_hw)
-    assert resolve_folding("all-ones", model) is None
-    published = resolve_folding("finn:w2a2", model)
+    assert folding_resolver("all-ones")(model) is None
+    published = folding_resolver("finn:w2a2")(model)
     assert published["MVAU_hls_0"] == finn_folding(2, 2)["MVAU_hls_0"]
     path = tmp_path / "f.json"
     path.write_text(json.dumps({"MVAU_hls_0": {"PE": 2}}))
-    assert resolve_folding(str(path), model) == {"MVAU_hls_0": {"PE": 2}}
+    resolve = folding_resolver(str(path))
+    path.unlink()  # the file was read once, when the spec was checked: the model needs no second read
+    assert resolve(model) == {"MVAU_hls_0": {"PE": 2}}
     with pytest.raises(UserError, match="finn:w1a1"):
-        resolve_folding("finn:2bit", model)
+        folding_resolver("finn:2bit")
 
 
 def test_cli_build_without_vivado(w2a2_hw, store, tmp_path, monkeypatch, capsys):

@@ -9,7 +9,7 @@ Public API (everything runs without Xilinx tools):
 - ``apply_folding(hw_model, folding) -> ModelWrapper`` (FINN ApplyConfig dict, None = all
   PE=SIMD=1, validated; then FINN's bit-width minimisation), ``validate_folding``,
   ``all_ones_folding``, ``published_folding(hw_model, w, a)`` (FINN's published CNV foldings as
-  the model names its nodes), ``resolve_folding`` (a folding named on the command line)
+  the model names its nodes), ``folding_resolver`` (a folding named on the command line)
                                                                              (foldconfig.py)
 - ``estimate(model, part, clock_ns) -> NetworkEstimate`` and ``FoldingEvaluator`` (many foldings
   of one HW model, ~tens of ms each)                                         (estimate.py)

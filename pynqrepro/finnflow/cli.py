@@ -18,16 +18,16 @@ def checkpoint_hw_model(args):
     from pynqrepro.core.executor import executor_from_args
     from pynqrepro.core.store import ArtifactStore
     from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
-    from pynqrepro.finnflow.foldconfig import check_folding_spec, resolve_folding
+    from pynqrepro.finnflow.foldconfig import folding_resolver
     from pynqrepro.training.checkpoint import import_checkpoint
 
     board = get_board(args.board)
-    check_folding_spec(args.folding)
+    folding_of = folding_resolver(args.folding)
     check_writable(args.store_dir, "--store-dir", directory=True)
     store = ArtifactStore(args.store_dir, executor=executor_from_args(args))
     hw_artifact = hw_model_artifact(store, import_checkpoint(store, args.checkpoint), board)
     hw_model = load_hw_model(hw_artifact)
-    return board, store, hw_artifact, hw_model, resolve_folding(args.folding, hw_model)
+    return board, store, hw_artifact, hw_model, folding_of(hw_model)
 
 
 def flag_over_budget(board, whole: dict) -> list[str]:

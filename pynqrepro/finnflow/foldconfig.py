@@ -8,6 +8,7 @@ by the same rules as FINN's ``SetFolding``.
 import math
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,11 @@ def all_ones_folding(model: ModelWrapper) -> dict:
                                for name, attrs in folded_dimensions(model).items()}}
 
 
+def _positive_int(value) -> bool:
+    """A legal PE/SIMD type and sign; bool is an int in Python, but True is not a PE of 1."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def validate_folding(model: ModelWrapper, folding: dict) -> None:
     """UserError for unknown node names, unknown attributes or PE/SIMD not dividing their dimension."""
     if not isinstance(folding, dict):
@@ -82,7 +88,7 @@ def validate_folding(model: ModelWrapper, folding: dict) -> None:
                 problems.append(f"{name} has no attribute {attr}")
             elif attr in FOLDING_ATTRS:
                 dim = dims.get(name, {}).get(attr)
-                if dim is not None and (not isinstance(value, int) or value < 1 or dim % value):
+                if dim is not None and (not _positive_int(value) or dim % value):
                     legal = ", ".join(map(str, divisors(dim)))
                     problems.append(f"{name} {attr}={value} (legal: {legal})")
     if problems:
@@ -189,7 +195,7 @@ def read_folding(path: Path) -> dict:
     if not isinstance(folding, dict) or not all(isinstance(attrs, dict) for attrs in folding.values()):
         raise UserError(f"folding {path} is not a FINN ApplyConfig JSON object {{node: {{attribute: value}}}}: {fix}")
     bad = [f"{name} {attr}={value!r}" for name, attrs in folding.items() for attr, value in attrs.items()
-           if attr in FOLDING_ATTRS and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1)]
+           if attr in FOLDING_ATTRS and not _positive_int(value)]
     if bad:
         raise UserError(f"folding {path} sets {', '.join(bad)}: PE and SIMD must be integers >= 1; {fix}")
     return folding
@@ -204,19 +210,14 @@ def _published_bits(spec: str) -> tuple[int, int]:
     return weight_bits, act_bits
 
 
-def check_folding_spec(spec: str) -> None:
-    """Before any model is built: the --folding given names a folding that exists and reads."""
-    if spec.startswith("finn:"):
-        finn_folding(*_published_bits(spec))
-    elif spec != ALL_ONES:
-        read_folding(Path(spec))
-
-
-def resolve_folding(spec: str, hw_model) -> dict | None:
-    """A folding named on the command line: 'all-ones' (None), 'finn:wXaY' (FINN's published CNV
-    folding mapped to this model) or a FINN ApplyConfig JSON file."""
+def folding_resolver(spec: str) -> Callable[[ModelWrapper], dict | None]:
+    """A folding named on the command line, checked (a JSON file read, once) before any model is
+    built; the returned function gives it as the HW model names its nodes: 'all-ones' None,
+    'finn:wXaY' FINN's published CNV folding mapped to the model, else the FINN ApplyConfig file's."""
     if spec == ALL_ONES:
-        return None
+        return lambda hw_model: None
     if spec.startswith("finn:"):
-        return published_folding(hw_model, *_published_bits(spec))
-    return read_folding(Path(spec))
+        published = finn_folding(*_published_bits(spec))
+        return lambda hw_model: model_folding(hw_model, published)
+    folding = read_folding(Path(spec))
+    return lambda hw_model: folding

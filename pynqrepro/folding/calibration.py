@@ -43,8 +43,8 @@ class AnchorEstimate:
     def whole(self, resource: str) -> int:
         """The whole design in the published figure's scope: compute nodes, DWCs and FIFOs, and the
         shell where the anchor includes it."""
-        shell = self.folding.insertions.shell.resource(resource)
-        return self.folding.total(resource) - (0 if self.anchor.shell else shell)
+        shell = self.folding.insertions.shell.resource(resource) if self.anchor.shell else 0
+        return self.folding.compute_total(resource) + self.folding.dwc_fifo_total(resource) + shell
 
     def ratio(self, resource: str, whole: bool = True) -> float | None:
         """published / estimate (None where we estimate none of the resource)."""

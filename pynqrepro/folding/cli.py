@@ -129,7 +129,7 @@ def _summary(folding, budget, clock_ns: float) -> str:
     fifos = sum(node["role"] != "converter" for node in inserted)
     shell = folding.insertions.shell
     return (f"{head} (whole design: compute nodes {folding.compute_total('LUT'):,} LUT + {folding.converters} DWCs "
-            f"and {fifos} FIFOs {folding.inserted_total('LUT') - shell.LUT:,} LUT, FIFO depths "
+            f"and {fifos} FIFOs {folding.dwc_fifo_total('LUT'):,} LUT, FIFO depths "
             f"{folding.insertions.depths.source} + {shell.describe()})")
 
 

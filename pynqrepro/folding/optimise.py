@@ -105,6 +105,11 @@ class Folding:
         """DWCs, FIFOs and the shell (0 for a compute-only folding)."""
         return self.insertions.total(resource, self.choice) if self.insertions else 0
 
+    def dwc_fifo_total(self, resource: str) -> int:
+        """DWCs and FIFOs alone (0 for a compute-only folding): the part of FINN's insertions the
+        folding decides, apart from the board's fixed shell."""
+        return self.inserted_total(resource) - self.insertions.shell.resource(resource) if self.insertions else 0
+
     def total(self, resource: str) -> int:
         return self.compute_total(resource) + self.inserted_total(resource)
 

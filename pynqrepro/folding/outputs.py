@@ -113,7 +113,7 @@ def plot_cycles_remainder(folding: Folding, budget: Budget, path: Path, title: s
     parts = {"compute nodes": [folding.compute_total(r) for r in labels]}
     if folding.whole_design:
         shell = folding.insertions.shell
-        parts["DWCs + FIFOs"] = [folding.inserted_total(r) - shell.resource(r) for r in labels]
+        parts["DWCs + FIFOs"] = [folding.dwc_fifo_total(r) for r in labels]
         parts["shell" + ("" if shell.measured else " (proxy)")] = [shell.resource(r) for r in labels]
     bottom = np.zeros(len(labels))
     for (label, values), color in zip(parts.items(), ("tab:blue", "tab:orange", "tab:gray")):

@@ -63,11 +63,11 @@ def fitting_budget(space: "list | Design", board: Board, lut_ratio: float) -> Bu
     else the smallest multiple of ``LUT_GRID`` x device LUTs that fits it. A network that no LUT
     budget fits (BRAM or DSP bound) gets the optimiser's error naming what it needs."""
     budget = lut_budget(board, lut_ratio)
-    if _fits(space, budget):
-        return budget
-    luts = smallest_lut_budget(space, budget)
+    luts = smallest_lut_budget(space, budget)  # whether it fits, and else what would
     if luts is None:
         optimise(space, budget)  # raises the error naming the BRAM18/DSP the network needs
+    if luts <= budget.LUT:
+        return budget
     return lut_budget(board, round(math.ceil(luts / board.luts / LUT_GRID - 1e-9) * LUT_GRID, 6))
 
 

@@ -120,13 +120,26 @@ def run_finn_build(model_file: Path, cfg) -> None:
         raise RuntimeError(f"FINN's build failed (log {log}):\n{tail}")
 
 
+def _check_fits(folded, board: Board) -> None:
+    """UserError when the whole design FINN's build makes of ``folded`` (compute nodes, DWCs and
+    FIFOs, the shell) exceeds ``board``: Vivado would work for hours and then fail to place it."""
+    from pynqrepro.finnflow.buildprep import whole_design_estimate
+
+    whole, _ = whole_design_estimate(folded, board)
+    over = board.exceeded(whole["LUT"], whole["BRAM_18K"], whole["URAM"], whole["DSP"])
+    if over:
+        raise UserError(f"this folding does not fit {board.name} ({', '.join(over)} by FINN's estimate of the "
+                        f"whole design): pass a folding from pynqrepro fold, which fits the budget")
+
+
 def synthesis_artifact(store: ArtifactStore, hw_artifact: Artifact, board: Board, folding: dict | None,
                        clock_ns: float | None = None) -> Artifact:
     """The cached FINN build of ``hw_artifact`` at ``folding`` (None: all PE=SIMD=1) for ``board``,
     keyed by all four and the clock.
 
-    The folding is validated on the HW model first (FINN's ApplyConfig + bit-width minimisation,
-    seconds), so a bad folding is a one-line UserError rather than a failure an hour into Vivado.
+    A build not in the store is checked first (seconds: FINN's ApplyConfig + bit-width
+    minimisation, then its whole-design estimate), so a bad or over-budget folding is a one-line
+    UserError rather than a failure an hour into Vivado; a cached build was checked when it was made.
     """
     from pynqrepro.finnflow.build import load_hw_model
     from pynqrepro.finnflow.foldconfig import all_ones_folding, apply_folding
@@ -134,9 +147,13 @@ def synthesis_artifact(store: ArtifactStore, hw_artifact: Artifact, board: Board
     clock_ns = clock_ns or board.clock_ns
     hw_model = load_hw_model(hw_artifact)
     folding = all_ones_folding(hw_model) if folding is None else folding
-    apply_folding(hw_model, folding)
     config = {"board": board.name, "part": board.part, "clock_ns": clock_ns, "folding": folding,
               "steps": list(SYNTH_STEPS), "outputs": list(SYNTH_OUTPUTS)}
+    inputs = {"hw_model": hw_artifact}
+    cached = store.find("finn_synthesis", config, inputs)
+    if cached is not None:
+        return cached
+    _check_fits(apply_folding(hw_model, folding), board)
 
     def build(out_dir: Path) -> None:
         reason = missing_vivado(board.board_files)
@@ -147,8 +164,7 @@ def synthesis_artifact(store: ArtifactStore, hw_artifact: Artifact, board: Board
         run_finn_build(hw_artifact.file(HW_MODEL), synthesis_config(board, out_dir / BUILD_DIR, folding_file, clock_ns))
         check_package(BuildPaths(out_dir / BUILD_DIR).deploy)
 
-    return store.get_or_build("finn_synthesis", config, build, inputs={"hw_model": hw_artifact},
-                              job=JobSpec("vivado"))
+    return store.get_or_build("finn_synthesis", config, build, inputs=inputs, job=JobSpec("vivado"))
 
 
 def read_build(build_dir: Path, clock_ns: float) -> SynthesisBuild:

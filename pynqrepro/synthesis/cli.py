@@ -3,12 +3,10 @@ checkpoint for a board at a folding, with post-synthesis utilisation and timing 
 
 import json
 
-from pynqrepro.core.errors import UserError
 from pynqrepro.finnflow.cli import add_checkpoint_arguments, checkpoint_hw_model
 
 
 def _build(args) -> None:
-    from pynqrepro.finnflow.buildprep import whole_design_estimate
     from pynqrepro.finnflow.estimate import estimate
     from pynqrepro.finnflow.foldconfig import apply_folding
     from pynqrepro.synthesis.build import finished_build
@@ -18,12 +16,6 @@ def _build(args) -> None:
     clock_ns = args.clock_ns or board.clock_ns
     folded = apply_folding(hw_model, folding)
     est = estimate(folded, board.part, clock_ns).totals
-    # what Vivado places is the whole design: the compute nodes, FINN's DWCs and FIFOs, the shell
-    whole, _ = whole_design_estimate(folded, board)
-    over = board.exceeded(whole["LUT"], whole["BRAM_18K"], whole["URAM"], whole["DSP"])
-    if over:  # Vivado would work for hours and then fail to place it
-        raise UserError(f"this folding does not fit {board.name} ({', '.join(over)} by FINN's estimate of the "
-                        f"whole design): pass a folding from pynqrepro fold, which fits the budget")
     result = finished_build(store, hw_artifact, board, folding, clock_ns)
     ratios = estimate_ratios(est["lut"], est["bram18"], est["dsp"], result.ooc)
     if args.json:
