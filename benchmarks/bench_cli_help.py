@@ -1,5 +1,5 @@
-"""Start-up time of ``pynqrepro --help`` and of every ``pynqrepro <command> --help`` (target: under
-1 s), each the median of N fresh processes, wall and CPU time; with ``--baseline REV`` the same
+"""Start-up time of ``pynqrepro --help``, of every ``pynqrepro <command> --help`` and of every
+``pynqrepro report <table> --help`` (target: under 1 s), each the median of N fresh processes, wall and CPU time; with ``--baseline REV`` the same
 commands run against the package as of git revision REV (exported to a temporary directory and put
 first on PYTHONPATH, same interpreter and libraries) and the ratio old/new is printed.
 
@@ -17,8 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from pynqrepro.study import TABLES
+
 REPO = Path(__file__).resolve().parent.parent
-COMMANDS = ("", "train", "prune", "fold", "estimate", "build", "deploy", "report")
+COMMANDS = ("", "train", "prune", "fold", "estimate", "build", "deploy", "report", *(f"report {t}" for t in TABLES))
 RUN_CLI = "import sys; from pynqrepro.cli import main; sys.argv[0] = 'pynqrepro'; sys.exit(main())"
 
 
@@ -39,7 +41,7 @@ def measure(pythonpath: Path | None, runs: int) -> dict[str, tuple[float, float]
         env["PYTHONPATH"] = str(pythonpath)
     out = {}
     for command in COMMANDS:
-        argv = [sys.executable, "-c", RUN_CLI, *([command] if command else []), "--help"]
+        argv = [sys.executable, "-c", RUN_CLI, *command.split(), "--help"]
         samples = [timed(argv, env) for _ in range(runs)]
         out[command or "(top)"] = (statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples))
     return out
@@ -67,7 +69,7 @@ def main() -> None:
     print(f"pynqrepro <command> --help, median of {args.runs} processes (wall s / CPU s)"
           + (f"; baseline {args.baseline}" if old else ""))
     for command, (wall, cpu) in new.items():
-        line = f"  {command:9s} now {wall:6.2f} / {cpu:6.2f}"
+        line = f"  {command:22s} now {wall:6.2f} / {cpu:6.2f}"
         if old:
             old_wall, old_cpu = old[command]
             line += f"   {args.baseline} {old_wall:6.2f} / {old_cpu:6.2f}   ratio {old_wall / wall:5.1f}x wall"

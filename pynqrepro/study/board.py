@@ -7,21 +7,25 @@ and latency; the same HW graph executed by FINN in Python classifies the same im
 built only from results and names, never from the login: host, user and key cannot reach a report.
 """
 
+from __future__ import annotations
+
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pynqrepro.board.compare import ACCURACY_TOLERANCE, accuracy_flag, hw_graph_accuracy
-from pynqrepro.board.deploy import run_on_board
+from pynqrepro.board.compare import ACCURACY_TOLERANCE, accuracy_flag
 from pynqrepro.board.results import BoardResult
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.machine import missing_board
 from pynqrepro.core.results import Recorder
-from pynqrepro.finnflow.estimate import NetworkEstimate
-from pynqrepro.pipeline import Network, Setup, holdout_images, synthesis_build, trained_network
 from pynqrepro.references import ACCURACY, BOARD_MEASUREMENTS, Scope, select
 from pynqrepro.study import Bits, bit_widths
-from pynqrepro.synthesis.build import SynthesisBuild
+
+if TYPE_CHECKING:  # the stages are imported where they work, so `pynqrepro report board --help` is quick
+    from pynqrepro.finnflow.estimate import NetworkEstimate
+    from pynqrepro.pipeline import Network, Setup
+    from pynqrepro.synthesis.build import SynthesisBuild
 
 EXPERIMENT = "experiments/test_board.py::test_board"
 TABLE = "board"
@@ -54,6 +58,10 @@ class OnBoard:
 
 
 def measure(setup: Setup, case: Bits) -> OnBoard:
+    from pynqrepro.board.compare import hw_graph_accuracy
+    from pynqrepro.board.deploy import run_on_board
+    from pynqrepro.pipeline import holdout_images, synthesis_build, trained_network
+
     if setup.board_login is None:
         raise UserError(missing_board(None))
     network = trained_network(setup, case.weight_bits, case.act_bits)

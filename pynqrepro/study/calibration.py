@@ -9,12 +9,17 @@ measured / estimated fps; from the ratios, the safety margin per resource that `
 --margin calibrated`` budgets with.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pynqrepro.core.results import Recorder
-from pynqrepro.folding.calibration import AnchorEstimate, Margins, derive_margins, estimate_anchors
-from pynqrepro.pipeline import Setup
 from pynqrepro.references import SYNTHESIS_ANCHORS, select
+
+if TYPE_CHECKING:  # the stages are imported where they work, so `pynqrepro report calibration --help` is quick
+    from pynqrepro.folding.calibration import AnchorEstimate, Margins
+    from pynqrepro.pipeline import Setup
 
 EXPERIMENT = "experiments/test_calibration.py::test_calibration"
 TABLE = "calibration"
@@ -62,6 +67,8 @@ class Calibration:
 
 
 def measure(setup: Setup, case: Case) -> Calibration:
+    from pynqrepro.folding.calibration import derive_margins, estimate_anchors
+
     estimates = estimate_anchors(setup.store, select(SYNTHESIS_ANCHORS, board=case.anchor_board))
     return Calibration(case, estimates, derive_margins(estimates))
 

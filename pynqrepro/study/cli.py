@@ -80,6 +80,8 @@ def selected_cases(module, options) -> list:
 
 def record(table: str, argv: list[str], reports_dir) -> None:
     """Measure and tabulate the selected cases of ``table`` as its experiment does, then merge."""
+    module = importlib.import_module(TABLES[table])
+    options = table_parser(table, module, reports_dir).parse_args(argv)  # --help ends here, before the stages load
     from pynqrepro.board.remote import BoardLogin
     from pynqrepro.core.boards import get_board
     from pynqrepro.core.provenance import environment
@@ -88,8 +90,6 @@ def record(table: str, argv: list[str], reports_dir) -> None:
     from pynqrepro.core.store import ArtifactStore
     from pynqrepro.pipeline import Setup
 
-    module = importlib.import_module(TABLES[table])
-    options = table_parser(table, module, reports_dir).parse_args(argv)
     ensure_writable_dir(options.reports_dir, "--reports-dir")
     ensure_writable_dir(options.store_dir, "--store-dir")
     login = BoardLogin(options.board_host, options.board_user, options.board_key) if options.board_host else None

@@ -6,14 +6,19 @@ top-1, and the integer stages bit for bit), then take FINN's own estimates of th
 published CNV folding (where FINN publishes one), beside the study's FINN v0.5b estimate runs.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pynqrepro.core.results import Recorder
-from pynqrepro.finnflow.estimate import NetworkEstimate
-from pynqrepro.finnflow.verify import Verification, stored_verification
-from pynqrepro.pipeline import Network, Setup, holdout_images, trained_network
 from pynqrepro.references import STUDY_FOLDING_RUNS, has_finn_folding, select
 from pynqrepro.study import Bits, bit_widths
+
+if TYPE_CHECKING:  # the stages are imported where they work, so `pynqrepro report finn_estimates --help` is quick
+    from pynqrepro.finnflow.estimate import NetworkEstimate
+    from pynqrepro.finnflow.verify import Verification
+    from pynqrepro.pipeline import Network, Setup
 
 EXPERIMENT = "experiments/test_finn_flow.py::test_finn_flow"
 TABLE = "finn_estimates"
@@ -44,6 +49,9 @@ class FlowCheck:
 
 
 def measure(setup: Setup, case: Bits) -> FlowCheck:
+    from pynqrepro.finnflow.verify import stored_verification
+    from pynqrepro.pipeline import holdout_images, trained_network
+
     network = trained_network(setup, case.weight_bits, case.act_bits)
     images, _ = holdout_images(setup, setup.scale.verify_images)
     check = stored_verification(setup.store, network.checkpoint, network.hw, images)

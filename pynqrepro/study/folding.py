@@ -11,30 +11,26 @@ same designs. Every optimiser JSON goes through FINN's build preparation, whose 
 prepared graph plus the shell must equal our whole-design totals.
 """
 
+from __future__ import annotations
+
 import itertools
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pynqrepro.core.boards import BOARDS, Board, get_board
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.results import Recorder
-from pynqrepro.finnflow.buildprep import prepare_build
-from pynqrepro.finnflow.foldconfig import changes
-from pynqrepro.folding import baselines, outputs
-from pynqrepro.folding.optimise import Budget, Folding, board_budget, optimise
-from pynqrepro.folding.space import SpaceOptions
-from pynqrepro.folding.wholedesign import Design, build_design
-from pynqrepro.pipeline import Setup, trained_network
 from pynqrepro.references import STUDY_FOLDING_RUNS, has_finn_folding, select
+
+if TYPE_CHECKING:  # the stages are imported where they work, so `pynqrepro report folding --help` is quick
+    from pynqrepro.folding.optimise import Budget, Folding
+    from pynqrepro.folding.wholedesign import Design
+    from pynqrepro.pipeline import Setup
 
 EXPERIMENT = "experiments/test_folding.py::test_folding"
 TABLE = "folding"
 TITLE = "CNV folding under a LUT budget (whole design)"
-EXACT_SPACES = {  # method -> the space the exact optimiser searches
-    "exact": SpaceOptions(),
-    "exact+LUTRAM": SpaceOptions(choose_ram_style=True),
-    "exact+all FINN options": SpaceOptions.all_finn_choices(),
-}
 # The user choice and the comparison are searched with LUTRAM weights allowed: only so does the
 # 4-bit CNV fit a Pynq-Z1
 COMPARED_IN = "exact+LUTRAM"
@@ -87,6 +83,14 @@ CASES = tuple(Case(ratio, bits, board) for ratio in RATIOS for bits in BITS for 
 REPORT_CASES = tuple(Case(ratio, bits, board) for ratio, bits, board in itertools.product(RATIOS, BITS, BOARDS))
 
 
+def exact_spaces() -> dict:
+    """method -> the space the exact optimiser searches."""
+    from pynqrepro.folding.space import SpaceOptions
+
+    return {"exact": SpaceOptions(), "exact+LUTRAM": SpaceOptions(choose_ram_style=True),
+            "exact+all FINN options": SpaceOptions.all_finn_choices()}
+
+
 @dataclass(frozen=True)
 class Method:
     """One row of ours: a method's folding, or why it has none."""
@@ -115,6 +119,8 @@ class FoldingComparison:
 
 
 def _exact(name: str, space, budget: Budget) -> Method:
+    from pynqrepro.folding.optimise import optimise
+
     try:
         return Method(name, optimise(space, budget))
     except UserError as exc:  # no folding of this space fits: the row says what would
@@ -123,6 +129,8 @@ def _exact(name: str, space, budget: Budget) -> Method:
 
 def _compute_only(design: Design, budget: Budget) -> Method:
     """Today's search of the compute nodes alone, its folding judged by its whole design."""
+    from pynqrepro.folding.optimise import Folding
+
     found = _exact(COMPUTE_ONLY, design.groups, budget)
     if found.folding is None:
         return found
@@ -132,6 +140,10 @@ def _compute_only(design: Design, budget: Budget) -> Method:
 def _finn_build_checks(model, exact: dict, board: Board) -> dict:
     """``outputs.finn_build_check`` of every exact folding, FINN's build prepared once per distinct
     change the JSONs make to the model (exact and exact+LUTRAM often choose the same)."""
+    from pynqrepro.finnflow.buildprep import prepare_build
+    from pynqrepro.finnflow.foldconfig import changes
+    from pynqrepro.folding import outputs
+
     prepared: dict = {}
     out = {}
     for name, folding in exact.items():
@@ -143,11 +155,16 @@ def _finn_build_checks(model, exact: dict, board: Board) -> dict:
 
 
 def measure(setup: Setup, case: Case) -> FoldingComparison:
+    from pynqrepro.folding import baselines
+    from pynqrepro.folding.optimise import board_budget
+    from pynqrepro.folding.wholedesign import build_design
+    from pynqrepro.pipeline import trained_network
+
     board = get_board(case.target_board)
     network = trained_network(setup, case.bits, case.bits, board)
     model = network.hw_model
     budget = board_budget(board, case.lut_ratio)
-    designs = {name: build_design(model, board, options) for name, options in EXACT_SPACES.items()}
+    designs = {name: build_design(model, board, options) for name, options in exact_spaces().items()}
     methods = [_exact(name, design, budget) for name, design in designs.items()]
     methods.append(_exact(NO_CONVERTERS, designs[COMPARED_IN].without_width_converters(), budget))
     exact = {m.name: m.folding for m in methods if m.folding is not None}
@@ -172,6 +189,8 @@ def vivado_unknowns(board: Board) -> str:
 
 
 def tabulate(results: Recorder, setup: Setup, comparison: FoldingComparison) -> None:
+    from pynqrepro.folding import outputs
+
     case, board, budget = comparison.case, comparison.board, comparison.budget
     table = results.table(TABLE, title=TITLE, notes=NOTES)
     base = {"board": board.name, "W/A": f"{case.bits}/{case.bits}", "LUT ratio": case.lut_ratio}

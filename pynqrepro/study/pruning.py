@@ -9,23 +9,24 @@ SIMD-block rows are FINN cost-model estimates only (stock FINN has no block-skip
 generator); the smallest channel-pruned network goes through the normal FINN flow and must verify.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pynqrepro.core.results import Recorder, is_reference_row
 from pynqrepro.core.scale import AccuracyDropLimit
 from pynqrepro.core.store import Artifact
-from pynqrepro.finnflow.build import hw_model_artifact
-from pynqrepro.finnflow.export import load_cnv
-from pynqrepro.finnflow.verify import Verification, verify
-from pynqrepro.folding.optimise import Budget, board_budget
-from pynqrepro.folding.pruned import HardwarePoint, best_folding, describe_budget, masked_blocks, sweep_budget
-from pynqrepro.pipeline import Setup, holdout_images
 from pynqrepro.pruning.config import METHODS, SweepConfig
-from pynqrepro.pruning.sweep import StepResult, run_sweep, sweep_recipe
 from pynqrepro.references import STUDY_LUT_RATIO, STUDY_PRUNING_SWEEP, select
-from pynqrepro.training.recipes import trained_checkpoint, training_result
-from pynqrepro.training.trainer import RunOptions
+
+if TYPE_CHECKING:  # the stages are imported where they work, so `pynqrepro report pruning --help` is quick
+    from pynqrepro.finnflow.verify import Verification
+    from pynqrepro.folding.optimise import Budget
+    from pynqrepro.folding.pruned import HardwarePoint
+    from pynqrepro.pipeline import Setup
+    from pynqrepro.pruning.sweep import StepResult
 
 EXPERIMENT = "experiments/test_pruning.py::test_pruning"
 TABLE = "pruning"
@@ -114,6 +115,16 @@ class PruningSweeps:
 
 
 def measure(setup: Setup, case: Case) -> PruningSweeps:
+    from pynqrepro.finnflow.build import hw_model_artifact
+    from pynqrepro.finnflow.export import load_cnv
+    from pynqrepro.finnflow.verify import verify
+    from pynqrepro.folding.optimise import board_budget
+    from pynqrepro.folding.pruned import best_folding, masked_blocks, sweep_budget
+    from pynqrepro.pipeline import holdout_images
+    from pynqrepro.pruning.sweep import run_sweep, sweep_recipe
+    from pynqrepro.training.recipes import trained_checkpoint, training_result
+    from pynqrepro.training.trainer import RunOptions
+
     store, board = setup.store, setup.board
     dense = trained_checkpoint(store, setup.scale, case.bits, case.bits, setup.data_dir)
     board_limit = board_budget(board, STUDY_LUT_RATIO)
@@ -134,6 +145,8 @@ def measure(setup: Setup, case: Case) -> PruningSweeps:
 
 
 def tabulate(results: Recorder, setup: Setup, sweeps: PruningSweeps) -> None:
+    from pynqrepro.folding.pruned import describe_budget
+
     board, bits = setup.board, sweeps.case.bits
     table = results.table(TABLE, title=TITLE, notes=NOTES, plot=f"{__name__}:pareto_plot")
     common = {"bits": bits, "board": board.name, "budget": describe_budget(sweeps.budget, board, STUDY_LUT_RATIO)}

@@ -6,18 +6,20 @@ utilisation and timing beside FINN's estimate of the same folding, with the stud
 runs as reference rows.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.results import Recorder
-from pynqrepro.finnflow.estimate import NetworkEstimate
-from pynqrepro.folding.optimise import board_budget, optimise
-from pynqrepro.folding.wholedesign import build_design
-from pynqrepro.pipeline import Network, Setup, synthesis_build, trained_network
 from pynqrepro.references import STUDY_FOLDING_RUNS, STUDY_LUT_RATIO, select
 from pynqrepro.study import Bits, bit_widths
-from pynqrepro.synthesis.build import SynthesisBuild
-from pynqrepro.synthesis.reports import estimate_ratios
+
+if TYPE_CHECKING:  # the stages are imported where they work, so `pynqrepro report synthesis --help` is quick
+    from pynqrepro.finnflow.estimate import NetworkEstimate
+    from pynqrepro.pipeline import Network, Setup
+    from pynqrepro.synthesis.build import SynthesisBuild
 
 EXPERIMENT = "experiments/test_synthesis.py::test_synthesis"
 TABLE = "synthesis"
@@ -56,6 +58,9 @@ class Syntheses:
 
 def _exact_folding(network: Network) -> tuple[dict | None, str]:
     """The exact optimiser's folding whose whole design fits the study's LUT budget, or why none fits."""
+    from pynqrepro.folding.optimise import board_budget, optimise
+    from pynqrepro.folding.wholedesign import build_design
+
     budget = board_budget(network.board, STUDY_LUT_RATIO)
     try:
         return optimise(build_design(network.hw_model, network.board), budget).config(), ""
@@ -64,10 +69,14 @@ def _exact_folding(network: Network) -> tuple[dict | None, str]:
 
 
 def _synthesise(setup: Setup, network: Network, name: str, folding: dict) -> Synthesis:
+    from pynqrepro.pipeline import synthesis_build
+
     return Synthesis(name, folding, synthesis_build(setup, network, folding), network.estimate(folding))
 
 
 def measure(setup: Setup, case: Bits) -> Syntheses:
+    from pynqrepro.pipeline import trained_network
+
     network = trained_network(setup, case.weight_bits, case.act_bits)
     builds, unbuilt = [_synthesise(setup, network, "FINN published", network.published_folding())], {}
     exact, why_not = _exact_folding(network)
@@ -80,6 +89,8 @@ def measure(setup: Setup, case: Bits) -> Syntheses:
 
 
 def tabulate(results: Recorder, setup: Setup, syntheses: Syntheses) -> None:
+    from pynqrepro.synthesis.reports import estimate_ratios
+
     case, network, board = syntheses.case, syntheses.network, setup.board
     table = results.table(TABLE, title=TITLE, notes=NOTES)
     for synthesis in syntheses.builds:

@@ -6,15 +6,19 @@ its test accuracy, beside the study's selection (best test accuracy over all epo
 published CIFAR-10 accuracies. The checkpoints stay in the store for pruning and the FINN flow.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pynqrepro.core.results import Recorder
-from pynqrepro.pipeline import Setup
 from pynqrepro.references import ACCURACY, Scope, select
 from pynqrepro.study import Bits, bit_widths
-from pynqrepro.training.config import TrainConfig
-from pynqrepro.training.recipes import recipe, trained_checkpoint, training_result
-from pynqrepro.training.trainer import TrainResult
+
+if TYPE_CHECKING:  # the stages are imported where they work, so `pynqrepro report training --help` is quick
+    from pynqrepro.pipeline import Setup
+    from pynqrepro.training.config import TrainConfig
+    from pynqrepro.training.trainer import TrainResult
 
 EXPERIMENT = "experiments/test_training.py::test_training"
 TABLE = "training"
@@ -37,6 +41,8 @@ class Training:
 
 def measure(setup: Setup, case: Bits) -> Training:
     """Train (or find in the store) CNV at the case's bit widths with the scale's recipe."""
+    from pynqrepro.training.recipes import recipe, trained_checkpoint, training_result
+
     artifact = trained_checkpoint(setup.store, setup.scale, case.weight_bits, case.act_bits, setup.data_dir)
     return Training(case, recipe(setup.scale, case.weight_bits, case.act_bits), training_result(artifact))
 
