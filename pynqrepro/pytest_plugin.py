@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pynqrepro.board.remote import optional_login
 from pynqrepro.core import machine, options
 from pynqrepro.core.atomic import ensure_writable_dir
 from pynqrepro.core.boards import get_board
@@ -77,6 +78,8 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{name}: {description}")
     paths = _paths(config)
     try:
+        login = optional_login(config.getoption("board_host"), config.getoption("board_user"),
+                               config.getoption("board_key"))
         ensure_writable_dir(paths["reports"], "--reports-dir")
         ensure_writable_dir(paths["store"], "--store-dir")
         scale = get_scale(config.getoption("scale"), config.getoption("max_steps"))
@@ -94,7 +97,7 @@ def pytest_configure(config):
         info = SessionInfo(new_session_id(), scale.name, config.getoption("board"), environment())
         fresh_since = time.time() if config.getoption("fresh") else None
     config.pynqrepro = {"paths": paths, "session": info, "fresh_since": fresh_since, "executor": executor,
-                        "scale": scale}
+                        "scale": scale, "login": login}
 
 
 def _terminal_writer(config):
@@ -233,15 +236,11 @@ def store(request):
 
 
 @pytest.fixture(scope="session")
-def setup(scale, board, store, data_dir, board_host, request):
+def setup(scale, board, store, data_dir, request):
     """What every measurement of this session shares (``pynqrepro.pipeline.Setup``)."""
-    from pynqrepro.board.remote import BoardLogin
     from pynqrepro.pipeline import Setup
 
-    login = None
-    if board_host:
-        login = BoardLogin(board_host, request.config.getoption("board_user"), request.config.getoption("board_key"))
-    return Setup(scale, board, store, data_dir, login)
+    return Setup(scale, board, store, data_dir, request.config.pynqrepro["login"])
 
 
 def pytest_generate_tests(metafunc):
