@@ -101,13 +101,15 @@ def pytest_configure(config):
 
 
 def _terminal_writer(config):
-    """Job progress goes to the terminal, past pytest's capture; an xdist worker has none (its
+    """Job progress goes to the terminal, past pytest's capture; an xdist worker has none (None: its
     controller prints the store's job summary instead, see pytest_sessionstart)."""
+    if hasattr(config, "workerinput"):
+        return None
 
     def write(line: str) -> None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         capture = config.pluginmanager.get_plugin("capturemanager")
-        if reporter is None or hasattr(config, "workerinput"):
+        if reporter is None:
             return
         with capture.global_and_fixture_disabled() if capture else nullcontext():
             reporter.write_line(line)
@@ -130,12 +132,15 @@ def pytest_sessionstart(session):
 
     def watch() -> None:
         while True:
-            line = monitor.line()
-            if line:
-                show(line)
-            if stop.wait(executor.config.poll_s):
+            final = stop.is_set()
+            if final or show.due():  # SLURM is asked per job: only for a line shown
+                line = monitor.line()
+                if line:
+                    show(line)
+            if final:
                 show.flush()  # the final counts
                 return
+            stop.wait(executor.config.poll_s)
 
     thread = threading.Thread(target=watch, daemon=True, name="pynqrepro-jobs")
     thread.start()
@@ -192,8 +197,6 @@ def pytest_sessionfinish(session):
         stop, thread = config.pynqrepro.pop("monitor")
         stop.set()
         thread.join()
-    if getattr(config.pynqrepro["executor"], "progress", None) is not None:
-        config.pynqrepro["executor"].progress.flush()
     reports = config.pynqrepro["paths"]["reports"]
     written = merge_reports(reports)
     if written:

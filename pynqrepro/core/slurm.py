@@ -293,7 +293,7 @@ class SlurmExecutor:
         return self._monitors.setdefault(Path(root), JobMonitor(Path(root)))
 
     def wait(self, task, status: claims.HolderStatus) -> None:
-        if self.progress is not None:
+        if self.progress is not None and self.progress.due():  # SLURM is asked per job: only for a line shown
             summary = self.monitor(task.root).line()
             self.progress(f"{summary}; waiting for {task.describe()}: {status.describe}" if summary
                           else f"pynqrepro: waiting for {task.describe()}: {status.describe}")
