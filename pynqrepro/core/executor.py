@@ -52,8 +52,9 @@ class JobFailed(UserError):
 class Executor(Protocol):
     name: str
 
-    def start(self, task, record: claims.ClaimRecord) -> None:
-        """Build ``task`` under its claim ``record``: here and now, or by submitting a job that will."""
+    def start(self, task, record: claims.ClaimRecord) -> bool:
+        """Build ``task`` under its claim ``record``: here and now (True: published, its checksums
+        taken from the files as they were written), or by submitting a job that will (False)."""
 
     def wait(self, task, status: claims.HolderStatus) -> None:
         """Pause while another holder builds ``task`` (reporting progress where there is any)."""
@@ -67,7 +68,7 @@ class LocalExecutor:
 
     name = "local"
 
-    def start(self, task, record: claims.ClaimRecord) -> None:
+    def start(self, task, record: claims.ClaimRecord) -> bool:
         try:
             with claims.Heartbeat(task.claim), build_log(log_file(task.root, f"{task.stage}-{task.key}")):
                 task.prepare()
@@ -78,6 +79,7 @@ class LocalExecutor:
             raise
         finally:
             claims.release_claim(task.claim, record.token)
+        return True
 
     def wait(self, task, status: claims.HolderStatus) -> None:
         time.sleep(JOB_POLL_S if status.job_id else PROCESS_POLL_S)

@@ -267,7 +267,7 @@ class SlurmExecutor:
     def log_dir(self, root: Path) -> Path:
         return self.config.log_dir or Path(root).absolute() / "_slurm"
 
-    def start(self, task, record: claims.ClaimRecord) -> None:
+    def start(self, task, record: claims.ClaimRecord) -> bool:
         from pynqrepro.core.store import store_id
 
         job_class = self.config.classes[task.job.kind]
@@ -288,6 +288,7 @@ class SlurmExecutor:
             raise
         claims.update_claim(task.claim, replace(record, executor=self.name, kind=task.job.kind, job_id=job.job_id,
                                                 log=str(job.paths.stderr), state="submitted"))
+        return False
 
     def monitor(self, root: Path) -> "JobMonitor":
         return self._monitors.setdefault(Path(root), JobMonitor(Path(root)))
