@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pynqrepro.board.remote import optional_login
 from pynqrepro.core import machine, options
 from pynqrepro.core.atomic import ensure_writable_dir
 from pynqrepro.core.boards import get_board
@@ -77,6 +78,8 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{name}: {description}")
     paths = _paths(config)
     try:
+        login = optional_login(config.getoption("board_host"), config.getoption("board_user"),
+                               config.getoption("board_key"))
         ensure_writable_dir(paths["reports"], "--reports-dir")
         ensure_writable_dir(paths["store"], "--store-dir")
         scale = get_scale(config.getoption("scale"), config.getoption("max_steps"))
@@ -94,17 +97,19 @@ def pytest_configure(config):
         info = SessionInfo(new_session_id(), scale.name, config.getoption("board"), environment())
         fresh_since = time.time() if config.getoption("fresh") else None
     config.pynqrepro = {"paths": paths, "session": info, "fresh_since": fresh_since, "executor": executor,
-                        "scale": scale}
+                        "scale": scale, "login": login}
 
 
 def _terminal_writer(config):
-    """Job progress goes to the terminal, past pytest's capture; an xdist worker has none (its
+    """Job progress goes to the terminal, past pytest's capture; an xdist worker has none (None: its
     controller prints the store's job summary instead, see pytest_sessionstart)."""
+    if hasattr(config, "workerinput"):
+        return None
 
     def write(line: str) -> None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         capture = config.pluginmanager.get_plugin("capturemanager")
-        if reporter is None or hasattr(config, "workerinput"):
+        if reporter is None:
             return
         with capture.global_and_fixture_disabled() if capture else nullcontext():
             reporter.write_line(line)
@@ -127,12 +132,15 @@ def pytest_sessionstart(session):
 
     def watch() -> None:
         while True:
-            line = monitor.line()
-            if line:
-                show(line)
-            if stop.wait(executor.config.poll_s):
+            final = stop.is_set()
+            if final or show.due():  # SLURM is asked per job: only for a line shown
+                line = monitor.line()
+                if line:
+                    show(line)
+            if final:
                 show.flush()  # the final counts
                 return
+            stop.wait(executor.config.poll_s)
 
     thread = threading.Thread(target=watch, daemon=True, name="pynqrepro-jobs")
     thread.start()
@@ -189,8 +197,6 @@ def pytest_sessionfinish(session):
         stop, thread = config.pynqrepro.pop("monitor")
         stop.set()
         thread.join()
-    if getattr(config.pynqrepro["executor"], "progress", None) is not None:
-        config.pynqrepro["executor"].progress.flush()
     reports = config.pynqrepro["paths"]["reports"]
     written = merge_reports(reports)
     if written:
@@ -233,15 +239,11 @@ def store(request):
 
 
 @pytest.fixture(scope="session")
-def setup(scale, board, store, data_dir, board_host, request):
+def setup(scale, board, store, data_dir, request):
     """What every measurement of this session shares (``pynqrepro.pipeline.Setup``)."""
-    from pynqrepro.board.remote import BoardLogin
     from pynqrepro.pipeline import Setup
 
-    login = None
-    if board_host:
-        login = BoardLogin(board_host, request.config.getoption("board_user"), request.config.getoption("board_key"))
-    return Setup(scale, board, store, data_dir, login)
+    return Setup(scale, board, store, data_dir, request.config.pynqrepro["login"])
 
 
 def pytest_generate_tests(metafunc):

@@ -143,6 +143,8 @@ CASES = [
     ("file", "deploy {F}", "no board host: pass --board-host"),
     ("file", "deploy {F} --board-host board.local --board-key {F}/missing_key", "SSH key {F}/missing_key does not exist"),
     ("file", "deploy {F} --board-host 'pynq board'", "board host and user must be plain names"),
+    ("file", "report training --board-host board.local --board-key {F}/missing_key",
+     "SSH key {F}/missing_key does not exist"),
     ("file", f"estimate {CKPT} --executor slurm --cluster-config {{F}}/missing.toml",
      "--cluster-config {F}/missing.toml does not exist"),
     # outputs that cannot be written: refused before any work, earlier runs never overwritten
@@ -342,6 +344,8 @@ PYTEST_CASES = [  # (options, the one line that names the problem)
     (["--reports-dir", "afile/reports"], "ERROR: --reports-dir"),
     (["--store-dir", "afile/store"], "ERROR: --store-dir"),
     (["--executor", "slurm", "--cluster-config", "missing.toml"], "ERROR: --cluster-config missing.toml does not exist"),
+    (["--board-host", "board.local", "--board-key", "missing_key"], "ERROR: SSH key missing_key does not exist"),
+    (["--board-host", "pynq board"], "ERROR: board host and user must be plain names"),
 ]
 
 

@@ -4,13 +4,14 @@ import multiprocessing
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from pynqrepro.core import claims
+from pynqrepro.core import claims, slurm
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.executor import JobFailed, JobSpec, ProgressLine
-from pynqrepro.core.slurm import ClusterConfig
+from pynqrepro.core.slurm import ClusterConfig, SlurmExecutor
 from pynqrepro.core.store import ArtifactStore
 
 
@@ -183,3 +184,19 @@ def test_progress_line_is_written_on_change_at_most_every_interval():
     progress("1 finished")
     progress.flush()
     assert written == ["1 queued", "1 finished"]  # the latest state, once
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "xdist worker"])
+def test_waiting_asks_slurm_only_for_a_progress_line_that_is_shown(tmp_path, monkeypatch, terminal):
+    asked, written = [], []
+    monkeypatch.setattr(slurm, "check_cluster", lambda config: config)
+    monkeypatch.setattr(slurm, "job_info", lambda job_id: asked.append(job_id) or {"JobState": "RUNNING"})
+    (tmp_path / "train").mkdir()
+    claims.try_claim(tmp_path / "train" / ".k.claim", claims.ClaimRecord("train", "k", "s", job_id="7"))
+    executor = SlurmExecutor(ClusterConfig(poll_s=0), progress=ProgressLine(written.append if terminal else None))
+    task = SimpleNamespace(root=tmp_path, describe=lambda: "train k")
+    for _ in range(5):
+        executor.wait(task, claims.HolderStatus(True, "job 7", job_id="7"))
+    assert asked == (["7"] if terminal else [])  # once per interval (30 s), not once per poll
+    assert written == (["pynqrepro: SLURM jobs: 0 queued, 1 running, 0 finished; waiting for train k: job 7"]
+                       if terminal else [])

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from pynqrepro.core import store as store_module
+from pynqrepro.core.executor import LOCAL, JobSpec
 from pynqrepro.core.store import MANIFEST, ArtifactStore, canonical_json
 
 
@@ -66,6 +68,41 @@ def test_corrupt_entry_is_rebuilt(tmp_path):
     assert rebuilt.file("value.txt").read_text() == "good"
     (art.path / MANIFEST).write_text("{not json")
     assert store.get_or_build("train", {"seed": 1}, write_value("good")).file("value.txt").read_text() == "good"
+
+
+def test_a_local_build_hashes_its_files_once(tmp_path, monkeypatch):
+    hashed = []
+    sha256_file = store_module._sha256_file
+    monkeypatch.setattr(store_module, "_sha256_file", lambda path: hashed.append(path.name) or sha256_file(path))
+    art = ArtifactStore(tmp_path).get_or_build("train", {"seed": 1}, write_value("new"))
+    assert hashed == ["value.txt"]  # when published, not again to verify what was just written
+    hashed.clear()
+    assert ArtifactStore(tmp_path).get_or_build("train", {"seed": 1}, write_value("new")) == art
+    assert hashed == ["value.txt"]  # an entry found in the store is verified
+
+
+class Elsewhere:
+    """Builds as a SLURM job would, out of this process; the first artifact rots once published."""
+
+    name = "elsewhere"
+
+    def __init__(self):
+        self.starts = 0
+
+    def start(self, task, record) -> bool:
+        self.starts += 1
+        LOCAL.start(task, record)
+        if self.starts == 1:
+            (task.final / "value.txt").write_text("bit rot")
+        return False
+
+
+def test_an_artifact_built_elsewhere_is_verified(tmp_path):
+    executor = Elsewhere()
+    store = ArtifactStore(tmp_path, executor=executor)
+    assert store.get_or_build("train", {"seed": 1}, write_value("good"), job=JobSpec("train")) \
+        .file("value.txt").read_text() == "good"
+    assert executor.starts == 2  # the rotten one was built again
 
 
 def test_fresh_rebuilds_old_entries_once(tmp_path):

@@ -1,5 +1,8 @@
 """CIFAR-10 archive reader (on a tiny archive in the real format), digits, splits, augmentation."""
 
+import io
+import tarfile
+
 import numpy as np
 import pytest
 import torch
@@ -7,9 +10,9 @@ import torch
 from cifar_archive import write_tiny_cifar
 
 from pynqrepro.core.errors import UserError
-from pynqrepro.data.cifar10 import ARCHIVE, load_cifar10
+from pynqrepro.data.cifar10 import ARCHIVE, TEST_BATCH, load_cifar10
 from pynqrepro.data.digits import digits_images, load_digits32
-from pynqrepro.data.splits import ImageSet, hold_out, load_splits
+from pynqrepro.data.splits import ImageSet, hold_out, load_splits, missing_dataset
 
 
 def test_cifar_reader_reads_the_python_archive(tmp_path):
@@ -31,6 +34,48 @@ def test_corrupt_archive_is_a_user_error(tmp_path):
     (tmp_path / ARCHIVE).write_bytes(b"not a tarball")
     with pytest.raises(UserError, match="corrupt .* replace it"):
         load_cifar10(tmp_path, allow_download=False)
+
+
+def test_dataset_check_passes_a_whole_archive_without_decoding_it(tmp_path, monkeypatch):
+    write_tiny_cifar(tmp_path)
+
+    def decode(*args):
+        raise AssertionError("the check decoded a batch")
+
+    monkeypatch.setattr("pynqrepro.data.cifar10._read_batch", decode)
+    assert missing_dataset("cifar10", tmp_path) is None
+
+
+def _rewrite_test_batch(path, content: bytes | None) -> None:
+    """The archive with its test batch replaced by ``content`` (None: left out)."""
+    with tarfile.open(path, "r:gz") as tar:
+        members = [(member, tar.extractfile(member).read()) for member in tar.getmembers()]
+    with tarfile.open(path, "w:gz") as tar:
+        for member, data in members:
+            if member.name == TEST_BATCH:
+                if content is None:
+                    continue
+                member.size, data = len(content), content
+            tar.addfile(member, io.BytesIO(data))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "no gzip trailer", "bit flipped", "no test batch",
+                                    "test batch not a pickle"])
+def test_dataset_check_refuses_a_damaged_archive_in_one_line(tmp_path, damage):
+    path = write_tiny_cifar(tmp_path, per_batch=64)
+    data, middle = path.read_bytes(), path.stat().st_size // 2
+    if damage == "truncated":
+        path.write_bytes(data[:middle])
+    elif damage == "no gzip trailer":  # every member whole: only the stream's end is missing
+        path.write_bytes(data[:-8])
+    elif damage == "bit flipped":
+        path.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:])
+    else:
+        _rewrite_test_batch(path, None if damage == "no test batch" else b"not a pickle")
+    reason = missing_dataset("cifar10", tmp_path)
+    assert reason.startswith(f"{path} is corrupt or not the CIFAR-10 python archive (")
+    assert reason.endswith(f"replace it with {ARCHIVE} from https://www.cs.toronto.edu/~kriz/{ARCHIVE}")
+    assert "\n" not in reason
 
 
 def test_digits_are_32x32_rgb_with_a_fixed_split():

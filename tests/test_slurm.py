@@ -24,7 +24,7 @@ from onnx import numpy_helper
 from pynqrepro.core import claims
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
-from pynqrepro.core.executor import JobFailed, JobSpec, make_executor
+from pynqrepro.core.executor import JobFailed, JobSpec, ProgressLine, make_executor
 from pynqrepro.core.store import MANIFEST, Artifact, ArtifactStore
 from pynqrepro.finnflow.build import HW_MODEL, hw_model_artifact, load_hw_model
 from pynqrepro.finnflow.estimate import estimate
@@ -78,7 +78,7 @@ def cluster(tmp_path_factory):
 def slurm_store(cluster, root: Path, overrides: dict | None = None) -> ArtifactStore:
     """A store whose heavy builds are jobs on ``cluster``, as a new session (pytest run, CLI call)."""
     config = write_settings(root.parent / f"cluster-{root.name}.toml", overrides)
-    return ArtifactStore(root, executor=make_executor("slurm", config, progress=lambda line: None))
+    return ArtifactStore(root, executor=make_executor("slurm", config, progress=ProgressLine(None)))
 
 
 @contextmanager

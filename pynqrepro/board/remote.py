@@ -45,6 +45,16 @@ class BoardLogin:
         return ["-o", "BatchMode=yes", "-o", "ConnectTimeout=20", *key]
 
 
+def optional_login(host: str | None, user: str, key: str | None) -> BoardLogin | None:
+    """The board login of a session or report, None without a host; checked as ``deploy`` checks it,
+    before any work, so a bad host or key path is the same one-line error everywhere."""
+    if not host:
+        return None
+    login = BoardLogin(host, user, key)
+    login.check_key()
+    return login
+
+
 def remote_dir(package_name: str) -> str:
     return str(PurePosixPath(REMOTE_ROOT) / package_name)
 

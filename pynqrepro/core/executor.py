@@ -52,8 +52,9 @@ class JobFailed(UserError):
 class Executor(Protocol):
     name: str
 
-    def start(self, task, record: claims.ClaimRecord) -> None:
-        """Build ``task`` under its claim ``record``: here and now, or by submitting a job that will."""
+    def start(self, task, record: claims.ClaimRecord) -> bool:
+        """Build ``task`` under its claim ``record``: here and now (True: published, its checksums
+        taken from the files as they were written), or by submitting a job that will (False)."""
 
     def wait(self, task, status: claims.HolderStatus) -> None:
         """Pause while another holder builds ``task`` (reporting progress where there is any)."""
@@ -67,7 +68,7 @@ class LocalExecutor:
 
     name = "local"
 
-    def start(self, task, record: claims.ClaimRecord) -> None:
+    def start(self, task, record: claims.ClaimRecord) -> bool:
         try:
             with claims.Heartbeat(task.claim), build_log(log_file(task.root, f"{task.stage}-{task.key}")):
                 task.prepare()
@@ -78,6 +79,7 @@ class LocalExecutor:
             raise
         finally:
             claims.release_claim(task.claim, record.token)
+        return True
 
     def wait(self, task, status: claims.HolderStatus) -> None:
         time.sleep(JOB_POLL_S if status.job_id else PROCESS_POLL_S)
@@ -98,16 +100,30 @@ def holder_status(path: Path, record: claims.ClaimRecord, watch: claims.StaleWat
     return claims.process_status(path, record, watch)
 
 
-class ProgressLine:
-    """Job progress as one line (default: on stderr), written when it changes but at most every
-    ``every`` seconds, so that a long reproduction prints a few dozen lines, not a wall of logs."""
+def _write_to_user(line: str) -> None:
+    print(line, file=user_stream(), flush=True)
 
-    def __init__(self, write=None, every: float = 30.0):
-        self._write = write or (lambda line: print(line, file=user_stream(), flush=True))
+
+class ProgressLine:
+    """Job progress as one line through ``write`` (None: nowhere, as on an xdist worker), written
+    when it changes but at most every ``every`` seconds, so that a long reproduction prints a few
+    dozen lines, not a wall of logs."""
+
+    def __init__(self, write, every: float = 30.0):
+        self._write = write
         self._every = every
-        self._shown, self._pending, self._shown_at = None, None, -float("inf")
+        self._shown, self._pending = None, None
+        self._shown_at = self._offered_at = -float("inf")
+
+    def due(self) -> bool:
+        """Whether a line offered now could be written: a caller whose line costs work (a question
+        to SLURM per job) makes it only then."""
+        return self._write is not None and time.monotonic() - self._offered_at >= self._every
 
     def __call__(self, line: str) -> None:
+        self._offered_at = time.monotonic()
+        if self._write is None:
+            return
         if line != self._shown:
             self._pending = line
         if self._pending is not None and time.monotonic() - self._shown_at >= self._every:
@@ -157,7 +173,7 @@ def make_executor(name: str, cluster_config: Path | None = None, partition: str 
     from pynqrepro.core.slurm import ClusterConfig, SlurmExecutor
 
     config = ClusterConfig.load(Path(cluster_config) if cluster_config else None, partition, account)
-    return SlurmExecutor(config, progress=progress or ProgressLine())
+    return SlurmExecutor(config, progress=progress or ProgressLine(_write_to_user))
 
 
 def executor_from_args(args) -> Executor:

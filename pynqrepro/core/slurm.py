@@ -267,7 +267,7 @@ class SlurmExecutor:
     def log_dir(self, root: Path) -> Path:
         return self.config.log_dir or Path(root).absolute() / "_slurm"
 
-    def start(self, task, record: claims.ClaimRecord) -> None:
+    def start(self, task, record: claims.ClaimRecord) -> bool:
         from pynqrepro.core.store import store_id
 
         job_class = self.config.classes[task.job.kind]
@@ -288,12 +288,13 @@ class SlurmExecutor:
             raise
         claims.update_claim(task.claim, replace(record, executor=self.name, kind=task.job.kind, job_id=job.job_id,
                                                 log=str(job.paths.stderr), state="submitted"))
+        return False
 
     def monitor(self, root: Path) -> "JobMonitor":
         return self._monitors.setdefault(Path(root), JobMonitor(Path(root)))
 
     def wait(self, task, status: claims.HolderStatus) -> None:
-        if self.progress is not None:
+        if self.progress is not None and self.progress.due():  # SLURM is asked per job: only for a line shown
             summary = self.monitor(task.root).line()
             self.progress(f"{summary}; waiting for {task.describe()}: {status.describe}" if summary
                           else f"pynqrepro: waiting for {task.describe()}: {status.describe}")

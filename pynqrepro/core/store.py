@@ -240,7 +240,8 @@ class ArtifactStore:
                 if task.is_built():  # published while we looked
                     claims.release_claim(task.claim, record.token)
                     return
-                executor.start(task, record)
+                if executor.start(task, record):
+                    return  # built and published here: its checksums are those of the files just written
                 continue
             holder = claims.read_claim(task.claim)
             if holder is None:  # released meanwhile

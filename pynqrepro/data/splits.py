@@ -116,9 +116,7 @@ def load_splits(dataset: str, data_dir: Path | None, val_fraction: float, augmen
     elif dataset == "cifar10":
         from pynqrepro.data.cifar10 import load_cifar10
 
-        if data_dir is None:
-            raise UserError("CIFAR-10 needs a data directory: pass --data-dir DIR holding cifar-10-python.tar.gz")
-        train_x, train_y, test_x, test_y = load_cifar10(data_dir)
+        train_x, train_y, test_x, test_y = load_cifar10(_cifar_dir(data_dir))
     else:
         raise UserError(f"unknown dataset {dataset!r}: choose cifar10 or digits")
     train_x, train_y, val_x, val_y = hold_out(train_x, train_y, val_fraction)
@@ -129,11 +127,23 @@ def load_splits(dataset: str, data_dir: Path | None, val_fraction: float, augmen
     )
 
 
+def _cifar_dir(data_dir: Path | None) -> Path:
+    if data_dir is None:
+        raise UserError("CIFAR-10 needs a data directory: pass --data-dir DIR holding cifar-10-python.tar.gz")
+    return data_dir
+
+
 def missing_dataset(dataset: str, data_dir: Path | None) -> str | None:
     """None when ``dataset`` loads (the CIFAR-10 archive downloaded first where absent and online),
-    else the loader's one-line reason: what is missing or corrupt and where to put it."""
+    else the loader's one-line reason: what is missing or corrupt and where to put it. CIFAR-10 is
+    checked without decoding it (``check_cifar10``); digits, bundled and small, is loaded."""
     try:
-        load_splits(dataset, data_dir, 0.0, "none", 0)
+        if dataset == "cifar10":
+            from pynqrepro.data.cifar10 import check_cifar10
+
+            check_cifar10(_cifar_dir(data_dir))
+        else:
+            load_splits(dataset, data_dir, 0.0, "none", 0)
     except UserError as exc:
         return str(exc)
     return None

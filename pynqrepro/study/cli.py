@@ -82,7 +82,7 @@ def record(table: str, argv: list[str], reports_dir) -> None:
     """Measure and tabulate the selected cases of ``table`` as its experiment does, then merge."""
     module = importlib.import_module(TABLES[table])
     options = table_parser(table, module, reports_dir).parse_args(argv)  # --help ends here, before the stages load
-    from pynqrepro.board.remote import BoardLogin
+    from pynqrepro.board.remote import optional_login
     from pynqrepro.core.boards import get_board
     from pynqrepro.core.provenance import environment
     from pynqrepro.core.results import Recorder, SessionInfo, new_session_id
@@ -90,9 +90,9 @@ def record(table: str, argv: list[str], reports_dir) -> None:
     from pynqrepro.core.store import ArtifactStore
     from pynqrepro.pipeline import Setup
 
+    login = optional_login(options.board_host, options.board_user, options.board_key)
     ensure_writable_dir(options.reports_dir, "--reports-dir")
     ensure_writable_dir(options.store_dir, "--store-dir")
-    login = BoardLogin(options.board_host, options.board_user, options.board_key) if options.board_host else None
     setup = Setup(get_scale(options.scale), get_board(options.board), ArtifactStore(options.store_dir),
                   options.data_dir, login)
     session = SessionInfo(new_session_id(), setup.scale.name, setup.board.name, environment())
