@@ -1,7 +1,8 @@
 """Start-up time of ``pynqrepro --help``, of every ``pynqrepro <command> --help`` and of every
-``pynqrepro report <table> --help`` (target: under 1 s), each the median of N fresh processes, wall and CPU time; with ``--baseline REV`` the same
-commands run against the package as of git revision REV (exported to a temporary directory and put
-first on PYTHONPATH, same interpreter and libraries) and the ratio old/new is printed.
+``pynqrepro report <table> --help`` (target: under 1 s), each the median of N fresh processes, wall
+and CPU time; with ``--baseline REV`` the same commands run against the package as of git revision
+REV (exported to a temporary directory and put first on PYTHONPATH, same interpreter and libraries)
+and the ratio old/new is printed.
 
 Usage: python benchmarks/bench_cli_help.py [--runs 5] [--baseline 335e425]
 """

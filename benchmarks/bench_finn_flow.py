@@ -10,11 +10,9 @@ import torch
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.options import add_board_option
 from pynqrepro.finnflow.build import build_hw_model
-from pynqrepro.finnflow.estimate import estimate
+from pynqrepro.finnflow.estimate import FoldingEvaluator, estimate
 from pynqrepro.finnflow.export import export_qonnx
-from pynqrepro.finnflow.foldconfig import apply_folding, published_folding
-from pynqrepro.finnflow.estimate import FoldingEvaluator
-from pynqrepro.finnflow.foldconfig import all_ones_folding
+from pynqrepro.finnflow.foldconfig import all_ones_folding, apply_folding, published_folding
 from pynqrepro.models.cnv import CNV
 
 FLOW_TARGET_S = 30.0

@@ -54,9 +54,9 @@ class _RoundClampScale(torch.autograd.Function):
 
 
 class IntQuant(nn.Module):
-    """Brevitas's ``IntQuant`` for a constant scale and zero point (bnn_pynq's quantizers) in three
+    """Brevitas's ``IntQuant`` for a constant scale and zero point (bnn_pynq's quantizers) in four
     passes over the tensor forward and three backward, where Brevitas's chain of divide, add zero
-    point, round, clamp, subtract zero point, multiply takes six and ten: a fifth of a CNV training
+    point, round, clamp, subtract zero point, multiply takes six each way: a fifth of a CNV training
     step on CPU (benchmarks/bench_training.py). The values and gradients are Brevitas's
     (tests/test_models_cnv.py); a trained scale or zero point takes Brevitas's own path."""
 
