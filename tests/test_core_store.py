@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from pynqrepro.core import claims
 from pynqrepro.core import store as store_module
 from pynqrepro.core.executor import LOCAL, JobSpec
 from pynqrepro.core.store import MANIFEST, ArtifactStore, canonical_json
@@ -103,6 +104,67 @@ def test_an_artifact_built_elsewhere_is_verified(tmp_path):
     assert store.get_or_build("train", {"seed": 1}, write_value("good"), job=JobSpec("train")) \
         .file("value.txt").read_text() == "good"
     assert executor.starts == 2  # the rotten one was built again
+
+
+class Patient:
+    """Waits as the local executor would, counting; the holder it waits for gives up on the third look."""
+
+    name = "local"
+
+    def __init__(self, claim: Path):
+        self.claim, self.waits = claim, 0
+
+    def start(self, task, record) -> bool:
+        return LOCAL.start(task, record)
+
+    def wait(self, task, status) -> None:
+        self.waits += 1
+        if self.waits == 3:
+            self.claim.unlink()
+
+
+def _counting_claims(monkeypatch) -> list:
+    tries = []
+    try_claim = claims.try_claim
+
+    def counted(path, record):
+        tries.append(path)
+        assert len(tries) < 100, "the waiter spins"
+        return try_claim(path, record)
+
+    monkeypatch.setattr(claims, "try_claim", counted)
+    return tries
+
+
+def test_a_waiter_only_reads_the_claim_while_another_builds(tmp_path, monkeypatch):
+    store = ArtifactStore(tmp_path)
+    claim = tmp_path / "train" / f".{store.key('train', {'seed': 1})}.claim"
+    claim.parent.mkdir()
+    assert claims.try_claim(claim, claims.ClaimRecord("train", "key", "another session", "local"))  # alive: us
+    tries = _counting_claims(monkeypatch)
+    waiter = Patient(claim)
+    art = ArtifactStore(tmp_path, executor=waiter).get_or_build("train", {"seed": 1}, write_value("mine"),
+                                                                job=JobSpec("train"))
+    assert art.file("value.txt").read_text() == "mine"
+    assert waiter.waits == 3 and len(tries) == 1  # no claim written while the holder was alive
+
+
+def test_an_unreadable_claim_is_looked_at_again_after_a_pause(tmp_path, monkeypatch):
+    store = ArtifactStore(tmp_path)
+    claim = tmp_path / "train" / f".{store.key('train', {'seed': 1})}.claim"
+    claim.parent.mkdir()
+    claim.write_text("not a claim")
+    _counting_claims(monkeypatch)
+    pauses = []
+
+    def pause(seconds):
+        pauses.append(seconds)
+        if len(pauses) == 2:
+            claim.unlink()
+
+    monkeypatch.setattr(store_module.time, "sleep", pause)
+    assert store.get_or_build("train", {"seed": 1}, write_value("v")).file("value.txt").read_text() == "v"
+    assert len(pauses) == 2
 
 
 def test_fresh_rebuilds_old_entries_once(tmp_path):

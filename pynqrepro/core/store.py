@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pynqrepro.core import claims
-from pynqrepro.core.executor import LOCAL, Executor, JobFailed, JobSpec, holder_status
+from pynqrepro.core.executor import LOCAL, PROCESS_POLL_S, Executor, JobFailed, JobSpec, holder_status
 from pynqrepro.core.provenance import package_versions
 
 MANIFEST = "_artifact.json"
@@ -235,17 +235,20 @@ class ArtifactStore:
         watch = claims.StaleWatch()
         seen_alive: set[str] = set()
         while not task.is_built():
-            record = claims.ClaimRecord(task.stage, task.key, self.session, executor.name)
-            if claims.try_claim(task.claim, record):
-                if task.is_built():  # published while we looked
-                    claims.release_claim(task.claim, record.token)
-                    return
-                if executor.start(task, record):
-                    return  # built and published here: its checksums are those of the files just written
-                continue
-            holder = claims.read_claim(task.claim)
-            if holder is None:  # released meanwhile
-                continue
+            holder = claims.read_claim(task.claim)  # a read, not a write, for each look while another builds
+            if holder is None:
+                record = claims.ClaimRecord(task.stage, task.key, self.session, executor.name)
+                if claims.try_claim(task.claim, record):
+                    if task.is_built():  # published while we looked
+                        claims.release_claim(task.claim, record.token)
+                        return
+                    if executor.start(task, record):
+                        return  # built and published here: its checksums are those of the files just written
+                    continue
+                holder = claims.read_claim(task.claim)
+                if holder is None:  # released meanwhile, or unreadable: look again after a pause, not in a spin
+                    time.sleep(PROCESS_POLL_S)
+                    continue
             status = holder_status(task.claim, holder, watch)
             if status.alive:
                 seen_alive.add(holder.token)
