@@ -272,7 +272,10 @@ def _gpu_marks(config, case, trains: bool) -> list:
     from pynqrepro.training.recipes import cached_checkpoint
 
     weight_bits, act_bits = case.cnv_bits
-    if cached_checkpoint(_store(config), scale, weight_bits, act_bits) is not None:
+    cached = config.pynqrepro.setdefault("cached_checkpoints", {})  # one look per CNV, not per case
+    if case.cnv_bits not in cached:
+        cached[case.cnv_bits] = cached_checkpoint(_store(config), scale, weight_bits, act_bits) is not None
+    if cached[case.cnv_bits]:
         return []
     return [pytest.mark.gpu(why=f"the {scale.name}-scale CNV W{weight_bits}A{act_bits} is not in the store yet "
                                 "(train it on a GPU host and copy its store, or use --executor slurm)")]

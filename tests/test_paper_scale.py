@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from cifar_archive import write_tiny_cifar
@@ -63,6 +64,20 @@ def test_what_needs_a_paper_checkpoint_not_in_the_store_is_gpu_work(tmp_path):
     assert {node.split("::")[0] for node in cpu} == {
         "experiments/test_calibration.py", "experiments/test_training.py", "experiments/test_finn_flow.py", "experiments/test_folding.py",
         "experiments/test_synthesis.py", "experiments/test_board.py"}
+
+
+def test_collection_asks_the_store_once_per_cnv(tmp_path, monkeypatch):
+    """24 folding cases measure 4 CNVs: 4 looks into the store, each case marked by its CNV's."""
+    from pynqrepro import pytest_plugin
+    from pynqrepro.study import folding
+
+    looks = []
+    monkeypatch.setattr("pynqrepro.training.recipes.cached_checkpoint",
+                        lambda store, scale, w, a: looks.append((w, a)) or ((w, a) == (2, 2) or None))
+    config = SimpleNamespace(pynqrepro={"scale": get_scale("paper"), "store": ArtifactStore(tmp_path)})
+    marks = {case.id: pytest_plugin._gpu_marks(config, case, trains=False) for case in folding.CASES}
+    assert sorted(looks) == sorted({case.cnv_bits for case in folding.CASES})
+    assert all((marks[case.id] == []) == (case.bits == 2) for case in folding.CASES)
 
 
 def skip_lines(result) -> dict[str, str]:
