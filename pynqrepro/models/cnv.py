@@ -64,12 +64,13 @@ class IntQuant(nn.Module):
                  float_to_int_impl: nn.Module, tensor_clamp_impl: nn.Module):
         super().__init__()
         self.brevitas = BrevitasIntQuant(narrow_range, signed, input_view_impl, float_to_int_impl, tensor_clamp_impl)
+        self.rounds = isinstance(float_to_int_impl, RoundSte)  # the shortcut rounds as RoundSte does
         width = torch.tensor(float(bit_width))
         self.low, self.high = min_int(signed, narrow_range, width).item(), max_int(signed, narrow_range, width).item()
 
     def forward(self, scale: torch.Tensor, zero_point: torch.Tensor, bit_width: torch.Tensor,
                 x: torch.Tensor) -> torch.Tensor:
-        if scale.requires_grad or zero_point.requires_grad or not isinstance(self.brevitas.float_to_int_impl, RoundSte):
+        if scale.requires_grad or zero_point.requires_grad or not self.rounds:
             return self.brevitas(scale, zero_point, bit_width, x)
         return _RoundClampScale.apply(self.brevitas.input_view_impl(x), scale, self.low, self.high)
 
