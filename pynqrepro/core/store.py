@@ -259,3 +259,13 @@ class ArtifactStore:
                 raise JobFailed(status.error)
             else:  # crashed, or failed before this session: build it again (resuming if it can)
                 claims.break_claim(task.claim, holder)
+
+
+def store_from_args(args) -> ArtifactStore:
+    """A command's ``--store-dir`` store, checked writable before any work, building through its
+    ``--executor`` options (``core.executor.add_executor_options``)."""
+    from pynqrepro.core.atomic import check_writable
+    from pynqrepro.core.executor import executor_from_args
+
+    check_writable(args.store_dir, "--store-dir", directory=True)
+    return ArtifactStore(args.store_dir, executor=executor_from_args(args))

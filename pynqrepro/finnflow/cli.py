@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-from pynqrepro.core.atomic import check_writable
 from pynqrepro.core.boards import BOARDS
 from pynqrepro.core.executor import add_executor_options
 from pynqrepro.core.logs import warn
@@ -15,16 +14,14 @@ def checkpoint_hw_model(args):
     """The board, store, HW-model artifact and folding of a checkpoint command's arguments, every
     option and file checked before the HW model is built (or found in the store)."""
     from pynqrepro.core.boards import get_board
-    from pynqrepro.core.executor import executor_from_args
-    from pynqrepro.core.store import ArtifactStore
+    from pynqrepro.core.store import store_from_args
     from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
     from pynqrepro.finnflow.foldconfig import folding_resolver
     from pynqrepro.training.checkpoint import import_checkpoint
 
     board = get_board(args.board)
     folding_of = folding_resolver(args.folding)
-    check_writable(args.store_dir, "--store-dir", directory=True)
-    store = ArtifactStore(args.store_dir, executor=executor_from_args(args))
+    store = store_from_args(args)
     hw_artifact = hw_model_artifact(store, import_checkpoint(store, args.checkpoint), board)
     hw_model = load_hw_model(hw_artifact)
     return board, store, hw_artifact, hw_model, folding_of(hw_model)

@@ -38,14 +38,6 @@ def load_onnx(path: Path):
                         f"or a training checkpoint") from None
 
 
-def _store(args):
-    """``--store-dir``'s store, building through ``--executor``."""
-    from pynqrepro.core.executor import executor_from_args
-    from pynqrepro.core.store import ArtifactStore
-
-    return ArtifactStore(args.store_dir, executor=executor_from_args(args))
-
-
 def _hw_model(model: Path, board, store):
     """A HW-layer ONNX as given, or the cached HW model of a training checkpoint for ``board``."""
     if model.suffix == ".onnx":
@@ -147,8 +139,9 @@ def _fold(args) -> None:
         check_writable(args.plot, "--plot")
     store = None  # built only when used: a checkpoint's HW model, or the calibrated margins' anchors
     if args.model.suffix != ".onnx" or margin == CALIBRATED:
-        check_writable(args.store_dir, "--store-dir", directory=True)
-        store = _store(args)
+        from pynqrepro.core.store import store_from_args
+
+        store = store_from_args(args)
     if not args.model.exists():
         raise UserError(f"model {args.model} does not exist: pass a training checkpoint or a HW-layer ONNX")
     budget, margins = _budget(args, board, margin, store)

@@ -7,7 +7,6 @@ override it. ``--method channels`` runs the channel-pruning sweep instead (beyon
 from dataclasses import fields
 from pathlib import Path
 
-from pynqrepro.core.atomic import check_writable
 from pynqrepro.core.executor import add_executor_options
 from pynqrepro.core.options import add_data_option, add_store_option, parse_int_list, positive_float, positive_int
 from pynqrepro.pruning.config import METHODS, STUDY_PRESETS, SweepConfig, study_preset
@@ -46,8 +45,7 @@ def register(subparsers) -> None:
 def run(args) -> None:
     from tabulate import tabulate
 
-    from pynqrepro.core.executor import executor_from_args
-    from pynqrepro.core.store import ArtifactStore
+    from pynqrepro.core.store import store_from_args
     from pynqrepro.pruning.sweep import run_sweep
     from pynqrepro.training.checkpoint import import_checkpoint
     from pynqrepro.training.trainer import RunOptions
@@ -60,8 +58,7 @@ def run(args) -> None:
         max_sparsity=args.max_sparsity, increment=args.increment, epochs=args.epochs,
         lr=args.lr if args.lr is not None else preset.lr, norm_order=args.norm_order)
     warn_absurd_lr(sweep.lr, "--lr")
-    check_writable(args.store_dir, "--store-dir", directory=True)
-    store = ArtifactStore(args.store_dir, executor=executor_from_args(args))
+    store = store_from_args(args)
     dense = import_checkpoint(store, args.model)
     options = RunOptions(experiments=args.store_dir, data_dir=args.data_dir.absolute(), device=args.device)
     steps = run_sweep(store, dense, sweep, options, bit_width=args.bit_width)

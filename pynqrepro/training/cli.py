@@ -5,7 +5,7 @@ from pathlib import Path
 
 from pynqrepro.core.atomic import check_writable
 from pynqrepro.core.errors import UserError
-from pynqrepro.core.executor import add_executor_options, executor_from_args
+from pynqrepro.core.executor import add_executor_options
 from pynqrepro.core.options import add_data_option, add_store_option, parse_int_list, positive_float, positive_int
 from pynqrepro.models.spec import BIT_WIDTHS
 from pynqrepro.training.config import AUGMENTATIONS, DATASETS, TrainConfig, warn_absurd_lr
@@ -148,7 +148,7 @@ def _print_result(cfg, result) -> None:
 
 def _train_as_job(args) -> None:
     """Train through the store as a cluster job: built once, resumed after requeues, shared."""
-    from pynqrepro.core.store import ArtifactStore
+    from pynqrepro.core.store import store_from_args
     from pynqrepro.training.recipes import train_artifact, training_result
 
     given = {"--resume": args.resume, "--multiprocessing-distributed": args.multiprocessing_distributed,
@@ -158,6 +158,5 @@ def _train_as_job(args) -> None:
                         f"its processes from the cluster config's [train] nodes/tasks_per_node")
     cfg = config_from_args(args)
     warn_absurd_lr(cfg.lr, "--lr")
-    check_writable(args.store_dir, "--store-dir", directory=True)
-    store = ArtifactStore(args.store_dir, executor=executor_from_args(args))
+    store = store_from_args(args)
     _print_result(cfg, training_result(train_artifact(store, cfg, args.data_dir.absolute())))
