@@ -57,3 +57,10 @@ def test_board_files_are_those_finns_shell_names(name):
         assert vendor == "xilinx.com"
     else:
         assert files == board.board_files
+
+
+def test_exceeded_names_each_resource_over_the_device():
+    board = get_board("pynq-z1")
+    within = dict(board.limits())
+    assert board.exceeded(within) == []
+    assert board.exceeded({**within, "LUT": 53_201, "BRAM_18K": 281.4}) == ["LUT 53201 > 53200", "BRAM18 281 > 280"]

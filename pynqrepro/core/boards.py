@@ -77,11 +77,15 @@ class Board:
     # ship with Vivado (Xilinx's own boards)
     board_files: str | None
 
-    def exceeded(self, lut: float, bram18: float, uram: float, dsp: float) -> list[str]:
-        """The resources a design's totals use beyond this device, as ``"LUT 272958 > 53200"``."""
-        used = {"LUT": (lut, self.luts), "BRAM18": (bram18, self.bram18), "URAM": (uram, self.uram),
-                "DSP": (dsp, self.dsp)}
-        return [f"{name} {value:.0f} > {limit}" for name, (value, limit) in used.items() if value > limit]
+    def limits(self) -> dict[str, int]:
+        """The device's resources under FINN's ``res_estimation`` names."""
+        return {"LUT": self.luts, "BRAM_18K": self.bram18, "URAM": self.uram, "DSP": self.dsp}
+
+    def exceeded(self, totals) -> list[str]:
+        """The resources a design's totals (keyed as ``limits``) use beyond this device, as
+        ``"LUT 272958 > 53200"``."""
+        return [f"{resource.replace('BRAM_18K', 'BRAM18')} {totals[resource]:.0f} > {limit}"
+                for resource, limit in self.limits().items() if totals[resource] > limit]
 
 
 # Default clock: 10 ns (100 MHz), PYNQ's default PL clock (fclk0) and the period finn-examples builds

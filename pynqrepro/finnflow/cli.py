@@ -30,7 +30,7 @@ def checkpoint_hw_model(args):
 def flag_over_budget(board, whole: dict) -> list[str]:
     """One warning line when the whole design (``whole_design_estimate``'s totals) does not fit the
     board; the resources it exceeds."""
-    over = board.exceeded(whole["LUT"], whole["BRAM_18K"], whole["URAM"], whole["DSP"])
+    over = board.exceeded(whole)
     if over:
         warn(f"this folding does not fit {board.name} ({', '.join(over)}): pynqrepro fold finds the fastest "
              f"one that does")
@@ -61,14 +61,12 @@ def _estimate(args) -> None:
     print(tabulate(rows, headers=["layer", "op", "PE", "SIMD", "MW", "MH", "ch", "cycles", "LUT", "BRAM18", "URAM", "DSP"]))
     print(f"\n{board.name} ({board.part}) @ {result.clock_ns} ns: max cycles {result.max_cycles} "
           f"({result.bottleneck}), est. {result.est_fps:.1f} fps, latency {result.latency_ns / 1e6:.3f} ms\n")
-    limits = (board.luts, board.bram18, board.uram, board.dsp)
     totals = result.totals
-    compute = (totals["lut"], totals["bram18"], totals["uram"], totals["dsp"])
+    compute = {"LUT": totals["lut"], "BRAM_18K": totals["bram18"], "URAM": totals["uram"], "DSP": totals["dsp"]}
     scopes = [("compute nodes (FINN's estimate above)", compute),
-              (f"whole design: + {converters} DWCs, {len(inserted) - converters} FIFOs (minimal depths), shell",
-               (whole["LUT"], whole["BRAM_18K"], whole["URAM"], whole["DSP"]))]
-    print(tabulate([(scope, *(f"{v:,.0f}/{limit:,}" for v, limit in zip(values, limits)),
-                     not board.exceeded(*values)) for scope, values in scopes],
+              (f"whole design: + {converters} DWCs, {len(inserted) - converters} FIFOs (minimal depths), shell", whole)]
+    print(tabulate([(scope, *(f"{values[r]:,.0f}/{limit:,}" for r, limit in board.limits().items()),
+                     not board.exceeded(values)) for scope, values in scopes],
                    headers=["", "LUT", "BRAM18", "URAM", "DSP", "fits device"]))
     print(f"{board.shell.describe()}; FIFO depths sized by simulation and post-route figures need a Vivado host"
           + (f"; OVER BUDGET: {', '.join(over)}" if over else ""))

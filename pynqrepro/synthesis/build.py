@@ -126,7 +126,7 @@ def _check_fits(folded, board: Board) -> None:
     from pynqrepro.finnflow.buildprep import whole_design_estimate
 
     whole, _ = whole_design_estimate(folded, board)
-    over = board.exceeded(whole["LUT"], whole["BRAM_18K"], whole["URAM"], whole["DSP"])
+    over = board.exceeded(whole)
     if over:
         raise UserError(f"this folding does not fit {board.name} ({', '.join(over)} by FINN's estimate of the "
                         f"whole design): pass a folding from pynqrepro fold, which fits the budget")
