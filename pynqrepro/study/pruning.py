@@ -116,8 +116,7 @@ class PruningSweeps:
 
 def measure(setup: Setup, case: Case) -> PruningSweeps:
     from pynqrepro.finnflow.build import hw_model_artifact
-    from pynqrepro.finnflow.export import load_cnv
-    from pynqrepro.finnflow.verify import verify
+    from pynqrepro.finnflow.verify import stored_verification
     from pynqrepro.folding.optimise import board_budget
     from pynqrepro.folding.pruned import best_folding, masked_blocks, sweep_budget
     from pynqrepro.pipeline import holdout_images
@@ -139,7 +138,7 @@ def measure(setup: Setup, case: Case) -> PruningSweeps:
             steps.append(Step(method, sweep, artifact, result, point))
     smallest = [s for s in steps if s.method == "channels"][-1]
     images, _ = holdout_images(setup, VERIFY_IMAGES)
-    check = verify(load_cnv(smallest.artifact.path), hw_model_artifact(store, smallest.artifact, board), images)
+    check = stored_verification(store, smallest.artifact, hw_model_artifact(store, smallest.artifact, board), images)
     return PruningSweeps(case, dense, training_result(dense).test_acc, budget, board_limit, base, steps,
                          smallest, check)
 
