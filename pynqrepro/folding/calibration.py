@@ -117,8 +117,8 @@ def derive_margins(estimates: list[AnchorEstimate]) -> Margins:
 
 def budget_margins(margin: str | float, store: ArtifactStore) -> Margins:
     """The budget fractions ``--margin`` asks for (``core.options.parse_margin``'s value):
-    ``calibrated``, derived from every anchor (their HW models are built once per store, ~30 s
-    each), or one fraction for every resource."""
+    ``calibrated``, derived from the anchors that calibrate (their HW models are built once per
+    store, ~30 s each), or one fraction for every resource."""
     if margin == CALIBRATED:
-        return derive_margins(estimate_anchors(store))
+        return derive_margins(estimate_anchors(store, [a for a in SYNTHESIS_ANCHORS if a.calibrates]))
     return Margins(margin, margin, margin, source=f"--margin {margin:g}")
