@@ -167,6 +167,14 @@ def test_an_unreadable_claim_is_looked_at_again_after_a_pause(tmp_path, monkeypa
     assert len(pauses) == 2
 
 
+def test_an_entry_without_an_expected_file_is_rebuilt_in_place(tmp_path):
+    store = ArtifactStore(tmp_path)
+    old = store.get_or_build("checkpoint", {"sha256": "x"}, lambda out: (out / "x.pth").write_text("w"))
+    new = store.get_or_build("checkpoint", {"sha256": "x"}, lambda out: (out / "best.tar").write_text("w"),
+                             expect=("best.tar",))
+    assert new.path == old.path and sorted(p.name for p in new.path.iterdir()) == [MANIFEST, "best.tar"]
+
+
 def test_fresh_rebuilds_old_entries_once(tmp_path):
     ArtifactStore(tmp_path).get_or_build("train", {"seed": 1}, write_value("old"))
     fresh = ArtifactStore(tmp_path, fresh_since=time.time() + 1e-3)

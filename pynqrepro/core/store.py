@@ -78,15 +78,17 @@ def _file_checksums(directory: Path) -> dict[str, str]:
     }
 
 
-def is_built(path: Path, fresh_since: float | None = None) -> bool:
-    """Complete, uncorrupted and (under --fresh) made after ``fresh_since``."""
+def is_built(path: Path, fresh_since: float | None = None, expect: tuple[str, ...] = ()) -> bool:
+    """Complete, uncorrupted, holding the ``expect``ed files (an entry of an older layout does not)
+    and (under --fresh) made after ``fresh_since``."""
     try:
         manifest = json.loads((path / MANIFEST).read_text())
     except (OSError, ValueError):
         return False
     if fresh_since is not None and manifest.get("created", 0) < fresh_since:
         return False
-    return manifest.get("files") == _file_checksums(path)
+    files = manifest.get("files")
+    return files == _file_checksums(path) and all(name in files for name in expect)
 
 
 def store_id(root: Path) -> str:
@@ -119,6 +121,7 @@ class BuildTask:
     manifest: dict  # stage, key, config, inputs, environment
     job: JobSpec | None
     fresh_since: float | None = None
+    expect: tuple[str, ...] = ()  # files the entry must hold (``is_built``)
 
     @property
     def final(self) -> Path:
@@ -140,7 +143,7 @@ class BuildTask:
         return f"{self.stage} {self.key[:8]}"
 
     def is_built(self) -> bool:
-        return is_built(self.final, self.fresh_since)
+        return is_built(self.final, self.fresh_since, self.expect)
 
     def prepare(self) -> None:
         """Empty the work directory unless the build resumes from it (and it is not from before --fresh)."""
@@ -212,20 +215,23 @@ class ArtifactStore:
         build: Callable[[Path], None],
         inputs: Mapping[str, Artifact] | None = None,
         job: JobSpec | None = None,
+        expect: tuple[str, ...] = (),
     ) -> Artifact:
         """The artifact for (stage, config, inputs), built by ``build(out_dir)`` if absent.
 
         ``job`` marks a heavy build that the store's executor may run elsewhere (a SLURM job);
-        without it the build runs in this process.
+        without it the build runs in this process. ``expect``: files the entry must hold; an entry
+        without them (written by an older layout of the stage) is rebuilt under the key's claim,
+        as a corrupt one is.
         """
         artifact = self._artifact(stage, config, inputs)
         key = artifact.key
-        if is_built(artifact.path, self.fresh_since):
+        if is_built(artifact.path, self.fresh_since, expect):
             return artifact
         manifest = {"stage": stage, "key": key, "config": artifact.config,
                     "inputs": {name: art.key for name, art in (inputs or {}).items()},
                     "environment": self._environment}
-        task = BuildTask(self.root.absolute(), stage, key, build, manifest, job, self.fresh_since)
+        task = BuildTask(self.root.absolute(), stage, key, build, manifest, job, self.fresh_since, expect)
         task.final.parent.mkdir(parents=True, exist_ok=True)
         self._obtain(task, self.executor if job is not None else LOCAL)
         return artifact

@@ -97,14 +97,9 @@ def import_checkpoint(store: ArtifactStore, path: Path) -> Artifact:
     with open(path, "rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
 
-    def stored() -> Artifact:
-        return store.get_or_build("checkpoint", {"sha256": digest}, lambda out: shutil.copyfile(path, out / BEST))
-
-    artifact = stored()
-    if not artifact.file(BEST).is_file():  # an entry of an older layout: repair it
-        shutil.rmtree(artifact.path)
-        artifact = stored()
-    return artifact
+    # expect: an entry of the older layout (the file under the user's name) is rebuilt in place
+    return store.get_or_build("checkpoint", {"sha256": digest}, lambda out: shutil.copyfile(path, out / BEST),
+                              expect=(BEST,))
 
 
 def pretrained_url(weight_bits: int, act_bits: int) -> str:
