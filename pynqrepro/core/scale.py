@@ -10,6 +10,13 @@ from dataclasses import dataclass, field, replace
 
 from pynqrepro.core.errors import UserError
 
+GPU_DATASETS = ("cifar10",)  # trained for hours: GPU work, and cluster jobs ask for GPUs
+
+
+def gpu_work(dataset: str, max_steps: int | None) -> bool:
+    """Whether training on ``dataset`` is GPU work: a GPU dataset, unless a dry run cuts it short."""
+    return dataset in GPU_DATASETS and max_steps is None
+
 
 @dataclass(frozen=True)
 class TrainingRecipe:
@@ -44,7 +51,6 @@ class Scale:
     name: str
     description: str
     dataset: str  # "digits" (offline, scikit-learn) or "cifar10"
-    needs_gpu: bool  # training at this scale is GPU work: experiments that train carry the gpu marker
     training: TrainingRecipe
     prune_epochs: int  # fine-tuning epochs per pruning sweep step
     prune_max_sparsity: float  # a sweep stops once its conv sparsity exceeds this
@@ -54,6 +60,12 @@ class Scale:
     max_steps: int | None = None  # every training run (and fine-tuning) stops after this many optimizer steps
     prune_increment: float = 0.15  # a sweep step prunes the current sparsity + this (the study's)
 
+    @property
+    def needs_gpu(self) -> bool:
+        """Training at this scale is GPU work (experiments that train carry the gpu marker): the
+        rule its training configs follow (``TrainConfig.wants_gpu``)."""
+        return gpu_work(self.dataset, self.max_steps)
+
     def dry_run(self, max_steps: int) -> "Scale":
         """This scale's code paths (dataset, recipe, sweeps, FINN flow) with every training run cut
         to ``max_steps`` optimizer steps and each pruning sweep reaching its sparsity limit in two
@@ -61,7 +73,7 @@ class Scale:
         keeps its rows and checkpoints apart from the real scale's."""
         if not isinstance(max_steps, int) or max_steps <= 0:
             raise UserError(f"--max-steps must be a positive integer, got {max_steps!r}")
-        return replace(self, name=f"{self.name}-dry", needs_gpu=False, max_steps=max_steps,
+        return replace(self, name=f"{self.name}-dry", max_steps=max_steps,
                        description=f"dry run of {self.name}: every training cut to {max_steps} steps",
                        min_test_acc={bits: 0.0 for bits in self.min_test_acc}, pruning_drop_limits=(),
                        prune_increment=self.prune_max_sparsity / 2)
@@ -72,7 +84,7 @@ SCALES = {
     # 95% (2w2a and wider) test accuracy; no augmentation (a flipped digit is another digit). Short
     # sweeps: a few steps of two-epoch fine-tuning. Verification on the whole test set (360 images).
     "smoke": Scale(
-        "smoke", "offline sklearn digits, CPU, minutes", dataset="digits", needs_gpu=False,
+        "smoke", "offline sklearn digits, CPU, minutes", dataset="digits",
         training=TrainingRecipe(epochs=4, lr=0.02, batch_size=64, lr_step=2, augment="none"),
         prune_epochs=2, prune_max_sparsity=0.45, verify_images=None,
         min_test_acc={(1, 1): 90.0, (1, 2): 90.0, (2, 2): 95.0, (4, 4): 95.0, (8, 8): 95.0},
@@ -83,7 +95,7 @@ SCALES = {
     # verification on a sample of 1,000 of the 10,000 test images (FINN's Python execution takes
     # ~0.2-0.6 s per image and stage set on one core).
     "paper": Scale(
-        "paper", "CIFAR-10 with the study's epochs (GPU)", dataset="cifar10", needs_gpu=True,
+        "paper", "CIFAR-10 with the study's epochs (GPU)", dataset="cifar10",
         training=TrainingRecipe(epochs=500, lr=0.02, batch_size=128, lr_step=40, augment="crop_flip",
                                 epochs_by_bits={(1, 1): 1000}),
         prune_epochs=50, prune_max_sparsity=0.9, verify_images=1000,

@@ -4,11 +4,11 @@ from dataclasses import asdict, dataclass, fields
 
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.logs import warn
+from pynqrepro.core.scale import gpu_work
 from pynqrepro.models.spec import CONV_CHANNELS, FC_FEATURES, check_bits, check_widths
 
 LR_SANE_MAX = 1.0  # Adam (and SGD) steps above this blow BatchNorm'd nets up: legal, never useful
 DATASETS = ("cifar10", "digits")
-GPU_DATASETS = ("cifar10",)  # trained for hours: their cluster jobs ask for GPUs
 AUGMENTATIONS = ("crop_flip", "crop", "none")
 MEMORY_FORMATS = ("channels_last", "contiguous")  # torch.channels_last, torch.contiguous_format
 # The kernels a config saved before these fields existed was trained with: from_dict fills them in,
@@ -72,7 +72,7 @@ class TrainConfig:
     @property
     def wants_gpu(self) -> bool:
         """Hours of work: the dataset is a GPU one and no step cap makes it a dry run."""
-        return self.dataset in GPU_DATASETS and self.max_steps is None
+        return gpu_work(self.dataset, self.max_steps)
 
     @property
     def torch_memory_format(self):
