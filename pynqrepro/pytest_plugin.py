@@ -18,7 +18,8 @@ from pynqrepro.core import machine, options
 from pynqrepro.core.atomic import ensure_writable_dir
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
-from pynqrepro.core.executor import ProgressLine, add_executor_options, make_executor
+from pynqrepro.core.executor_options import add_executor_options, make_executor
+from pynqrepro.core.progress import ProgressLine
 from pynqrepro.core.provenance import environment
 from pynqrepro.core.reports import merge_reports
 from pynqrepro.core.results import Recorder, SessionInfo, new_session_id

@@ -8,10 +8,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from pynqrepro.core import claims, slurm
+from pynqrepro.core import claims
+from pynqrepro.core.cluster import diagnosis, submission
 from pynqrepro.core.errors import UserError
-from pynqrepro.core.executor import JobFailed, JobSpec, ProgressLine
-from pynqrepro.core.slurm import ClusterConfig, SlurmExecutor
+from pynqrepro.core.cluster.config import ClusterConfig
+from pynqrepro.core.cluster.submission import SlurmExecutor
+from pynqrepro.core.executor import JobFailed, JobSpec
+from pynqrepro.core.progress import ProgressLine
 from pynqrepro.core.store import ArtifactStore
 
 
@@ -189,8 +192,8 @@ def test_progress_line_is_written_on_change_at_most_every_interval():
 @pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "xdist worker"])
 def test_waiting_asks_slurm_only_for_a_progress_line_that_is_shown(tmp_path, monkeypatch, terminal):
     asked, written = [], []
-    monkeypatch.setattr(slurm, "check_cluster", lambda config: config)
-    monkeypatch.setattr(slurm, "job_info", lambda job_id: asked.append(job_id) or {"JobState": "RUNNING"})
+    monkeypatch.setattr(submission, "check_cluster", lambda config: config)
+    monkeypatch.setattr(diagnosis, "job_info", lambda job_id: asked.append(job_id) or {"JobState": "RUNNING"})
     (tmp_path / "train").mkdir()
     claims.try_claim(tmp_path / "train" / ".k.claim", claims.ClaimRecord("train", "k", "s", job_id="7"))
     executor = SlurmExecutor(ClusterConfig(poll_s=0), progress=ProgressLine(written.append if terminal else None))

@@ -1,5 +1,6 @@
 """The layout shows the pipeline: the package-level import graph, read from every import statement in
-pynqrepro/ (lazy ones inside functions too), runs only down the floors and has no circle."""
+pynqrepro/ (lazy ones inside functions too), runs only down the floors and has no circle; nor does
+the module-level graph, so two modules of one package never import each other, however lazily."""
 
 import ast
 from collections import defaultdict
@@ -83,6 +84,44 @@ def cycles(graph) -> list[list[str]]:
     return found
 
 
+def module_name(path: Path) -> str:
+    """``pynqrepro.core.store`` for pynqrepro/core/store.py (a package's __init__: the package)."""
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(tree: ast.AST, module: str, is_package: bool, known: set[str]) -> list[tuple[str, int]]:
+    """(pynqrepro module, line) of every import in ``tree``: ``from pynqrepro.core import claims`` is
+    the module pynqrepro.core.claims, ``from pynqrepro.core.store import X`` pynqrepro.core.store."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative to this module's package
+                package = module.split(".")[: len(module.split(".")) - node.level + is_package]
+                base = ".".join(package + ([base] if base else []))
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
+        else:
+            continue
+        found += [(target, node.lineno) for target in targets if target in known and target != module]
+    return found
+
+
+def module_graph() -> dict[str, dict[str, list[str]]]:
+    """pynqrepro module -> imported pynqrepro module -> where ("file:line")."""
+    paths = sorted(ROOT.rglob("*.py"))
+    known = {module_name(path) for path in paths}
+    graph = defaultdict(lambda: defaultdict(list))
+    for path in paths:
+        module = module_name(path)
+        tree = ast.parse(path.read_text(), str(path))
+        for target, line in imported_modules(tree, module, path.name == "__init__.py", known):
+            graph[module][target].append(f"{path.relative_to(ROOT.parent)}:{line}")
+    return graph
+
+
 def test_every_package_has_a_floor():
     units = {unit_of(path) for path in ROOT.rglob("*.py")} - {"__init__"}
     assert units - set(FLOOR) == set(), "declare the new package's floor in FLOORS (and docs/ARCHITECTURE.md)"
@@ -98,6 +137,27 @@ def test_no_import_runs_up_a_floor():
 
 def test_no_circle_between_packages():
     assert cycles(import_graph()) == []
+
+
+def test_no_circle_between_modules():
+    graph = module_graph()
+    assert [" -> ".join(cycle) + f" ({graph[cycle[-2]][cycle[-1]][0]})" for cycle in cycles(graph)] == []
+
+
+def test_the_module_check_sees_a_circle_inside_a_package():
+    known = {"pynqrepro.core.store", "pynqrepro.core.executor", "pynqrepro.core.cluster",
+             "pynqrepro.core.cluster.submission", "pynqrepro.core"}
+    store = ast.parse("from pynqrepro.core.executor import LOCAL\n")
+    executor = ast.parse("def f():\n    from pynqrepro.core.cluster import submission\n")
+    submission = ast.parse("from ..store import ArtifactStore\nfrom pynqrepro.core import executor\n")
+    graph = {"store": {t.rsplit(".", 1)[1]: [] for t, _ in imported_modules(store, "pynqrepro.core.store", False, known)},
+             "executor": {t.rsplit(".", 1)[1]: [] for t, _ in
+                          imported_modules(executor, "pynqrepro.core.executor", False, known)},
+             "submission": {t.rsplit(".", 1)[1]: [] for t, _ in
+                            imported_modules(submission, "pynqrepro.core.cluster.submission", False, known)}}
+    assert graph == {"store": {"executor": []}, "executor": {"submission": []},
+                     "submission": {"store": [], "executor": []}}
+    assert ["executor", "submission", "executor"] in cycles(graph)  # lazy import, relative import, one package
 
 
 def test_the_check_sees_lazy_and_from_imports():

@@ -24,7 +24,9 @@ from onnx import numpy_helper
 from pynqrepro.core import claims
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
-from pynqrepro.core.executor import JobFailed, JobSpec, ProgressLine, make_executor
+from pynqrepro.core.executor import JobFailed, JobSpec
+from pynqrepro.core.executor_options import make_executor
+from pynqrepro.core.progress import ProgressLine
 from pynqrepro.core.store import MANIFEST, Artifact, ArtifactStore
 from pynqrepro.finnflow.build import HW_MODEL, hw_model_artifact, load_hw_model
 from pynqrepro.finnflow.estimate import estimate

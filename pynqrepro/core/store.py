@@ -29,7 +29,6 @@ from pynqrepro.core.executor import LOCAL, PROCESS_POLL_S, Executor, JobFailed, 
 from pynqrepro.core.provenance import package_versions
 
 MANIFEST = "_artifact.json"
-STORE_ID = "_store.json"  # identifies the store: a job checks that it sees the same one
 KEY_PACKAGES = ("torch", "brevitas", "qonnx", "finn-plus", "pynqrepro")
 STORE_FORMAT = 1
 
@@ -89,25 +88,6 @@ def is_built(path: Path, fresh_since: float | None = None, expect: tuple[str, ..
         return False
     files = manifest.get("files")
     return files == _file_checksums(path) and all(name in files for name in expect)
-
-
-def store_id(root: Path) -> str:
-    """The store's identity, created on first use (a job compares it with the submitter's)."""
-    path = Path(root) / STORE_ID
-    try:
-        return json.loads(path.read_text())["id"]
-    except (OSError, ValueError, KeyError):
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{STORE_ID}.{uuid.uuid4().hex}")
-    tmp.write_text(json.dumps({"id": uuid.uuid4().hex}))
-    try:
-        os.link(tmp, path)  # the first process to create it wins; everyone reads its id
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink(missing_ok=True)
-    return json.loads(path.read_text())["id"]
 
 
 @dataclass
@@ -269,9 +249,9 @@ class ArtifactStore:
 
 def store_from_args(args) -> ArtifactStore:
     """A command's ``--store-dir`` store, checked writable before any work, building through its
-    ``--executor`` options (``core.executor.add_executor_options``)."""
+    ``--executor`` options (``core.executor_options.add_executor_options``)."""
     from pynqrepro.core.atomic import check_writable
-    from pynqrepro.core.executor import executor_from_args
+    from pynqrepro.core.executor_options import executor_from_args
 
     check_writable(args.store_dir, "--store-dir", directory=True)
     return ArtifactStore(args.store_dir, executor=executor_from_args(args))

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from pynqrepro.core.boards import BOARDS
-from pynqrepro.core.executor import add_executor_options
+from pynqrepro.core.executor_options import add_executor_options
 from pynqrepro.core.logs import warn
 from pynqrepro.core.options import ALL_ONES, add_board_option, add_store_option, positive_float
 from pynqrepro.references import FINN_FOLDINGS

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pynqrepro.core.atomic import check_writable
 from pynqrepro.core.errors import UserError
-from pynqrepro.core.executor import add_executor_options
+from pynqrepro.core.executor_options import add_executor_options
 from pynqrepro.core.options import (CALIBRATED, add_board_option, add_margin_option, add_store_option, parse_margin,
                                     positive_float, positive_int)
 from pynqrepro.references import MVAU_WWIDTH_MAX, STUDY_LUT_RATIO

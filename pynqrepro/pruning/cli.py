@@ -7,7 +7,7 @@ override it. ``--method channels`` runs the channel-pruning sweep instead (beyon
 from dataclasses import fields
 from pathlib import Path
 
-from pynqrepro.core.executor import add_executor_options
+from pynqrepro.core.executor_options import add_executor_options
 from pynqrepro.core.options import add_data_option, add_store_option, parse_int_list, positive_float, positive_int
 from pynqrepro.pruning.config import METHODS, STUDY_PRESETS, SweepConfig, study_preset
 from pynqrepro.training.config import warn_absurd_lr

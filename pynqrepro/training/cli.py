@@ -5,7 +5,7 @@ from pathlib import Path
 
 from pynqrepro.core.atomic import check_writable
 from pynqrepro.core.errors import UserError
-from pynqrepro.core.executor import add_executor_options
+from pynqrepro.core.executor_options import add_executor_options
 from pynqrepro.core.options import add_data_option, add_store_option, parse_int_list, positive_float, positive_int
 from pynqrepro.models.spec import BIT_WIDTHS
 from pynqrepro.training.config import AUGMENTATIONS, DATASETS, TrainConfig, warn_absurd_lr

@@ -1,0 +1,1 @@
+"""Cluster execution (SLURM): settings, submission, the job body and diagnosis of jobs."""
