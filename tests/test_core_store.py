@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pynqrepro.core import claims
+from pynqrepro.core import claims, fingerprint
 from pynqrepro.core import store as store_module
 from pynqrepro.core.executor import LOCAL, JobSpec
 from pynqrepro.core.store import MANIFEST, ArtifactStore, canonical_json
@@ -225,3 +225,47 @@ def test_manifest_records_config_and_inputs(tmp_path):
 def test_unhashable_config_is_refused():
     with pytest.raises(TypeError, match="plain data"):
         canonical_json({"model": object()})
+
+
+def _stage_module(directory: Path, body: str):
+    """A module ``stagecode`` in ``directory`` whose ``build`` writes ``body``, (re)loaded from its source."""
+    import importlib
+    import sys
+
+    (directory / "stagecode.py").write_text(
+        f"from pynqrepro.core.atomic import atomic_write_text\n\n\n"
+        f"def build(out):\n    atomic_write_text(out / 'value.txt', {body!r})\n")
+    sys.modules.pop("stagecode", None)
+    fingerprint.code_fingerprint.cache_clear(), fingerprint.code_modules.cache_clear()
+    fingerprint._source.cache_clear(), fingerprint._imports.cache_clear()
+    sys.path.insert(0, str(directory))
+    try:
+        return importlib.import_module("stagecode")
+    finally:
+        sys.path.remove(str(directory))
+
+
+def test_a_changed_build_function_gives_a_new_key_and_the_old_entry_is_kept_unserved(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    store = ArtifactStore(tmp_path / "store")
+    old = store.get_or_build("train", {"seed": 1}, _stage_module(code, "buggy").build)
+    fixed = store.get_or_build("train", {"seed": 1}, _stage_module(code, "fixed").build)
+    assert fixed.key != old.key and fixed.file("value.txt").read_text() == "fixed"
+    assert old.file("value.txt").read_text() == "buggy"  # kept on disk, never served again
+    again = store.get_or_build("train", {"seed": 1}, _stage_module(code, "fixed").build)
+    assert again == fixed
+    manifest = json.loads((fixed.path / MANIFEST).read_text())
+    assert manifest["code"]["module"] == "stagecode"
+
+
+def test_a_stage_key_covers_the_modules_its_build_imports_and_no_others():
+    modules = fingerprint.code_modules("pynqrepro.training.recipes")
+    # what trains: the trainer, the model, the data, and the core helpers they call
+    assert {"pynqrepro.training.trainer", "pynqrepro.models.cnv", "pynqrepro.data.digits",
+            "pynqrepro.core.scale"} <= modules
+    # what cannot shape a checkpoint: later stages, reports, and the store's own machinery
+    assert not any(name.startswith(("pynqrepro.folding", "pynqrepro.synthesis", "pynqrepro.core.reports",
+                                    "pynqrepro.core.store", "pynqrepro.core.claims", "pynqrepro.core.cluster"))
+                   for name in modules)
+    assert "pynqrepro.training.checkpoint" in fingerprint.code_modules("pynqrepro.synthesis.build")

@@ -190,7 +190,7 @@ def _interrupt_mid_training(cluster, store, cfg, interrupt):
 
     thread = threading.Thread(target=run)
     thread.start()
-    key = store.key("train", cfg.to_dict())
+    key = store.key("train", cfg.to_dict(), code="pynqrepro.training.recipes")
     claim, work = store.root / "train" / f".{key}.claim", store.root / "train" / f".{key}.work"
     job = wait_for(lambda: (claims.read_claim(claim) or claims.ClaimRecord("", "", "")).job_id, what="the job id")
     wait_for(lambda: (work / "checkpoints" / LAST).is_file(), what="epoch 1's checkpoint")

@@ -2,8 +2,10 @@
 folding configs and reports.
 
 An artifact's key hashes everything that determines it: the stage name, its full configuration,
-the keys of its input artifacts and the versions of the libraries that shape it. A changed setting,
-seed or upstream artifact therefore gives a new key, never a stale hit.
+the keys of its input artifacts, the versions of the libraries that shape it and a fingerprint of
+the pynqrepro code that builds it (``core.fingerprint``: the build function's module and what it
+imports). A changed setting, seed, upstream artifact or build code therefore gives a new key, never
+a stale hit; entries under older keys stay on disk but are never served.
 
 A build happens in the key's work directory ``<stage>/.<key>.work`` and is renamed into place with
 its manifest only when complete, under the key's claim (``pynqrepro.core.claims``), so however many
@@ -18,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -26,11 +29,17 @@ from pathlib import Path
 
 from pynqrepro.core import claims
 from pynqrepro.core.executor import LOCAL, PROCESS_POLL_S, Executor, JobFailed, JobSpec, holder_status
+from pynqrepro.core.fingerprint import build_module, code_fingerprint
 from pynqrepro.core.provenance import package_versions
 
 MANIFEST = "_artifact.json"
-KEY_PACKAGES = ("torch", "brevitas", "qonnx", "finn-plus", "pynqrepro")
-STORE_FORMAT = 1
+KEY_PACKAGES = ("torch", "brevitas", "qonnx", "finn-plus")  # pynqrepro itself: by its code (core.fingerprint)
+STORE_FORMAT = 2
+
+
+def _caller_module() -> str:
+    """The module of the code that called the store method that calls this one."""
+    return sys._getframe(2).f_globals.get("__name__", "__main__")
 
 
 @dataclass(frozen=True)
@@ -166,26 +175,32 @@ class ArtifactStore:
         self.session = session or uuid.uuid4().hex
         self._environment = {name: package_versions().get(name) for name in KEY_PACKAGES}
 
-    def key(self, stage: str, config: Mapping, inputs: Mapping[str, Artifact] | None = None) -> str:
+    def key(self, stage: str, config: Mapping, inputs: Mapping[str, Artifact] | None = None,
+            code: str | None = None) -> str:
+        """The key of (stage, config, inputs) built by module ``code``'s build function (default:
+        the caller's module, as ``get_or_build`` takes the build function's)."""
         material = {
             "format": STORE_FORMAT,
             "stage": stage,
             "config": config,
             "inputs": {name: art.key for name, art in sorted((inputs or {}).items())},
             "environment": self._environment,
+            "code": code_fingerprint(code or _caller_module()),
         }
         return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:24]
 
     def path_for(self, stage: str, key: str) -> Path:
         return self.root / stage / key
 
-    def find(self, stage: str, config: Mapping, inputs: Mapping[str, Artifact] | None = None) -> Artifact | None:
-        """The artifact for (stage, config, inputs) if it is built (and fresh enough), else None."""
-        artifact = self._artifact(stage, config, inputs)
+    def find(self, stage: str, config: Mapping, inputs: Mapping[str, Artifact] | None = None,
+             code: str | None = None) -> Artifact | None:
+        """The artifact for (stage, config, inputs) if it is built (and fresh enough), else None.
+        ``code``: the module whose build function builds it (default: the caller's)."""
+        artifact = self._artifact(stage, config, inputs, code or _caller_module())
         return artifact if is_built(artifact.path, self.fresh_since) else None
 
-    def _artifact(self, stage: str, config: Mapping, inputs: Mapping[str, Artifact] | None) -> Artifact:
-        key = self.key(stage, config, inputs)
+    def _artifact(self, stage: str, config: Mapping, inputs: Mapping[str, Artifact] | None, code: str) -> Artifact:
+        key = self.key(stage, config, inputs, code)
         return Artifact(stage, key, self.path_for(stage, key), json.loads(canonical_json(config)))
 
     def get_or_build(
@@ -204,13 +219,14 @@ class ArtifactStore:
         without them (written by an older layout of the stage) is rebuilt under the key's claim,
         as a corrupt one is.
         """
-        artifact = self._artifact(stage, config, inputs)
+        code = build_module(build)
+        artifact = self._artifact(stage, config, inputs, code)
         key = artifact.key
         if is_built(artifact.path, self.fresh_since, expect):
             return artifact
         manifest = {"stage": stage, "key": key, "config": artifact.config,
                     "inputs": {name: art.key for name, art in (inputs or {}).items()},
-                    "environment": self._environment}
+                    "environment": self._environment, "code": {"module": code, "fingerprint": code_fingerprint(code)}}
         task = BuildTask(self.root.absolute(), stage, key, build, manifest, job, self.fresh_since, expect)
         task.final.parent.mkdir(parents=True, exist_ok=True)
         self._obtain(task, self.executor if job is not None else LOCAL)
