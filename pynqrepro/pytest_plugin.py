@@ -230,7 +230,8 @@ def _store(config) -> ArtifactStore:
     state = config.pynqrepro
     if "store" not in state:
         state["store"] = ArtifactStore(state["paths"]["store"], fresh_since=state["fresh_since"],
-                                       executor=state["executor"], session=state["session"].session)
+                                       executor=state["executor"], session=state["session"].session,
+                                       verify=config.getoption("verify"))
     return state["store"]
 
 

@@ -3,6 +3,7 @@
 import multiprocessing
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,7 +16,7 @@ from pynqrepro.core.cluster.config import ClusterConfig
 from pynqrepro.core.cluster.submission import SlurmExecutor
 from pynqrepro.core.executor import JobFailed, JobSpec
 from pynqrepro.core.progress import ProgressLine
-from pynqrepro.core.store import ArtifactStore
+from pynqrepro.core.store import ArtifactStore, BuildTask, is_built
 
 
 def _race(paths: list[str], start, wins) -> None:
@@ -27,7 +28,7 @@ def _race(paths: list[str], start, wins) -> None:
 
 def test_each_claim_has_exactly_one_winner_among_racing_processes(tmp_path):
     ctx = multiprocessing.get_context("spawn")
-    paths = [str(tmp_path / f".{i}.claim") for i in range(25)]
+    paths = [str(tmp_path / f".{i}.claim") for i in range(25)]  # each key's generation 1
     start, wins = ctx.Event(), ctx.Queue()
     racers = [ctx.Process(target=_race, args=(paths, start, wins)) for _ in range(3)]
     for racer in racers:
@@ -52,16 +53,17 @@ def test_claim_of_a_dead_process_on_this_host_is_broken_and_the_artifact_built(t
     key = store.key("train", {"seed": 1})
     claim = tmp_path / "train" / f".{key}.claim"
     claim.parent.mkdir()
-    _claim_of_dead_process(claim, "train", key)
+    _claim_of_dead_process(claim, "train", key)  # generation 1
 
     artifact = store.get_or_build("train", {"seed": 1}, lambda out: (out / "w.bin").write_bytes(b"w"))
-    assert artifact.file("w.bin").read_bytes() == b"w" and not claim.exists()
+    assert artifact.file("w.bin").read_bytes() == b"w"
+    assert claims.generations(claim) == [2] and claims.current(claim)[1].state == claims.RELEASED
 
 
 def test_holder_on_another_host_is_alive_while_its_heartbeat_changes(tmp_path):
-    claim = tmp_path / ".k.claim"
     record = claims.ClaimRecord("train", "k", "s", host="node-elsewhere", boot="other")
-    assert claims.try_claim(claim, record)
+    assert claims.try_claim(tmp_path / ".k.claim", record)
+    claim = claims.claim_file(tmp_path / ".k.claim", 1)
     watch = claims.StaleWatch(stale_after=0.3)
     assert claims.process_status(claim, record, watch).alive
     time.sleep(0.4)
@@ -69,16 +71,6 @@ def test_holder_on_another_host_is_alive_while_its_heartbeat_changes(tmp_path):
     with claims.Heartbeat(claim, interval=0.02):
         time.sleep(0.1)
     assert claims.process_status(claim, record, watch).alive
-
-
-def test_breaking_a_stale_claim_keeps_a_newer_one(tmp_path):
-    claim = tmp_path / ".k.claim"
-    newer = claims.ClaimRecord("train", "k", "s")
-    assert claims.try_claim(claim, newer)
-    claims.break_claim(claim, claims.ClaimRecord("train", "k", "s"))  # a holder judged dead earlier
-    assert claims.read_claim(claim).token == newer.token
-    claims.break_claim(claim, newer)
-    assert not claim.exists() and list(tmp_path.iterdir()) == []
 
 
 def _failed_job_claim(store: ArtifactStore, session: str) -> str:
@@ -117,7 +109,7 @@ def test_resumable_build_keeps_its_work_directory_after_a_failure(tmp_path):
     artifact = store.get_or_build("train", {"seed": 1}, train, job=JobSpec("train", resumable=True))
     assert attempts == [[], ["epoch1.ckpt"]]  # the second attempt continued from the first's files
     assert sorted(p.name for p in artifact.path.iterdir()) == ["_artifact.json", "epoch1.ckpt", "epoch2.ckpt"]
-    assert not (tmp_path / "train" / f".{artifact.key}.work").exists()
+    assert not list((tmp_path / "train").glob(f".{artifact.key}.work*"))
 
 
 def test_other_builds_and_fresh_sessions_start_from_an_empty_work_directory(tmp_path):
@@ -131,8 +123,8 @@ def test_other_builds_and_fresh_sessions_start_from_an_empty_work_directory(tmp_
     for job in (JobSpec("finn"), JobSpec("train", resumable=True)):
         with pytest.raises(RuntimeError):
             ArtifactStore(tmp_path).get_or_build("hw", {"job": job.kind}, build, job=job)
-    work = next(tmp_path.glob("hw/.*.work"))  # only the resumable build's remains
-    assert len(list(tmp_path.glob("hw/.*.work"))) == 1
+    work = next(tmp_path.glob("hw/.*.work-*"))  # only the resumable build's remains
+    assert len(list(tmp_path.glob("hw/.*.work-*"))) == 1
     os.utime(work, (time.time() - 60, time.time() - 60))
     with pytest.raises(RuntimeError):
         ArtifactStore(tmp_path, fresh_since=time.time() - 1).get_or_build(
@@ -203,3 +195,112 @@ def test_waiting_asks_slurm_only_for_a_progress_line_that_is_shown(tmp_path, mon
     assert asked == (["7"] if terminal else [])  # once per interval (30 s), not once per poll
     assert written == (["pynqrepro: SLURM jobs: 0 queued, 1 running, 0 finished; waiting for train k: job 7"]
                        if terminal else [])
+
+
+def _task(root: Path, record: claims.ClaimRecord | None = None, resumable: bool = False) -> BuildTask:
+    job = JobSpec("train", resumable=True) if resumable else None
+    manifest = {"stage": "train", "key": "k", "config": {}, "inputs": {}, "environment": {}}
+    task = BuildTask(root, "train", "k", lambda out: None, manifest, job)
+    (root / "train").mkdir(parents=True, exist_ok=True)
+    task.record = record
+    return task
+
+
+def _dead_holder(base: Path) -> claims.ClaimRecord:
+    base.parent.mkdir(parents=True, exist_ok=True)
+    dead = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(0,))
+    dead.start()
+    dead.join()
+    record = claims.ClaimRecord("train", "k", "crashed", pid=dead.pid, pid_start="0")
+    assert claims.try_claim(base, record)
+    return record
+
+
+def test_two_waiters_that_judge_a_holder_dead_at_once_make_one_new_holder(tmp_path):
+    task = _task(tmp_path)
+    _dead_holder(task.claim)
+    seen = [claims.current(task.claim) for _ in range(2)]  # both waiters read generation 1, dead
+    assert all(not claims.process_status(task.claim, record, claims.StaleWatch()).alive for _, record in seen)
+    first, second = (claims.ClaimRecord("train", "k", s, generation=generation + 1) for s, (generation, _) in
+                     zip(("w1", "w2"), seen))
+    assert claims.try_claim(task.claim, first)
+    assert not claims.try_claim(task.claim, second)  # the same generation: taken
+    assert claims.current(task.claim)[1] == first and claims.holds(task.claim, first)
+    assert claims.generations(task.claim) == [2]  # the dead generation is gone, the new holder's stays
+
+
+def test_a_holder_judged_dead_is_fenced_out_and_builds_never_mix(tmp_path):
+    """The zombie keeps building after a successor took over: it cannot touch the successor's
+    files, and it cannot publish, before or after the successor does."""
+    zombie = _task(tmp_path, claims.ClaimRecord("train", "k", "a"))
+    assert claims.try_claim(zombie.claim, zombie.record)
+    zombie.prepare()
+    (zombie.work / "a.bin").write_text("zombie's half")
+    successor = _task(tmp_path, claims.ClaimRecord("train", "k", "b", generation=2))
+    assert claims.try_claim(successor.claim, successor.record)  # it judged the zombie dead
+    successor.prepare()
+    assert sorted(p.name for p in successor.work.iterdir()) == []  # not the zombie's files
+    (successor.work / "b.bin").write_text("whole")
+    zombie.work.mkdir(parents=True, exist_ok=True)  # the zombie's next write recreates its own directory
+    (zombie.work / "a.bin").write_text("zombie's half")
+    assert not zombie.publish({"executor": "test"})  # its claim is no longer in force
+    assert not zombie.final.exists()
+    claims.release_claim(zombie.claim, zombie.record)  # a late release by the zombie
+    assert claims.holds(successor.claim, successor.record)
+    assert successor.publish({"executor": "test"})
+    assert sorted(p.name for p in zombie.final.iterdir()) == ["_artifact.json", "b.bin"]
+    assert is_built(zombie.final)
+
+
+def test_a_superseded_holder_cannot_overwrite_its_successors_record(tmp_path):
+    base = tmp_path / ".k.claim"
+    old, new = claims.ClaimRecord("train", "k", "a"), claims.ClaimRecord("train", "k", "b", generation=2)
+    assert claims.try_claim(base, old) and claims.try_claim(base, new)
+    claims.update_claim(base, replace(old, job_id="17", state="submitted"))  # sbatch answered late
+    claims.release_claim(base, old)
+    assert claims.current(base) == (2, new) and claims.holds(base, new) and not claims.holds(base, old)
+
+
+def test_a_new_holder_resumes_from_a_copy_of_a_dead_holders_work(tmp_path):
+    dead = _task(tmp_path, _dead_holder(tmp_path / "train" / ".k.claim"), resumable=True)
+    dead.prepare()
+    (dead.work / "epoch1.ckpt").write_text("weights after epoch 1")
+    heir = _task(tmp_path, claims.ClaimRecord("train", "k", "b", generation=2), resumable=True)
+    assert claims.try_claim(heir.claim, heir.record)
+    heir.prepare()
+    assert (heir.work / "epoch1.ckpt").read_text() == "weights after epoch 1"
+    assert not dead.work.exists()  # adopted, then removed: nobody resumes from it twice
+    dead.work.mkdir()
+    (dead.work / "epoch2.ckpt").write_text("a zombie's late write")
+    assert sorted(p.name for p in heir.work.iterdir()) == ["epoch1.ckpt"]
+
+
+def test_an_adoption_cut_short_is_never_continued(tmp_path):
+    dead = _task(tmp_path, _dead_holder(tmp_path / "train" / ".k.claim"), resumable=True)
+    dead.prepare()
+    (dead.work / "epoch1.ckpt").write_text("weights")
+    cut = tmp_path / "train" / ".k.work-2.adopting"  # generation 2 was killed while copying
+    cut.mkdir()
+    (cut / "epoch1.ckpt").write_text("wei")
+    heir = _task(tmp_path, claims.ClaimRecord("train", "k", "c", generation=3), resumable=True)
+    heir.prepare()
+    assert (heir.work / "epoch1.ckpt").read_text() == "weights"
+    assert sorted(p.name for p in (tmp_path / "train").glob(".k.work*")) == [".k.work-3"]
+
+
+def test_the_heartbeat_outlives_a_transient_error(tmp_path, monkeypatch):
+    path = tmp_path / ".k.claim-1"
+    path.write_text("{}")
+    os.utime(path, (0, 0))
+    real, calls = os.utime, []
+
+    def flaky(target, *args, **kwargs):
+        calls.append(target)
+        if len(calls) == 1:
+            raise OSError(116, "Stale file handle")  # an NFS hiccup
+        return real(target, *args, **kwargs)
+
+    monkeypatch.setattr(claims.os, "utime", flaky)
+    with claims.Heartbeat(path, interval=0.02) as beat:
+        time.sleep(0.2)
+    assert beat.failures == 1 and len(calls) > 2 and path.stat().st_mtime > 0

@@ -1,5 +1,6 @@
 import json
 import multiprocessing
+import shutil
 import time
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def test_failed_build_publishes_nothing(tmp_path):
     with pytest.raises(RuntimeError):
         store.get_or_build("train", {"seed": 1}, broken)
     stage_dir = tmp_path / "train"
-    assert [p.name for p in stage_dir.iterdir() if not p.name.endswith(".lock")] == []
+    assert [p.name for p in stage_dir.iterdir() if ".claim-" not in p.name] == []  # the claim: released
     assert store.get_or_build("train", {"seed": 1}, write_value(1)).file("value.txt").read_text() == "1"
 
 
@@ -75,11 +76,28 @@ def test_a_local_build_hashes_its_files_once(tmp_path, monkeypatch):
     hashed = []
     sha256_file = store_module._sha256_file
     monkeypatch.setattr(store_module, "_sha256_file", lambda path: hashed.append(path.name) or sha256_file(path))
-    art = ArtifactStore(tmp_path).get_or_build("train", {"seed": 1}, write_value("new"))
+    art = ArtifactStore(tmp_path / "store").get_or_build("train", {"seed": 1}, write_value("new"))
     assert hashed == ["value.txt"]  # when published, not again to verify what was just written
     hashed.clear()
-    assert ArtifactStore(tmp_path).get_or_build("train", {"seed": 1}, write_value("new")) == art
-    assert hashed == ["value.txt"]  # an entry found in the store is verified
+    assert ArtifactStore(tmp_path / "store").get_or_build("train", {"seed": 1}, write_value("new")) == art
+    assert hashed == []  # its cheap manifest (size, mtime, inode) is unchanged: no hash
+    verifying = ArtifactStore(tmp_path / "store", verify=True)
+    for _ in range(2):
+        verifying.get_or_build("train", {"seed": 1}, write_value("new"))
+    assert hashed == ["value.txt"]  # --verify: hashed at its first lookup in that session
+    hashed.clear()
+    shutil.copytree(tmp_path / "store", tmp_path / "copy")  # new inodes: first sight of these files
+    copy = ArtifactStore(tmp_path / "copy")
+    assert copy.get_or_build("train", {"seed": 1}, write_value("new")).file("value.txt").read_text() == "new"
+    copy.get_or_build("train", {"seed": 1}, write_value("new"))
+    assert hashed == ["value.txt"]
+
+
+def test_same_size_corruption_is_caught_once_the_cheap_manifest_differs(tmp_path):
+    store = ArtifactStore(tmp_path)
+    art = store.get_or_build("train", {"seed": 1}, write_value("good"))
+    art.file("value.txt").write_text("evil")  # same size; a new mtime
+    assert store.get_or_build("train", {"seed": 1}, write_value("good")).file("value.txt").read_text() == "good"
 
 
 class Elsewhere:
@@ -120,7 +138,7 @@ class Patient:
     def wait(self, task, status) -> None:
         self.waits += 1
         if self.waits == 3:
-            self.claim.unlink()
+            claims.claim_file(self.claim, 1).unlink()
 
 
 def _counting_claims(monkeypatch) -> list:
@@ -153,6 +171,7 @@ def test_an_unreadable_claim_is_looked_at_again_after_a_pause(tmp_path, monkeypa
     store = ArtifactStore(tmp_path)
     claim = tmp_path / "train" / f".{store.key('train', {'seed': 1})}.claim"
     claim.parent.mkdir()
+    claim = claims.claim_file(claim, 1)
     claim.write_text("not a claim")
     _counting_claims(monkeypatch)
     pauses = []
@@ -269,3 +288,16 @@ def test_a_stage_key_covers_the_modules_its_build_imports_and_no_others():
                                     "pynqrepro.core.store", "pynqrepro.core.claims", "pynqrepro.core.cluster"))
                    for name in modules)
     assert "pynqrepro.training.checkpoint" in fingerprint.code_modules("pynqrepro.synthesis.build")
+
+
+def test_verify_option_reaches_the_store_a_command_opens(tmp_path):
+    import argparse
+
+    from pynqrepro.core.executor_options import add_executor_options
+    from pynqrepro.core.options import add_store_option
+
+    parser = argparse.ArgumentParser()
+    add_store_option(parser.add_argument)
+    add_executor_options(parser.add_argument)
+    assert store_module.store_from_args(parser.parse_args(["--store-dir", str(tmp_path), "--verify"])).verify
+    assert not store_module.store_from_args(parser.parse_args(["--store-dir", str(tmp_path)])).verify

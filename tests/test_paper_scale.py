@@ -100,7 +100,7 @@ def test_paper_stages_skip_with_one_line_reasons_before_any_work(tmp_path):
             "or use --executor slurm); needs a CUDA GPU: none is visible to torch") in reasons
     assert re.search(r"data: CIFAR-10 archive not found and download failed \(.*\): put cifar-10-python.tar.gz "
                      r"from https://\S+ into " + re.escape(str(tmp_path / "data")), reasons), reasons
-    assert not list((tmp_path / "store" / "train").glob(".*.work"))  # nothing started
+    assert not list((tmp_path / "store" / "train").glob(".*.work*"))  # nothing started
 
     (tmp_path / "data" / "cifar-10-python.tar.gz").write_bytes(b"truncated download")
     result = experiments(tmp_path, "-rs", "experiments/test_training.py", "-k", "2w2a")

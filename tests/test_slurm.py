@@ -191,8 +191,10 @@ def _interrupt_mid_training(cluster, store, cfg, interrupt):
     thread = threading.Thread(target=run)
     thread.start()
     key = store.key("train", cfg.to_dict(), code="pynqrepro.training.recipes")
-    claim, work = store.root / "train" / f".{key}.claim", store.root / "train" / f".{key}.work"
-    job = wait_for(lambda: (claims.read_claim(claim) or claims.ClaimRecord("", "", "")).job_id, what="the job id")
+    claim = store.root / "train" / f".{key}.claim"
+    job = wait_for(lambda: ((claims.current(claim) or (0, None))[1] or claims.ClaimRecord("", "", "")).job_id,
+                   what="the job id")
+    work = store.root / "train" / f".{key}.work-{claims.current(claim)[0]}"
     wait_for(lambda: (work / "checkpoints" / LAST).is_file(), what="epoch 1's checkpoint")
     interrupt(job)
     thread.join(600)

@@ -1,30 +1,40 @@
 """Build claims: which process or SLURM job is building an artifact, visible to every host that
-shares the store.
+shares the store, with fencing tokens so that a holder judged dead can never publish over its
+successor.
 
-A claim is the file ``<stage>/.<key>.claim``, a JSON record of its holder. It is created with
-link(2) from a private temporary file, which either creates the name or fails with EEXIST
+A key's claims are generation-numbered files ``<stage>/.<key>.claim-<n>``, each a JSON record of
+its holder; the highest generation is the claim in force. A claim is taken by creating generation
+n+1 with link(2) from a private temporary file, which either creates the name or fails with EEXIST
 atomically on local filesystems, NFS v3/v4, Lustre, GPFS (Spectrum Scale), BeeGFS and CephFS; a
-lost NFS reply is settled by the temporary file's link count, as open(2) recommends. Nothing
-relies on flock/fcntl locks, which need NFS's lock manager and outlive a dead compute node.
-Filesystems without hard links (SMB/CIFS, object-store FUSE mounts) cannot hold a shared store.
+lost NFS reply is settled by the temporary file's link count, as open(2) recommends. So of any
+number of waiters that judge generation n's holder dead at once, exactly one takes n+1, and nothing
+is ever renamed aside or put back. A generation file is written only by its own holder (its job
+included); a holder releases by marking its record ``released`` (the highest file is never deleted,
+so generation numbers are never reused and a token is unique per file), and the winner of n+1
+deletes the superseded generations. Before publishing, a holder checks that its generation is still
+the highest (``holds``): a holder judged dead that was not is fenced out. Nothing relies on
+flock/fcntl locks, which need NFS's lock manager and outlive a dead compute node. Filesystems
+without hard links (SMB/CIFS, object-store FUSE mounts) cannot hold a shared store.
 
 Whether the holder still lives is read from the record: a SLURM job by SLURM's job state; a
 process on this host by its pid and start time; a process on another host by its heartbeat (it
-touches the claim every HEARTBEAT_S; a waiter that sees no change for STALE_S seconds of its own
-clock takes it for dead, so the hosts' clocks need not agree).
+touches its claim file every HEARTBEAT_S; a waiter that sees no change for STALE_S seconds of its
+own clock takes it for dead, so the hosts' clocks need not agree).
 """
 
 import json
 import os
+import re
 import socket
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 HEARTBEAT_S = 30.0
 STALE_S = 300.0
+RELEASED = "released"
 
 
 def _boot_id() -> str:
@@ -63,8 +73,9 @@ class ClaimRecord:
     kind: str | None = None  # the job's resource class (train, finn, vivado)
     job_id: str | None = None
     log: str | None = None  # the job's stderr log
-    state: str = "building"  # building (a process holds it) | submitted (a SLURM job does) | failed
+    state: str = "building"  # building (a process holds it) | submitted (a SLURM job does) | failed | released
     error: str | None = None  # one line, when state is failed
+    generation: int = 1  # the fencing token's order: the claim file's number
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,29 @@ class HolderStatus:
     job_id: str | None = None  # set when the holder is a SLURM job
 
 
+def claim_file(base: Path, generation: int) -> Path:
+    """Generation ``generation``'s file of the claims ``base`` (``<stage>/.<key>.claim``)."""
+    return base.with_name(f"{base.name}-{generation}")
+
+
+def generations(base: Path) -> list[int]:
+    """The generations of ``base``'s claim files that exist, ascending."""
+    pattern = re.compile(re.escape(base.name) + r"-(\d+)$")
+    try:
+        names = os.listdir(base.parent)
+    except FileNotFoundError:
+        return []
+    return sorted(int(m.group(1)) for m in map(pattern.match, names) if m)
+
+
+def current(base: Path) -> tuple[int, ClaimRecord | None] | None:
+    """The claim in force: (its generation, its record, None if unreadable); None if there is none."""
+    found = generations(base)
+    if not found:
+        return None
+    return found[-1], read_claim(claim_file(base, found[-1]))
+
+
 def _write_private(path: Path, record: ClaimRecord) -> Path:
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
     with open(tmp, "w") as handle:
@@ -86,18 +120,25 @@ def _write_private(path: Path, record: ClaimRecord) -> Path:
     return tmp
 
 
-def try_claim(path: Path, record: ClaimRecord) -> bool:
-    """Create the claim ``path`` holding ``record`` unless one exists; True if it is ours."""
+def try_claim(base: Path, record: ClaimRecord) -> bool:
+    """Create generation ``record.generation`` of the claims ``base`` unless it exists; True if it is
+    ours. The winner then removes the superseded generations."""
+    path = claim_file(base, record.generation)
     tmp = _write_private(path, record)
     try:
         os.link(tmp, path)
-        return True
+        won = True
     except FileExistsError:
-        return False
+        won = False
     except OSError:
-        return os.stat(tmp).st_nlink == 2  # NFS: the link was made but its reply was lost
+        won = os.stat(tmp).st_nlink == 2  # NFS: the link was made but its reply was lost
     finally:
         tmp.unlink(missing_ok=True)
+    if won:
+        for old in generations(base):
+            if old < record.generation:
+                claim_file(base, old).unlink(missing_ok=True)
+    return won
 
 
 def read_claim(path: Path) -> ClaimRecord | None:
@@ -107,51 +148,42 @@ def read_claim(path: Path) -> ClaimRecord | None:
         return None
 
 
-def update_claim(path: Path, record: ClaimRecord) -> bool:
-    """Replace our claim's record (e.g. with the job id); False if the claim is no longer ours."""
-    current = read_claim(path)
-    if current is None or current.token != record.token:
-        return False
+def update_claim(base: Path, record: ClaimRecord) -> None:
+    """Replace our own generation's record (e.g. with the job id). Only its holder writes a
+    generation file, so this is no read-then-act race: if a successor superseded (and deleted) it,
+    the rewritten file is a lower generation than the claim in force, which ignores it."""
+    path = claim_file(base, record.generation)
     os.replace(_write_private(path, record), path)
-    return True
 
 
-def release_claim(path: Path, token: str) -> None:
-    current = read_claim(path)
-    if current is not None and current.token == token:
-        Path(path).unlink(missing_ok=True)
+def release_claim(base: Path, record: ClaimRecord) -> None:
+    """Mark our claim released (the next claimant takes the next generation)."""
+    update_claim(base, replace(record, state=RELEASED))
 
 
-def break_claim(path: Path, stale: ClaimRecord) -> None:
-    """Remove the claim of a dead holder; a newer claim that replaced it meanwhile is put back."""
-    aside = path.with_name(f"{path.name}.stale-{uuid.uuid4().hex}")
-    try:
-        os.rename(path, aside)
-    except FileNotFoundError:
-        return
-    moved = read_claim(aside)
-    if moved is not None and moved.token != stale.token:
-        try:
-            os.link(aside, path)
-        except FileExistsError:
-            pass
-    aside.unlink(missing_ok=True)
+def holds(base: Path, record: ClaimRecord) -> bool:
+    """Whether ``record`` is still the claim in force (the fencing check before publishing)."""
+    now = current(base)
+    return (now is not None and now[0] == record.generation and now[1] is not None
+            and now[1].token == record.token and now[1].state != RELEASED)
 
 
 class Heartbeat:
-    """Touches a claim every HEARTBEAT_S while a local process builds, for waiters on other hosts."""
+    """Touches a claim file every HEARTBEAT_S while a local process builds, for waiters on other
+    hosts. A failed touch (an NFS hiccup) is retried at the next beat, not taken as the end."""
 
     def __init__(self, path: Path, interval: float = HEARTBEAT_S):
         self._path, self._interval = Path(path), interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name="pynqrepro-heartbeat")
+        self.failures = 0
 
     def _beat(self) -> None:
         while not self._stop.wait(self._interval):
             try:
                 os.utime(self._path)
             except OSError:
-                return
+                self.failures += 1
 
     def __enter__(self) -> "Heartbeat":
         self._thread.start()
@@ -177,7 +209,7 @@ class StaleWatch:
 
     def quiet_for(self, path: Path, token: str) -> float:
         try:
-            mtime = os.stat(path).st_mtime
+            mtime = os.stat(path).st_mtime_ns
         except OSError:
             return 0.0
         now = time.monotonic()

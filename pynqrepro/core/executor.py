@@ -52,7 +52,8 @@ class Executor(Protocol):
 
     def start(self, task, record: claims.ClaimRecord) -> bool:
         """Build ``task`` under its claim ``record``: here and now (True: published, its checksums
-        taken from the files as they were written), or by submitting a job that will (False)."""
+        taken from the files as they were written), or by submitting a job that will (False; also
+        when the claim was superseded before publishing, and a successor builds)."""
 
     def wait(self, task, status: claims.HolderStatus) -> None:
         """Pause while another holder builds ``task`` (reporting progress where there is any)."""
@@ -68,16 +69,16 @@ class LocalExecutor:
 
     def start(self, task, record: claims.ClaimRecord) -> bool:
         try:
-            with claims.Heartbeat(task.claim), build_log(log_file(task.root, f"{task.stage}-{task.key}")):
+            with claims.Heartbeat(task.claim_file), build_log(log_file(task.root, f"{task.stage}-{task.key}")):
                 task.prepare()
                 task.build(task.work)
-                task.publish({"executor": "local", "host": claims.HOST, "pid": os.getpid()})
+                published = task.publish({"executor": "local", "host": claims.HOST, "pid": os.getpid()})
         except BaseException:
             task.discard()
             raise
         finally:
-            claims.release_claim(task.claim, record.token)
-        return True
+            claims.release_claim(task.claim, record)
+        return published
 
     def wait(self, task, status: claims.HolderStatus) -> None:
         time.sleep(JOB_POLL_S if status.job_id else PROCESS_POLL_S)

@@ -44,6 +44,9 @@ def reports_dir(given: Path | None = None, root: Path = Path()) -> Path:
 def add_store_option(add, default: Path | None = None) -> None:
     add("--store-dir", type=Path, default=default if default is not None else store_dir(),
         help=f"artifact store: checkpoints, ONNX models, builds (default: ${STORE_ENV} or ./{STORE_DIR})")
+    add("--verify", action="store_true",
+        help="hash every store entry's files at its first lookup (default: only when its size, mtime or inode "
+             "changed since its last hash)")
 
 
 def add_data_option(add, default: Path | None = None) -> None:

@@ -7,12 +7,18 @@ the pynqrepro code that builds it (``core.fingerprint``: the build function's mo
 imports). A changed setting, seed, upstream artifact or build code therefore gives a new key, never
 a stale hit; entries under older keys stay on disk but are never served.
 
-A build happens in the key's work directory ``<stage>/.<key>.work`` and is renamed into place with
-its manifest only when complete, under the key's claim (``pynqrepro.core.claims``), so however many
-processes, pytest sessions or hosts ask for an artifact, it is built once: the others find the
-claim and wait for its holder, a local process or a SLURM job (``pynqrepro.core.executor``).
+A build happens under the key's claim (``pynqrepro.core.claims``) in that claim's own work
+directory ``<stage>/.<key>.work-<generation>``, and is renamed into place with its manifest only
+when complete and only if the claim is still in force (a fencing token), so however many processes,
+pytest sessions or hosts ask for an artifact, it is built once and published once: the others find
+the claim and wait for its holder, a local process or a SLURM job (``pynqrepro.core.executor``).
 A resumable build (training: epoch checkpoints) keeps its work directory when it fails or its job
-is requeued, and continues from it; any other build starts from an empty one.
+is requeued, and continues from it, or from a copy of a dead holder's; any other build starts from
+an empty one.
+
+A lookup checks an entry's cheap manifest (size, mtime_ns, inode of each file, kept beside it in
+``<stage>/.<key>.seen``) and hashes its files only on first sight, when that differs, or when asked
+(``verify``): a multi-gigabyte synthesis folder costs a stat per file, not a read.
 """
 
 import dataclasses
@@ -28,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pynqrepro.core import claims
+from pynqrepro.core.atomic import atomic_write_json
 from pynqrepro.core.executor import LOCAL, PROCESS_POLL_S, Executor, JobFailed, JobSpec, holder_status
 from pynqrepro.core.fingerprint import build_module, code_fingerprint
 from pynqrepro.core.provenance import package_versions
@@ -35,6 +42,7 @@ from pynqrepro.core.provenance import package_versions
 MANIFEST = "_artifact.json"
 KEY_PACKAGES = ("torch", "brevitas", "qonnx", "finn-plus")  # pynqrepro itself: by its code (core.fingerprint)
 STORE_FORMAT = 2
+ADOPTING = ".adopting"  # a work directory being copied from a dead holder's
 
 
 def _caller_module() -> str:
@@ -78,17 +86,58 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _files(directory: Path) -> list[tuple[str, os.DirEntry]]:
+    """Every file under ``directory`` as (path relative to it, its directory entry), sorted by path
+    (scandir: one stat per file at most, where pathlib's rglob would take several)."""
+    found, todo = [], [("", str(directory))]
+    while todo:
+        prefix, path = todo.pop()
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    todo.append((f"{prefix}{entry.name}/", entry.path))
+                elif entry.is_file():
+                    found.append((prefix + entry.name, entry))
+    return sorted(found, key=lambda item: item[0])
+
+
 def _file_checksums(directory: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(directory)): _sha256_file(p)
-        for p in sorted(directory.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
-    }
+    return {name: _sha256_file(Path(entry.path)) for name, entry in _files(directory) if name != MANIFEST}
 
 
-def is_built(path: Path, fresh_since: float | None = None, expect: tuple[str, ...] = ()) -> bool:
+def _signature(directory: Path) -> dict[str, list[int]]:
+    """The cheap manifest: (size, mtime_ns, inode) of every file of an entry, its manifest included.
+    A copy, a rewrite or a replaced file changes it; only silent corruption in place does not
+    (``--verify`` hashes anyway)."""
+    signature = {}
+    for name, entry in _files(directory):
+        stat = entry.stat()
+        signature[name] = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+    return signature
+
+
+def _seen_file(path: Path) -> Path:
+    """Where the cheap manifest of the entry ``path`` is kept, beside it: ``<stage>/.<key>.seen``."""
+    return path.with_name(f".{path.name}.seen")
+
+
+def _remember(path: Path) -> None:
+    """Record the cheap manifest of an entry whose files were just hashed and found right (a
+    read-only store simply hashes again next time)."""
+    try:
+        atomic_write_json(_seen_file(path), _signature(path))
+    except OSError:
+        pass
+
+
+def is_built(path: Path, fresh_since: float | None = None, expect: tuple[str, ...] = (),
+             verify: bool = False) -> bool:
     """Complete, uncorrupted, holding the ``expect``ed files (an entry of an older layout does not)
-    and (under --fresh) made after ``fresh_since``."""
+    and (under --fresh) made after ``fresh_since``.
+
+    The files are hashed on first sight, when their cheap manifest (size, mtime, inode) differs from
+    the one recorded at the last hash, and with ``verify``; otherwise a lookup costs a stat per file.
+    """
     try:
         manifest = json.loads((path / MANIFEST).read_text())
     except (OSError, ValueError):
@@ -96,33 +145,55 @@ def is_built(path: Path, fresh_since: float | None = None, expect: tuple[str, ..
     if fresh_since is not None and manifest.get("created", 0) < fresh_since:
         return False
     files = manifest.get("files")
-    return files == _file_checksums(path) and all(name in files for name in expect)
+    if not isinstance(files, dict) or not all(name in files for name in expect):
+        return False
+    if not verify:
+        try:
+            if json.loads(_seen_file(path).read_text()) == _signature(path):
+                return True
+        except (OSError, ValueError):
+            pass
+    if files != _file_checksums(path):
+        return False
+    _remember(path)
+    return True
 
 
 @dataclass
 class BuildTask:
-    """One artifact build, everything a local process or a SLURM job needs to run and publish it."""
+    """One artifact build, everything a local process or a SLURM job needs to run and publish it.
+
+    Its claim (``record``, set when claimed) is its fencing token: the build runs in a work
+    directory of that claim's own, ``<stage>/.<key>.work-<generation>``, and publishes only while
+    the claim is still the one in force.
+    """
 
     root: Path
     stage: str
     key: str
     build: Callable[[Path], None]
-    manifest: dict  # stage, key, config, inputs, environment
+    manifest: dict  # stage, key, config, inputs, environment, code
     job: JobSpec | None
     fresh_since: float | None = None
     expect: tuple[str, ...] = ()  # files the entry must hold (``is_built``)
+    record: claims.ClaimRecord | None = None  # our claim, once claimed
 
     @property
     def final(self) -> Path:
         return self.root / self.stage / self.key
 
     @property
-    def work(self) -> Path:
-        return self.root / self.stage / f".{self.key}.work"
+    def claim(self) -> Path:
+        """The base name of the key's claim files (``claims.claim_file`` adds the generation)."""
+        return self.root / self.stage / f".{self.key}.claim"
 
     @property
-    def claim(self) -> Path:
-        return self.root / self.stage / f".{self.key}.claim"
+    def claim_file(self) -> Path:
+        return claims.claim_file(self.claim, self.record.generation)
+
+    @property
+    def work(self) -> Path:
+        return self.root / self.stage / f".{self.key}.work-{self.record.generation}"
 
     @property
     def resumable(self) -> bool:
@@ -134,23 +205,63 @@ class BuildTask:
     def is_built(self) -> bool:
         return is_built(self.final, self.fresh_since, self.expect)
 
-    def prepare(self) -> None:
-        """Empty the work directory unless the build resumes from it (and it is not from before --fresh)."""
-        if self.work.exists():
-            stale = self.fresh_since is not None and self.work.stat().st_mtime < self.fresh_since
-            if stale or not self.resumable:
-                shutil.rmtree(self.work)
-        self.work.mkdir(parents=True, exist_ok=True)
+    def _older_work(self) -> list[tuple[int, Path]]:
+        """The work directories of earlier claims of this key, (generation, path), newest first."""
+        prefix = f".{self.key}.work-"
+        found = []
+        for path in self.final.parent.glob(f"{prefix}*"):
+            generation = path.name[len(prefix):].split(".")[0]
+            if generation.isdigit() and int(generation) < self.record.generation:
+                found.append((int(generation), path))
+        return sorted(found, reverse=True)
 
-    def publish(self, built_by: dict) -> None:
-        """Write the manifest (with who built it) and rename the work directory into place."""
+    def _stale(self, path: Path) -> bool:
+        """From before --fresh: not to be continued."""
+        return self.fresh_since is not None and path.stat().st_mtime < self.fresh_since
+
+    def prepare(self) -> None:
+        """Our claim's work directory: kept if this claim built in it before and the build resumes
+        (a requeued job); else, for a resumable build, a copy of the newest earlier claim's (a dead
+        holder's epoch checkpoints; copied, not moved, so that a holder wrongly judged dead cannot
+        write into ours); else empty. Earlier claims' directories are removed."""
+        own = self.work
+        if own.exists() and (not self.resumable or self._stale(own)):
+            shutil.rmtree(own)
+        older = self._older_work()
+        if not own.exists() and self.resumable:
+            previous = next((path for _, path in older if not path.name.endswith(ADOPTING) and not self._stale(path)),
+                            None)
+            if previous is not None:
+                adopting = own.with_name(own.name + ADOPTING)
+                shutil.rmtree(adopting, ignore_errors=True)
+                shutil.copytree(previous, adopting, symlinks=True)
+                os.rename(adopting, own)  # whole or not at all: a copy cut short is never continued
+        own.mkdir(parents=True, exist_ok=True)
+        for _, path in older:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def publish(self, built_by: dict) -> bool:
+        """Write the manifest (with who built it) and rename the work directory into place, if our
+        claim is still in force (the fencing check); False if it is not (a successor builds)."""
         # built during a --fresh session means fresh, whatever the clock of the node that built it says
         created = max(time.time(), self.fresh_since or 0.0)
-        manifest = {**self.manifest, "created": created, "built_by": built_by, "files": _file_checksums(self.work)}
+        manifest = {**self.manifest, "created": created, "built_by": {**built_by, "claim": self.record.token},
+                    "files": _file_checksums(self.work)}
         (self.work / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if self.final.exists():  # corrupt or stale entry: replace it
-            shutil.rmtree(self.final)
-        os.rename(self.work, self.final)
+        if not claims.holds(self.claim, self.record):
+            shutil.rmtree(self.work, ignore_errors=True)
+            return False
+        if self.final.exists() and not self.is_built():  # corrupt, stale or of an older layout: replace it
+            aside = self.final.with_name(f".{self.key}.replaced-{self.record.token}")
+            os.rename(self.final, aside)
+            shutil.rmtree(aside)
+        try:
+            os.rename(self.work, self.final)
+        except OSError:  # published meanwhile (a rename onto a non-empty directory fails): keep that one
+            shutil.rmtree(self.work, ignore_errors=True)
+            return True
+        _remember(self.final)  # its checksums are those of the files just written
+        return True
 
     def discard(self) -> None:
         """After a failed build: keep what a resumable build can continue from, drop the rest."""
@@ -164,15 +275,18 @@ class ArtifactStore:
     ``fresh_since`` (a UNIX time, set by ``--fresh``) makes entries published before that moment
     count as absent, so a fresh session rebuilds each artifact once and then shares it.
     ``executor`` runs the builds that name a ``JobSpec`` (default: in this process); ``session``
-    tells this store's failed jobs from older ones, which are retried.
+    tells this store's failed jobs from older ones, which are retried. ``verify`` (``--verify``)
+    hashes every entry's files the first time this store looks it up, whatever its cheap manifest says.
     """
 
     def __init__(self, root: Path, fresh_since: float | None = None, executor: Executor | None = None,
-                 session: str | None = None):
+                 session: str | None = None, verify: bool = False):
         self.root = Path(root)
         self.fresh_since = fresh_since
         self.executor = executor or LOCAL
         self.session = session or uuid.uuid4().hex
+        self.verify = verify
+        self._verified: set[Path] = set()
         self._environment = {name: package_versions().get(name) for name in KEY_PACKAGES}
 
     def key(self, stage: str, config: Mapping, inputs: Mapping[str, Artifact] | None = None,
@@ -192,12 +306,19 @@ class ArtifactStore:
     def path_for(self, stage: str, key: str) -> Path:
         return self.root / stage / key
 
+    def _is_built(self, path: Path, expect: tuple[str, ...] = ()) -> bool:
+        verify = self.verify and path not in self._verified
+        built = is_built(path, self.fresh_since, expect, verify=verify)
+        if built and verify:
+            self._verified.add(path)
+        return built
+
     def find(self, stage: str, config: Mapping, inputs: Mapping[str, Artifact] | None = None,
              code: str | None = None) -> Artifact | None:
         """The artifact for (stage, config, inputs) if it is built (and fresh enough), else None.
         ``code``: the module whose build function builds it (default: the caller's)."""
         artifact = self._artifact(stage, config, inputs, code or _caller_module())
-        return artifact if is_built(artifact.path, self.fresh_since) else None
+        return artifact if self._is_built(artifact.path) else None
 
     def _artifact(self, stage: str, config: Mapping, inputs: Mapping[str, Artifact] | None, code: str) -> Artifact:
         key = self.key(stage, config, inputs, code)
@@ -217,12 +338,12 @@ class ArtifactStore:
         ``job`` marks a heavy build that the store's executor may run elsewhere (a SLURM job);
         without it the build runs in this process. ``expect``: files the entry must hold; an entry
         without them (written by an older layout of the stage) is rebuilt under the key's claim,
-        as a corrupt one is.
+        as a corrupt one is. The key covers ``build``'s code (``core.fingerprint``).
         """
         code = build_module(build)
         artifact = self._artifact(stage, config, inputs, code)
         key = artifact.key
-        if is_built(artifact.path, self.fresh_since, expect):
+        if self._is_built(artifact.path, expect):
             return artifact
         manifest = {"stage": stage, "key": key, "config": artifact.config,
                     "inputs": {name: art.key for name, art in (inputs or {}).items()},
@@ -233,41 +354,44 @@ class ArtifactStore:
         return artifact
 
     def _obtain(self, task: BuildTask, executor: Executor) -> None:
-        """Build under the key's claim, or wait for the claim's holder; retry after dead holders."""
+        """Build under the key's claim, or wait for the claim's holder; take the next generation of
+        the claim after a dead holder (exactly one waiter gets it)."""
         watch = claims.StaleWatch()
         seen_alive: set[str] = set()
-        while not task.is_built():
-            holder = claims.read_claim(task.claim)  # a read, not a write, for each look while another builds
-            if holder is None:
-                record = claims.ClaimRecord(task.stage, task.key, self.session, executor.name)
-                if claims.try_claim(task.claim, record):
-                    if task.is_built():  # published while we looked
-                        claims.release_claim(task.claim, record.token)
-                        return
-                    if executor.start(task, record):
-                        return  # built and published here: its checksums are those of the files just written
-                    continue
-                holder = claims.read_claim(task.claim)
-                if holder is None:  # released meanwhile, or unreadable: look again after a pause, not in a spin
+        while not self._is_built(task.final, task.expect):
+            found = claims.current(task.claim)  # a read, not a write, for each look while another builds
+            generation, holder = found if found is not None else (0, None)
+            if found is not None and holder is None:  # unreadable: damaged by hand? dead once quiet for long
+                if watch.quiet_for(claims.claim_file(task.claim, generation), f"unreadable-{generation}") \
+                        < watch.stale_after:
                     time.sleep(PROCESS_POLL_S)
                     continue
-            status = holder_status(task.claim, holder, watch)
-            if status.alive:
-                seen_alive.add(holder.token)
-                executor.wait(task, status)
-            elif status.error and (holder.token in seen_alive or holder.session == self.session):
-                if holder.state != "failed":
-                    claims.update_claim(task.claim, dataclasses.replace(holder, state="failed", error=status.error))
-                raise JobFailed(status.error)
-            else:  # crashed, or failed before this session: build it again (resuming if it can)
-                claims.break_claim(task.claim, holder)
+            elif holder is not None and holder.state != claims.RELEASED:
+                status = holder_status(claims.claim_file(task.claim, generation), holder, watch)
+                if status.alive:
+                    seen_alive.add(holder.token)
+                    executor.wait(task, status)
+                    continue
+                if status.error and (holder.token in seen_alive or holder.session == self.session):
+                    raise JobFailed(status.error)
+                # crashed, or failed before this session: build it again (resuming if it can)
+            record = claims.ClaimRecord(task.stage, task.key, self.session, executor.name, generation=generation + 1)
+            if not claims.try_claim(task.claim, record):
+                continue  # another waiter took this generation: look at its holder
+            task.record = record
+            if self._is_built(task.final, task.expect):  # published while we looked
+                claims.release_claim(task.claim, record)
+                return
+            if executor.start(task, record):
+                return  # built and published here
 
 
 def store_from_args(args) -> ArtifactStore:
     """A command's ``--store-dir`` store, checked writable before any work, building through its
-    ``--executor`` options (``core.executor_options.add_executor_options``)."""
+    ``--executor`` options (``core.executor_options.add_executor_options``), hashing each entry on
+    first lookup with ``--verify``."""
     from pynqrepro.core.atomic import check_writable
     from pynqrepro.core.executor_options import executor_from_args
 
     check_writable(args.store_dir, "--store-dir", directory=True)
-    return ArtifactStore(args.store_dir, executor=executor_from_args(args))
+    return ArtifactStore(args.store_dir, executor=executor_from_args(args), verify=getattr(args, "verify", False))

@@ -120,9 +120,9 @@ class JobMonitor:
 
     def line(self) -> str | None:
         current, failed_now = {}, set()
-        for path in self.root.glob("*/.*.claim"):
-            record = claims.read_claim(path)
-            if record is None or record.job_id is None:
+        for path in self.root.glob("*/.*.claim-*"):
+            record = claims.read_claim(path) if path.name.rsplit("-", 1)[1].isdigit() else None
+            if record is None or record.job_id is None or record.state == claims.RELEASED:
                 continue
             if record.state == "failed":
                 failed_now.add(record.job_id)

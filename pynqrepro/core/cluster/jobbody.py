@@ -22,6 +22,7 @@ from pynqrepro.core.errors import UserError
 from pynqrepro.core.store_identity import STORE_ID
 
 SHARE_WAIT_S = 15.0  # how long a job looks for the submitter's store before calling it unshared
+PREPARE_WAIT_S = 1800.0  # how long the other ranks of a job wait for rank 0's prepare()
 
 
 class StoreNotShared(UserError):
@@ -35,8 +36,9 @@ class StoreJob(submitit.helpers.Checkpointable):
     rebuilds from the work directory, which a resumable build continues from.
     """
 
-    def __init__(self, task, token: str, store_id: str, submit_host: str):
-        self.task, self.token, self.store_id, self.submit_host = task, token, store_id, submit_host
+    def __init__(self, task, store_id: str, submit_host: str):
+        self.task, self.store_id, self.submit_host = task, store_id, submit_host
+        self.token = task.record.token  # the claim this job builds under: its fencing token
 
     def __call__(self) -> dict:
         env = submitit.JobEnvironment()
@@ -50,6 +52,9 @@ class StoreJob(submitit.helpers.Checkpointable):
         try:
             if rank == 0:
                 task.prepare()
+                self._prepared(env).write_text(self._run_id(env))
+            else:
+                self._wait_for_prepare(env)
             task.build(task.work)
         except Exception as exc:
             if rank == 0:
@@ -59,9 +64,35 @@ class StoreJob(submitit.helpers.Checkpointable):
                     "tasks": env.num_tasks, "log": str(env.paths.stderr),
                     "restarts": int(os.environ.get("SLURM_RESTART_COUNT", "0")), "submitted_from": self.submit_host}
         if rank == 0:
-            task.publish(built_by)
-            claims.release_claim(task.claim, self.token)
+            published = task.publish(built_by)
+            claims.release_claim(task.claim, task.record)
+            self._prepared(env).unlink(missing_ok=True)
+            if not published:
+                return {"built": False, "reason": "its claim was taken over before it could publish"}
         return {"built": True, **built_by}
+
+    def _prepared(self, env) -> Path:
+        """The marker rank 0 writes when the work directory is ready (beside the claim)."""
+        return self.task.claim.with_name(f"{self.task.claim.name}-{self.task.record.generation}.prepared")
+
+    @staticmethod
+    def _run_id(env) -> str:
+        return f"{env.job_id}:{os.environ.get('SLURM_RESTART_COUNT', '0')}"
+
+    def _wait_for_prepare(self, env) -> None:
+        """The barrier of a multi-task job: the other ranks start building only once rank 0 has
+        prepared this run's work directory (adopting a dead holder's may take a while)."""
+        deadline = time.monotonic() + PREPARE_WAIT_S
+        while True:
+            try:
+                if self._prepared(env).read_text() == self._run_id(env):
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise UserError(f"rank {env.global_rank} of SLURM job {env.job_id} waited {PREPARE_WAIT_S:.0f} s for "
+                                f"rank 0 to prepare {self.task.work}: see rank 0's log")
+            time.sleep(0.5)
 
     def _check_store(self, env) -> None:
         """Fail before any work unless this node sees the very store the submitter wrote to."""
@@ -87,15 +118,15 @@ class StoreJob(submitit.helpers.Checkpointable):
         while True:
             if self.task.is_built():
                 return False
-            record = claims.read_claim(self.task.claim)
-            if record is None or record.token != self.token:
+            record = claims.read_claim(self.task.claim_file)
+            if record is None or record.token != self.token or not claims.holds(self.task.claim, record):
                 return False
             if record.job_id == env.job_id or time.monotonic() > deadline:
                 return True
             time.sleep(0.5)
 
     def _record_failure(self, env, exc: Exception) -> None:
-        record = claims.read_claim(self.task.claim)
+        record = claims.read_claim(self.task.claim_file)
         if record is None or record.token != self.token:
             return
         head = f"SLURM job {env.job_id} ({self.task.describe()})"

@@ -85,14 +85,14 @@ class SlurmExecutor:
                                               max_num_timeout=job_class.max_requeues, python=self.config.python)
             executor.update_parameters(**self.parameters(task))
             with _submission_env(), redirect_stderr(io.StringIO()):  # sbatch's complaint goes into the error
-                job = executor.submit(StoreJob(task, record.token, store_id(task.root), claims.HOST))
+                job = executor.submit(StoreJob(task, store_id(task.root), claims.HOST))
         except (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError) as exc:
-            claims.release_claim(task.claim, record.token)
+            claims.release_claim(task.claim, record)
             raise JobFailed(f"sbatch refused the {task.describe()} job ({_sbatch_message(exc)}): check the "
                             f"{task.job.kind} settings in {self.config.source} (partition, constraint, gpus, "
                             f"cpus, mem_gb, time_min)") from None
         except BaseException:
-            claims.release_claim(task.claim, record.token)
+            claims.release_claim(task.claim, record)
             raise
         claims.update_claim(task.claim, replace(record, executor=self.name, kind=task.job.kind, job_id=job.job_id,
                                                 log=str(job.paths.stderr), state="submitted"))
