@@ -265,6 +265,7 @@ def test_a_new_holder_resumes_from_a_copy_of_a_dead_holders_work(tmp_path):
     dead = _task(tmp_path, _dead_holder(tmp_path / "train" / ".k.claim"), resumable=True)
     dead.prepare()
     (dead.work / "epoch1.ckpt").write_text("weights after epoch 1")
+    (dead.work / ".epoch2.ckpt.x1y2.tmp").write_text("weights after ep")  # killed mid atomic write
     heir = _task(tmp_path, claims.ClaimRecord("train", "k", "b", generation=2), resumable=True)
     assert claims.try_claim(heir.claim, heir.record)
     heir.prepare()

@@ -172,8 +172,8 @@ class Heartbeat:
     """Touches a claim file every HEARTBEAT_S while a local process builds, for waiters on other
     hosts. A failed touch (an NFS hiccup) is retried at the next beat, not taken as the end."""
 
-    def __init__(self, path: Path, interval: float = HEARTBEAT_S):
-        self._path, self._interval = Path(path), interval
+    def __init__(self, path: Path, interval: float | None = None):
+        self._path, self._interval = Path(path), interval or HEARTBEAT_S
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name="pynqrepro-heartbeat")
         self.failures = 0
@@ -197,8 +197,8 @@ class Heartbeat:
 class StaleWatch:
     """A waiter's view of heartbeats: when it last saw each claim file change, by its own clock."""
 
-    def __init__(self, stale_after: float = STALE_S):
-        self.stale_after = stale_after
+    def __init__(self, stale_after: float | None = None):
+        self.stale_after = stale_after or STALE_S
         self._seen: dict[str, tuple[float, float]] = {}
         self._first: dict[str, float] = {}
 

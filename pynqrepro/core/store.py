@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pynqrepro.core import claims
-from pynqrepro.core.atomic import atomic_write_json
+from pynqrepro.core.atomic import atomic_write_json, is_temporary
 from pynqrepro.core.executor import LOCAL, PROCESS_POLL_S, Executor, JobFailed, JobSpec, holder_status
 from pynqrepro.core.fingerprint import build_module, code_fingerprint
 from pynqrepro.core.provenance import package_versions
@@ -223,7 +223,8 @@ class BuildTask:
         """Our claim's work directory: kept if this claim built in it before and the build resumes
         (a requeued job); else, for a resumable build, a copy of the newest earlier claim's (a dead
         holder's epoch checkpoints; copied, not moved, so that a holder wrongly judged dead cannot
-        write into ours); else empty. Earlier claims' directories are removed."""
+        write into ours); else empty. Earlier claims' directories are removed, and so are the
+        temporaries of atomic writes a killed holder left."""
         own = self.work
         if own.exists() and (not self.resumable or self._stale(own)):
             shutil.rmtree(own)
@@ -237,6 +238,8 @@ class BuildTask:
                 shutil.copytree(previous, adopting, symlinks=True)
                 os.rename(adopting, own)  # whole or not at all: a copy cut short is never continued
         own.mkdir(parents=True, exist_ok=True)
+        for partial in [p for p in own.rglob("*") if is_temporary(p.name) and p.is_file()]:
+            partial.unlink()  # a write cut short by the kill that ended the previous holder
         for _, path in older:
             shutil.rmtree(path, ignore_errors=True)
 
