@@ -2,6 +2,8 @@
 
 import multiprocessing
 import os
+import subprocess
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -305,3 +307,112 @@ def test_the_heartbeat_outlives_a_transient_error(tmp_path, monkeypatch):
     with claims.Heartbeat(path, interval=0.02) as beat:
         time.sleep(0.2)
     assert beat.failures == 1 and len(calls) > 2 and path.stat().st_mtime > 0
+
+
+def _slurm_executor(monkeypatch, text: str = "") -> SlurmExecutor:
+    monkeypatch.setattr(submission, "check_cluster", lambda config: config)
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"cluster-{os.getpid()}-{abs(hash(text))}.toml"
+    path.write_text(text)
+    try:
+        return SlurmExecutor(ClusterConfig.load(path), progress=ProgressLine(None))
+    finally:
+        path.unlink()
+
+
+@pytest.mark.parametrize("text,vivado", [
+    ("", False),  # every kind on the default partition: nothing says it has Vivado
+    ('partition = "batch"\n', False),  # one partition for all kinds is no Vivado host either
+    ('[vivado]\npartition = "synth"\n', True),
+    ('[vivado]\nconstraint = "vivado"\n', True),
+    ('constraint = "vivado"\n', True),
+])
+def test_slurm_provides_vivado_only_where_the_settings_place_vivado_jobs(monkeypatch, text, vivado):
+    assert _slurm_executor(monkeypatch, text).provides("vivado") is vivado
+
+
+@pytest.mark.parametrize("scontrol", [None, "/usr/bin/scontrol"], ids=["no scontrol", "controller silent"])
+def test_a_waiter_that_cannot_ask_slurm_gives_up_after_its_ceiling_in_one_line(tmp_path, monkeypatch, scontrol):
+    monkeypatch.setattr(diagnosis.shutil, "which", lambda tool: scontrol and f"/usr/bin/{tool}")
+    monkeypatch.setattr(diagnosis, "job_info", lambda job_id: {"JobState": diagnosis.NOT_ANSWERING})
+    monkeypatch.setattr(diagnosis, "UNANSWERED_S", 0.3)
+    monkeypatch.setattr("pynqrepro.core.executor.JOB_POLL_S", 0.05)
+    store = ArtifactStore(tmp_path)
+    key = store.key("train", {"seed": 1})
+    (tmp_path / "train").mkdir()
+    claims.try_claim(tmp_path / "train" / f".{key}.claim",
+                     claims.ClaimRecord("train", key, "another session", "slurm", job_id="42", state="submitted"))
+    started = time.monotonic()
+    with pytest.raises(JobFailed, match=r"SLURM job 42 \(train \w{8}\): .*for 0 min: wait from a host with "
+                                        r"SLURM's tools") as failure:
+        store.get_or_build("train", {"seed": 1}, lambda out: None, job=JobSpec("train"))
+    assert "\n" not in str(failure.value) and 0.3 <= time.monotonic() - started < 30
+    assert ("no scontrol on PATH" in str(failure.value)) is (scontrol is None)
+
+
+def test_the_ceiling_restarts_when_slurm_answers_again(monkeypatch):
+    answers = iter([diagnosis.NOT_ANSWERING, "RUNNING", diagnosis.NOT_ANSWERING])
+    monkeypatch.setattr(diagnosis.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(diagnosis, "job_info", lambda job_id: {"JobState": next(answers)})
+    monkeypatch.setattr(diagnosis, "UNANSWERED_S", 0.2)
+    record, watch = claims.ClaimRecord("train", "k", "s", job_id="7", state="submitted"), claims.StaleWatch()
+    assert diagnosis.job_status(record, watch).alive
+    time.sleep(0.25)
+    assert diagnosis.job_status(record, watch).alive  # RUNNING: an answer
+    assert diagnosis.job_status(record, watch).alive  # silent again, but only just
+
+
+def test_other_ranks_wait_for_rank_zeros_prepare(tmp_path, monkeypatch):
+    from pynqrepro.core.cluster import jobbody
+
+    task = _task(tmp_path, claims.ClaimRecord("train", "k", "a"))
+    job = jobbody.StoreJob(task, "store", "login")
+    env = SimpleNamespace(job_id="9", global_rank=1)
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    monkeypatch.setattr(jobbody, "PREPARE_WAIT_S", 0.3)
+    job._prepared(env).write_text("9:0")  # the previous run's marker does not count
+    with pytest.raises(UserError, match=r"^rank 1 of SLURM job 9 waited 0 s for rank 0 to prepare"):
+        job._wait_for_prepare(env)
+    writer = threading.Timer(0.1, lambda: job._prepared(env).write_text("9:1"))
+    writer.start()
+    started = time.monotonic()
+    job._wait_for_prepare(env)
+    assert time.monotonic() - started >= 0.1
+
+
+def test_a_broken_cluster_config_fails_without_executor_slurm_too(tmp_path, capsys):
+    from pynqrepro.core.executor import LOCAL
+    from pynqrepro.core.executor_options import make_executor
+
+    broken = tmp_path / "cluster.toml"
+    broken.write_text("[vivado\n")
+    with pytest.raises(UserError, match=r"--cluster-config .*cluster.toml is not readable TOML") as error:
+        make_executor("local", broken)
+    assert "\n" not in str(error.value)
+    good = tmp_path / "good.toml"
+    good.write_text('[vivado]\npartition = "synth"\n')
+    assert make_executor("local", good) is LOCAL
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"pynqrepro: warning: --cluster-config {good} applies to SLURM jobs only: add --executor slurm to use it"]
+
+
+def test_executor_slurm_without_a_reachable_cluster_is_one_line(monkeypatch):
+    from pynqrepro.core.cluster import config as cluster_config
+
+    monkeypatch.setattr(cluster_config, "missing_tools", lambda: [])
+    stderr = ("sinfo: error: resolve_ctls_from_dns_srv: res_nsearch error: Unknown host\n"
+              "sinfo: error: fetch_config: DNS SRV lookup failed\nsinfo: error: _establish_config_source: "
+              "failed to fetch config\nsinfo: fatal: Could not establish a configuration source\n")
+    monkeypatch.setattr(cluster_config, "run_tool", lambda *command: subprocess.CompletedProcess(command, 1, "", stderr))
+    with pytest.raises(UserError) as error:
+        cluster_config.check_cluster(ClusterConfig.load(None))
+    assert str(error.value) == (
+        "cannot reach SLURM's controller from this host (sinfo: sinfo: error: resolve_ctls_from_dns_srv: res_nsearch "
+        "error: Unknown host): check that slurmctld runs and SLURM_CONF names it (scontrol ping), or use --executor "
+        "local")
+
+    def silent(*command):
+        raise subprocess.TimeoutExpired(command, 60)
+
+    monkeypatch.setattr(cluster_config, "run_tool", silent)
+    with pytest.raises(UserError, match=r"^cannot reach SLURM's controller from this host \(sinfo gave no answer"):
+        cluster_config.check_cluster(ClusterConfig.load(None))

@@ -207,6 +207,10 @@ class StaleWatch:
         now = time.monotonic()
         return now - self._first.setdefault(event, now)
 
+    def forget(self, event: str) -> None:
+        """Start ``event``'s count afresh at its next note."""
+        self._first.pop(event, None)
+
     def quiet_for(self, path: Path, token: str) -> float:
         try:
             mtime = os.stat(path).st_mtime_ns

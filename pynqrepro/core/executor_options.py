@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.executor import KINDS, LOCAL, Executor
+from pynqrepro.core.logs import warn
 from pynqrepro.core.progress import ProgressLine, write_to_user
 
 EXECUTORS = ("local", "slurm")
@@ -44,14 +45,19 @@ def make_executor(name: str, cluster_config: Path | None = None, partition: str 
                   account: str | None = None, progress=None) -> Executor:
     """The executor ``name``; for slurm the settings are read and checked against the cluster now,
     before any work starts (UserError naming the fix)."""
-    if name == "local":
-        return LOCAL
-    if name != "slurm":
+    if name not in EXECUTORS:
         raise UserError(f"unknown executor {name!r}: choose one of {', '.join(EXECUTORS)}")
-    from pynqrepro.core.cluster.config import ClusterConfig
+    from pynqrepro.core.cluster.config import ClusterConfig  # light: no submitit
+
+    # read (and checked: a broken file is a one-line error) whichever executor runs, so a typo in a
+    # file meant for the cluster is not silently ignored on a run that forgot --executor slurm
+    config = ClusterConfig.load(Path(cluster_config) if cluster_config else None, partition, account)
+    if name == "local":
+        if cluster_config is not None and str(cluster_config) != os.environ.get(CLUSTER_CONFIG_ENV):
+            warn(f"--cluster-config {cluster_config} applies to SLURM jobs only: add --executor slurm to use it")
+        return LOCAL
     from pynqrepro.core.cluster.submission import SlurmExecutor
 
-    config = ClusterConfig.load(Path(cluster_config) if cluster_config else None, partition, account)
     return SlurmExecutor(config, progress=progress or ProgressLine(write_to_user))
 
 

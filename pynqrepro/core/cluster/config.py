@@ -2,11 +2,12 @@
 file and checked against ``sinfo`` (partitions, node features, time limits) before any work starts."""
 
 import re
+import subprocess
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pynqrepro.core.cluster.tools import run_tool, missing_tools
+from pynqrepro.core.cluster.tools import TOOL_TIMEOUT_S, missing_tools, run_tool
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.executor import JOB_POLL_S, KINDS
 
@@ -112,6 +113,13 @@ class ClusterConfig:
         log_dir = Path(settings["log_dir"]).expanduser().absolute() if "log_dir" in settings else None
         return cls(classes, log_dir, float(settings.get("poll_s", JOB_POLL_S)), settings.get("python"), source)
 
+    def places_vivado(self) -> bool:
+        """Whether the settings send Vivado builds to hosts that have Vivado: a [vivado] partition
+        or a node feature (constraint) of that kind. Without one, a vivado job would land on the
+        default partition, where nothing says Vivado exists, and fail after queueing."""
+        job = self.classes["vivado"]
+        return job.constraint is not None or dict(job.origin).get("partition", "").startswith("[vivado]")
+
     def where(self, kind: str, key: str) -> str:
         """Where a kind's setting comes from, for the fix in a message."""
         return dict(self.classes[kind].origin).get(key, f"[{kind}] {key} in the cluster config (--cluster-config)")
@@ -130,10 +138,16 @@ def _minutes(limit: str) -> int | None:
 
 def cluster_partitions() -> tuple[dict[str, dict], str | None]:
     """{partition: {"limit_min": int|None, "features": set}} and the default partition, from sinfo."""
-    result = run_tool("sinfo", "-h", "-o", "%P|%l|%f")
+    unreachable = ("cannot reach SLURM's controller from this host ({}): check that slurmctld runs and "
+                   "SLURM_CONF names it (scontrol ping), or use --executor local")
+    try:
+        result = run_tool("sinfo", "-h", "-o", "%P|%l|%f")
+    except subprocess.TimeoutExpired:
+        raise UserError(unreachable.format(f"sinfo gave no answer in {TOOL_TIMEOUT_S} s")) from None
     if result.returncode != 0:
-        raise UserError(f"sinfo failed ({result.stderr.strip() or result.returncode}): "
-                        f"check that SLURM's controller is reachable from this host")
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        first = lines[0][:200] if lines else f"sinfo exited {result.returncode}"
+        raise UserError(unreachable.format(f"sinfo: {first}"))
     partitions, default = {}, None
     for line in result.stdout.splitlines():
         name, limit, features = line.split("|")

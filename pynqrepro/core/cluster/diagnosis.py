@@ -14,6 +14,7 @@ ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUE
           "REQUEUE_HOLD", "RESIZING", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"}
 QUEUED = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "CONFIGURING"}
 NFS_GRACE_S = 60.0  # how long a completed job's artifact may take to appear on the waiter's host
+UNANSWERED_S = 3600.0  # how long a waiter waits on a job SLURM cannot be asked about before giving up
 OOM = re.compile(r"exceeded (job )?memory limit|oom[-_ ]kill|out of memory", re.IGNORECASE)
 NOT_ANSWERING = "NOT_ANSWERING"  # SLURM's controller did not answer: no news, keep waiting
 
@@ -43,12 +44,20 @@ def job_status(record: claims.ClaimRecord, watch: claims.StaleWatch) -> claims.H
     name = f"SLURM job {record.job_id}"
     if record.state == "failed":
         return claims.HolderStatus(False, name, error=record.error, job_id=record.job_id)
-    if shutil.which("scontrol") is None:
-        return claims.HolderStatus(True, f"{name} (SLURM cannot be asked from this host)", job_id=record.job_id)
-    info = job_info(record.job_id)
+    info = job_info(record.job_id) if shutil.which("scontrol") is not None else None
     state = info["JobState"] if info else "UNKNOWN"
-    if state == NOT_ANSWERING:
-        return claims.HolderStatus(True, f"{name} (SLURM's controller is not answering)", job_id=record.job_id)
+    unanswered = f"{record.token}:unanswered"
+    if shutil.which("scontrol") is None or state == NOT_ANSWERING:
+        why = ("SLURM cannot be asked from this host (no scontrol on PATH)" if shutil.which("scontrol") is None
+               else "SLURM's controller is not answering")
+        waited = watch.seconds_since_first(unanswered)
+        if waited < UNANSWERED_S:
+            return claims.HolderStatus(True, f"{name} ({why})", job_id=record.job_id)
+        return claims.HolderStatus(False, name, job_id=record.job_id, error=(
+            f"{name} ({record.stage} {record.key[:8]}): {why} for {waited / 60:.0f} min: wait from a host with "
+            f"SLURM's tools (or check the controller: scontrol ping); the job, if it runs, still publishes "
+            f"into the store, so ask again later"))
+    watch.forget(unanswered)  # SLURM answered: a later silence starts its own ceiling
     node = (info or {}).get("BatchHost") or (info or {}).get("NodeList") or "?"
     describe = f"{name} {state}" + (f" on {node}" if state not in QUEUED and node not in ("?", "", "(null)") else "")
     if state in ACTIVE:

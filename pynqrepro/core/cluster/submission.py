@@ -57,7 +57,9 @@ class SlurmExecutor:
     def provides(self, resource: str) -> bool:
         if resource == "gpu":
             return self.config.classes["train"].gpus > 0
-        return resource == "vivado"
+        if resource == "vivado":  # only where the settings place synthesis on Vivado hosts
+            return self.config.places_vivado()
+        return False
 
     def parameters(self, task) -> dict:
         """submitit's SlurmExecutor parameters for ``task``'s job."""
