@@ -288,7 +288,8 @@ def test_renamed_checkpoint_is_the_same_store_entry_and_an_old_entry_is_repaired
     # an entry of the old layout kept the user's file name: the next import repairs it
     digest = hashlib.sha256(original.read_bytes()).hexdigest()
     poisoned = ArtifactStore(tmp_path / "old").get_or_build(
-        "checkpoint", {"sha256": digest}, lambda out: (out / "x.pth").write_bytes(original.read_bytes()))
+        "checkpoint", {"sha256": digest}, lambda out: (out / "x.pth").write_bytes(original.read_bytes()),
+        code="pynqrepro.training.checkpoint")
     repaired = import_checkpoint(ArtifactStore(tmp_path / "old"), original)
     assert repaired.path == poisoned.path and _digest(repaired.file(BEST)) == _digest(original)
 

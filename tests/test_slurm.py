@@ -334,7 +334,7 @@ def test_bad_cluster_settings_are_one_line_errors_before_any_job(cluster, tmp_pa
     cli = subprocess.run([sys.executable, "-m", "pynqrepro.cli", "estimate", "missing.pth", "--executor", "slurm"],
                          capture_output=True, text=True, env=no_slurm, cwd=tmp_path)
     assert cli.returncode == 2 and cli.stderr.count("\n") == 1
-    assert "needs SLURM's sbatch on PATH" in cli.stderr and "--executor local" in cli.stderr
+    assert "needs SLURM's sbatch, srun, scontrol, sinfo on PATH" in cli.stderr and "--executor local" in cli.stderr
     session = subprocess.run([sys.executable, "-m", "pytest", "-c", str(REPO / "pyproject.toml"), "-p",
                               "no:cacheprovider", str(REPO / "tests" / "slurm_session.py"), "--executor=slurm",
                               "--slurm-partition=nope", f"--store-dir={tmp_path / 's'}",

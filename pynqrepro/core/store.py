@@ -335,15 +335,17 @@ class ArtifactStore:
         inputs: Mapping[str, Artifact] | None = None,
         job: JobSpec | None = None,
         expect: tuple[str, ...] = (),
+        code: str | None = None,
     ) -> Artifact:
         """The artifact for (stage, config, inputs), built by ``build(out_dir)`` if absent.
 
         ``job`` marks a heavy build that the store's executor may run elsewhere (a SLURM job);
         without it the build runs in this process. ``expect``: files the entry must hold; an entry
         without them (written by an older layout of the stage) is rebuilt under the key's claim,
-        as a corrupt one is. The key covers ``build``'s code (``core.fingerprint``).
+        as a corrupt one is. The key covers the code of ``build``'s module (``core.fingerprint``), or
+        of module ``code`` where the build is written elsewhere for that module's stage.
         """
-        code = build_module(build)
+        code = code or build_module(build)
         artifact = self._artifact(stage, config, inputs, code)
         key = artifact.key
         if self._is_built(artifact.path, expect):
