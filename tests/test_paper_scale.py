@@ -38,7 +38,7 @@ def cache_paper_checkpoint(store_dir: Path, weight_bits: int, act_bits: int) -> 
     """A store entry under the paper recipe's key, as if copied from a GPU host's store."""
     store = ArtifactStore(store_dir)
     store.get_or_build("train", recipe(get_scale("paper"), weight_bits, act_bits).to_dict(),
-                       lambda out: (out / "result.json").write_text("{}"))
+                       lambda out: (out / "result.json").write_text("{}"), code="pynqrepro.training.recipes")
 
 
 def case_nodes(wanted) -> set[str]:

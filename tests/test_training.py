@@ -292,7 +292,8 @@ def test_checkpoints_trained_with_the_earlier_kernels_keep_them_and_are_never_re
     cfg = recipe(scale, 2, 2)
     earlier = {k: v for k, v in cfg.to_dict().items() if k not in EARLIER_KERNELS}  # as main keyed it
     store = ArtifactStore(tmp_path)
-    cached = store.get_or_build("train", earlier, build=lambda out: (out / "model_best.pth.tar").write_text("old"))
+    cached = store.get_or_build("train", earlier, build=lambda out: (out / "model_best.pth.tar").write_text("old"),
+                                code=recipes.__name__)  # as the stage's own code keys it
     trained = []
 
     def fake_launch(config, opts, spec):  # records what would be trained instead of training
@@ -304,7 +305,7 @@ def test_checkpoints_trained_with_the_earlier_kernels_keep_them_and_are_never_re
     assert trained == [cfg] and artifact.key != cached.key and not artifact.file("model_best.pth.tar").exists()
     assert TrainConfig.from_dict(earlier) == replace(cfg, memory_format="contiguous", fused_adam=False)
     assert same_run(earlier, TrainConfig.from_dict(earlier)) and not same_run(earlier, cfg)
-    assert store.key("train", replace(cfg, memory_format="contiguous").to_dict()) != artifact.key
+    assert store.key("train", replace(cfg, memory_format="contiguous").to_dict(), code=recipes.__name__) != artifact.key
 
 
 @pytest.mark.gpu
