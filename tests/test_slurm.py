@@ -27,7 +27,7 @@ from pynqrepro.core.errors import UserError
 from pynqrepro.core.executor import JobFailed, JobSpec
 from pynqrepro.core.executor_options import make_executor
 from pynqrepro.core.progress import ProgressLine
-from pynqrepro.core.store import MANIFEST, Artifact, ArtifactStore
+from pynqrepro.core.store import MANIFEST, Artifact, ArtifactStore, is_built
 from pynqrepro.finnflow.build import HW_MODEL, hw_model_artifact, load_hw_model
 from pynqrepro.finnflow.estimate import estimate
 from pynqrepro.finnflow.foldconfig import apply_folding
@@ -356,3 +356,69 @@ def test_distributed_training_job_equals_the_local_ddp_path(cluster, tmp_path, m
     launch(cfg, RunOptions(experiments=tmp_path / "local", progress=False), spec)
     local = read_checkpoint(tmp_path / "local" / cfg.name / "checkpoints" / BEST)["state_dict"]
     assert_same_weights(weights(artifact), local)
+
+
+def test_kill_anywhere_with_slurm_jobs_publishes_each_key_once(cluster, tmp_path):
+    """tests/test_store_stress.py with builds as SLURM jobs: racing sessions (tests/slurm_stress_racer.py)
+    are SIGKILLed while submitting or waiting, and their jobs cancelled while they build; killed or
+    failed sessions are rerun. Every key ends published once, whole, by exactly one job (by the jobs'
+    own results, which submitit writes), and no job is left in SLURM's queue."""
+    import pickle
+    import random
+    import signal
+
+    rng, keys, rounds = random.Random(7), ["a", "b"], 2
+    racer = Path(__file__).with_name("slurm_stress_racer.py")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(racer.parent), os.environ.get("PYTHONPATH", "")])}
+    kills = cancels = 0
+    for index in range(rounds):
+        root = tmp_path / f"round{index}" / "store"
+        root.mkdir(parents=True)
+        config = write_settings(tmp_path / f"round{index}" / "cluster.toml")
+
+        def spawn():
+            return subprocess.Popen([sys.executable, str(racer), str(root), str(config), ",".join(keys),
+                                     str(rng.randrange(1 << 30))], env=env, stderr=subprocess.PIPE)
+
+        racers, reruns, deadline = [spawn() for _ in range(3)], 0, time.monotonic() + 240
+        while racers:
+            assert time.monotonic() < deadline, "a round did not finish"
+            time.sleep(rng.uniform(0.2, 1.0))
+            if reruns < 4 and rng.random() < 0.3:
+                action = rng.choice(["kill", "cancel"])
+                if action == "kill":
+                    victim = rng.choice(racers)
+                    if victim.poll() is None:
+                        victim.send_signal(signal.SIGKILL)
+                        kills += 1
+                else:
+                    running = cluster.run("squeue", "-h", "-t", "RUNNING", "-o", "%i").split()
+                    if running:
+                        cluster.run("scancel", rng.choice(running))
+                        cancels += 1
+            for done in [r for r in racers if r.poll() is not None]:
+                racers.remove(done)
+                if done.returncode in (-signal.SIGKILL, 3):
+                    reruns += 1
+                    racers.append(spawn())
+                else:
+                    assert done.returncode == 0, done.stderr.read().decode()[-3000:]
+                done.stderr.close()
+        stage = root / "slurm_stress"
+        entries = [p for p in stage.iterdir() if not p.name.startswith(".")]
+        assert len(entries) == len(keys)
+        publishers, results = set(), set()
+        for result in (root / "_slurm").glob("*/*_0_result.pkl"):
+            outcome, value = pickle.loads(result.read_bytes())
+            results.add(result.name.split("_")[0])
+            if outcome == "success" and value.get("built"):
+                publishers.add(value["job_id"])
+        for entry in entries:
+            assert is_built(entry, verify=True)
+            assert sorted(p.name for p in entry.iterdir()) == [MANIFEST, "part1.txt", "part2.txt"]
+        named = sorted(built_by(Artifact("slurm_stress", e.name, e, {}))["job_id"] for e in entries)
+        # each key published by exactly one job, the one its entry names (whose result a cancel may have cut off)
+        assert publishers <= set(named) and all(job in publishers or job not in results for job in named)
+        wait_for(lambda: not cluster.run("squeue", "-h", "-o", "%i").split(), what="an empty queue")
+    print(f"\nslurm stress: {rounds} rounds, {len(keys)} keys, {kills} sessions killed, {cancels} jobs cancelled")
+    assert kills + cancels >= rounds
