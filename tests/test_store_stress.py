@@ -5,7 +5,8 @@ publishing rename, after publishing, in the heartbeat). Killed racers are restar
 reruns a command. Afterwards, checked from the files and the racers' ledger, not from the store's
 own bookkeeping: every published entry passes a full checksum verification and holds exactly its
 content; each key was published by exactly one builder; no finished epoch was lost (a killed
-holder's epochs are continued, never recomputed); every work directory and claim is cleaned up.
+holder's epochs are continued, never recomputed: checked in the pid rounds, where no live holder
+can be misjudged dead); every work directory and claim is cleaned up.
 
 Liveness: most rounds judge holders by pid (same host, immediate); every fourth round makes each
 racer count as another host, judged by heartbeat alone with the README's 30 s / 300 s scaled to
@@ -68,9 +69,9 @@ def _round(root: Path, ledger: Path, rng: random.Random, heartbeat: bool) -> dic
     return {"keys": keys, "killed": killed, "driver_kills": driver_kills, "self_kills": len(killed) - driver_kills}
 
 
-def _check(root: Path, ledger: Path, outcome: dict) -> int:
-    """The round's invariants, from the files and the ledger; returns the epochs a misjudged
-    (alive) holder computed twice (0 with pid liveness)."""
+def _check(root: Path, ledger: Path, outcome: dict, heartbeat: bool) -> int:
+    """The round's invariants, from the files and the ledger; returns the epochs computed twice,
+    which only a holder misjudged dead (alive, heartbeat late under load) may cause."""
     stage = root / "stress"
     entries = [p for p in stage.iterdir() if not p.name.startswith(".")]
     assert len(entries) == KEYS, sorted(p.name for p in stage.iterdir())
@@ -93,16 +94,10 @@ def _check(root: Path, ledger: Path, outcome: dict) -> int:
         # exactly one builder published it: whoever logged a publish is the one the entry names
         assert published[name] <= {manifest["built_by"]["claim"]}, (name, published[name])
     assert names == set(outcome["keys"])
-    twice = 0
     epochs = Counter((key, rest[0]) for kind, key, *rest in lines if kind == "epoch")
-    first = {}
-    for kind, key, *rest in lines:
-        if kind == "epoch":
-            first.setdefault((key, rest[0]), int(rest[1]))
-    for done, count in epochs.items():
-        if count > 1:  # computed again: only allowed if its first builder was alive (misjudged), never killed
-            assert first[done] not in outcome["killed"], f"epoch {done} of a killed holder was recomputed: lost"
-            twice += count - 1
+    twice = sum(count - 1 for count in epochs.values())
+    # by pid nobody is misjudged: an epoch finished twice is one a killed holder finished and lost
+    assert heartbeat or twice == 0, [done for done, count in epochs.items() if count > 1]
     leftovers = [p.name for p in stage.iterdir() if p.name.startswith(".") and ".work" in p.name]
     assert leftovers == [], leftovers  # every work directory became an entry or was removed
     in_force = [claims.read_claim(p) for p in stage.glob(".*.claim-*") if p.name.rsplit("-", 1)[1].isdigit()]
@@ -119,7 +114,7 @@ def test_kill_anywhere_racers_publish_each_key_once_whole_and_lose_no_finished_w
         root, ledger = tmp_path / f"round{index}" / "store", tmp_path / f"round{index}" / "ledger.txt"
         root.mkdir(parents=True)
         outcome = _round(root, ledger, rng, heartbeat=index % 4 == 3)
-        totals["misjudged"] += _check(root, ledger, outcome)
+        totals["misjudged"] += _check(root, ledger, outcome, heartbeat=index % 4 == 3)
         totals["driver kills"] += outcome["driver_kills"]
         totals["self kills"] += outcome["self_kills"]
         totals["keys"] += KEYS
