@@ -243,7 +243,8 @@ def setup(scale, board, store, data_dir, request):
     """What every measurement of this session shares (``pynqrepro.pipeline.Setup``)."""
     from pynqrepro.pipeline import Setup
 
-    return Setup(scale, board, store, data_dir, request.config.pynqrepro["login"])
+    state = request.config.pynqrepro
+    return Setup(scale, board, store, data_dir, state["login"], state["paths"]["reports"])
 
 
 def pytest_generate_tests(metafunc):
@@ -255,8 +256,14 @@ def pytest_generate_tests(metafunc):
     if marker is None:
         return
     module, trains = marker.args[0], marker.kwargs.get("trains", False)
-    metafunc.parametrize("case", [pytest.param(case, id=case.id, marks=_gpu_marks(metafunc.config, case, trains))
+    metafunc.parametrize("case", [pytest.param(case, id=case.id,
+                                               marks=_gpu_marks(metafunc.config, case, trains or _trains(case)))
                                   for case in module.CASES])
+
+
+def _trains(case) -> bool:
+    """A case that fine-tunes though its experiment does not (``case.trains``, e.g. the pruned build)."""
+    return getattr(case, "trains", False)
 
 
 def _gpu_marks(config, case, trains: bool) -> list:
