@@ -27,7 +27,7 @@ from pynqrepro.study.synthesis import BUILT_BITS, Build, Candidate
 
 if TYPE_CHECKING:  # the stages are imported where they work, so `pynqrepro report board --help` is quick
     from pynqrepro.finnflow.estimate import NetworkEstimate
-    from pynqrepro.pipeline import Network, Setup
+    from pynqrepro.pipeline import Setup
     from pynqrepro.synthesis.build import SynthesisBuild
 
 EXPERIMENT = "experiments/test_board.py::test_board"
