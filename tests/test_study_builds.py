@@ -124,3 +124,17 @@ def test_board_rows_flag_a_pipeline_running_below_095_of_its_estimate(tmp_path):
     on_board.tabulate(recorder, setup, on_board.OnBoard(synthesis.Build(8, 8, "published"), candidate,
                                                         why_not=candidate.why_not))
     assert recorder._rows[0]["values"]["note"] == "FINN publishes no CNV W8A8 folding"
+
+
+def test_first_screens_answer_what_was_built_and_how_fast_it_ran():
+    rows = [{"model": "CNV W2A2", "board": "pynq-z1", "design": "exact", "fits (certified)": "yes", "est. fps": 2712.7,
+             "LUT bound": 53_000, "design LUT": 47_000, "design fmax MHz": 104.2},
+            {"model": "CNV W4A4", "board": "pynq-z1", "design": "FINN published", "note": "FINN publishes no ..."},
+            {"model": "CNV W2A2", "board": "pynq-z1", "design": "x", "OOC LUT": 1, "source": "reference: study"}]
+    screen = "\n".join(synthesis.first_screen(rows))
+    assert "1 of 2 designs built" in screen and "| CNV W2A2 | pynq-z1 | exact    | yes" in screen
+    board_rows = [{"model": "CNV W2A2", "board": "pynq-z1", "folding": "exact", "fps": 2600.0, "fps/est.": 0.958,
+                   "FIFO flag": "", "on-board top-1 %": 97.1},
+                  {"model": "CNV W2A2", "board": "pynq-z1", "folding": "FINN published", "fps": 860.0}]
+    screen = "\n".join(on_board.first_screen(board_rows))
+    assert "| CNV W2A2 | pynq-z1 | 2600.0      | 0.958      |        | 97.1      | 860.0           | 3.02x " in screen

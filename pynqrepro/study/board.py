@@ -105,7 +105,7 @@ def board_row(model: str, board: str, folding: str, result: BoardResult, python_
 
 def tabulate(results: Recorder, setup: Setup, run: OnBoard) -> None:
     case, board, candidate = run.case, setup.board, run.candidate
-    table = results.table(TABLE, title=TITLE, notes=NOTES)
+    table = results.table(TABLE, title=TITLE, notes=NOTES, summary=f"{__name__}:first_screen")
     source = f"pynqrepro ({setup.scale.name}, {board.clock_ns} ns)"
     if run.result is None:
         table.add({"model": case.model, "board": board.name, "folding": candidate.name, "note": run.why_not,
@@ -127,3 +127,31 @@ def tabulate(results: Recorder, setup: Setup, run: OnBoard) -> None:
     for ref in select(ACCURACY, board=board.name, scope=Scope.ON_BOARD_ACCURACY, dataset=setup.scale.dataset, **bits):
         table.add_reference(ref, {"model": case.model, "board": ref.board, "on-board top-1 %": ref.top1},
                             config={"reference": ref.model})
+
+
+def first_screen(rows: list[dict]) -> list[str]:
+    """board.md's answer: per CNV the exact folding's measured fps beside FINN's published one's,
+    with measured/estimated fps and the stall flag."""
+    from tabulate import tabulate as render
+
+    from pynqrepro.core.results import is_reference_row
+
+    measured: dict = {}
+    for r in rows:
+        if not is_reference_row(r) and r.get("fps") not in (None, ""):
+            measured.setdefault((r["model"], r["board"]), {})["published" if "published" in r["folding"] else "exact"] = r
+    if not measured:
+        return []
+
+    def cell(r, key):
+        return "" if r is None else r.get(key, "")
+
+    body = []
+    for (model, board), pair in sorted(measured.items()):
+        exact, published = pair.get("exact"), pair.get("published")
+        speedup = (f"{exact['fps'] / published['fps']:.2f}x" if exact and published and published["fps"] else "")
+        body.append([model, board, cell(exact, "fps"), cell(exact, "fps/est."), cell(exact, "FIFO flag"),
+                     cell(exact, "on-board top-1 %"), cell(published, "fps"), speedup])
+    return ["## Exact beside published, measured", "",
+            render(body, headers=["CNV", "board", "exact fps", "fps/est.", "flag", "top-1 %", "published fps",
+                                  "exact/published"], tablefmt="github", disable_numparse=True)]

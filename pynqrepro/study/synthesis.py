@@ -351,7 +351,7 @@ def synthesis_row(model: str, board, synthesis: Synthesis) -> dict:
 
 def tabulate(results: Recorder, setup: Setup, syntheses: Syntheses) -> None:
     case, board = syntheses.case, setup.board
-    table = results.table(TABLE, title=TITLE, notes=NOTES)
+    table = results.table(TABLE, title=TITLE, notes=NOTES, summary=f"{__name__}:first_screen")
     source = f"pynqrepro ({setup.scale.name}, {board.clock_ns} ns)"
     for synthesis in syntheses.builds:
         candidate = synthesis.candidate
@@ -371,3 +371,25 @@ def tabulate(results: Recorder, setup: Setup, syntheses: Syntheses) -> None:
                 "OOC LUT": run.ooc_lut, "OOC FF": run.ooc_ff, "OOC BRAM36": run.ooc_bram36, "OOC DSP": run.ooc_dsp,
                 "OOC fmax MHz": run.ooc_fmax_mhz, "FINN/OOC LUT": round(run.est_lut / run.ooc_lut, 3),
             }, config={"run": run.run})
+
+
+def first_screen(rows: list[dict]) -> list[str]:
+    """synthesis.md's answer: per CNV and design, whether it was built and fits, our bound against
+    the real design's LUTs, and its fmax; the designs not built, counted (their rows say why)."""
+    from tabulate import tabulate as render
+
+    from pynqrepro.core.results import is_reference_row
+
+    ours = [r for r in rows if not is_reference_row(r)]
+    built = [r for r in ours if r.get("design LUT") not in (None, "")]
+    if not ours:
+        return []
+    body = [[r["model"], r["board"], r["design"], r.get("fits (certified)", ""), r.get("est. fps", ""),
+             r.get("LUT bound", ""), r["design LUT"], r.get("design fmax MHz", "")] for r in built]
+    lines = ["## Built designs", "",
+             f"{len(built)} of {len(ours)} designs built; the others' rows say why (no such folding, or its "
+             "whole design exceeds the device). 'LUT bound' is our calibrated most, 'design LUT' what Vivado used.", ""]
+    if body:
+        lines.append(render(body, headers=["CNV", "board", "design", "fits (cert.)", "est. fps", "LUT bound",
+                                           "design LUT", "fmax MHz"], tablefmt="github", disable_numparse=True))
+    return lines
