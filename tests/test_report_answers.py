@@ -3,6 +3,7 @@ detail table per group with short headers, the index's "Results at a glance", fo
 recommended foldings and fits verdicts, and the pruning figure's datasets kept apart."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def first_screen(rows):  # a summary function as a study module offers it
     return [f"**{len(rows)} rows; best acc {max(r['acc %'] for r in rows)}**"]
+
+
+def flat(markdown: str) -> str:
+    """Text with its line wrapping undone (as Markdown renders it); table rows stay on their lines."""
+    return re.sub(r"\n  +", " ", markdown)
 
 
 ENVIRONMENT = {"git": {"commit": "c", "dirty": False}, "packages": {}}
@@ -69,6 +75,16 @@ def test_long_cells_become_numbered_notes_and_empty_columns_go(tmp_path):
     assert json.loads((tmp_path / "demo.json").read_text())["rows"][0]["values"]["source"] == long
 
 
+def test_notes_are_wrapped_into_readable_lines(tmp_path):
+    recorder = Recorder(tmp_path, SessionInfo("s1", "smoke", "pynq-z1", ENVIRONMENT), "t")
+    note = " ".join(f"word{i}" for i in range(100))  # 690 characters
+    recorder.table("demo", title="Demo", notes=[note]).add({"a": 1})
+    merge_reports(tmp_path)
+    md = (tmp_path / "demo.md").read_text()
+    assert max(len(line) for line in md.splitlines()) <= 110
+    assert "- word0 word1" in md and " ".join(line.strip() for line in md.splitlines() if "word" in line) == f"- {note}"
+
+
 def test_a_broken_summary_keeps_the_tables(tmp_path, capsys):
     record(tmp_path, ROWS, summary="no.such.module:nothing")
     merge_reports(tmp_path)
@@ -84,7 +100,7 @@ def test_index_opens_with_results_at_a_glance(tmp_path):
                                                "board: needs a PYNQ board: pass --board-host HOST"},
                                      "ran": 3, "markexpr": "not slow"})
     index = (tmp_path / "index.md").read_text()
-    glance = index[index.index("## Results at a glance"):index.index("## Reports")]
+    glance = flat(index[index.index("## Results at a glance"):index.index("## Reports")])
     assert "Scale: smoke (digits)" in glance and "not CIFAR-10" in glance and "Ran: demo (3 rows)" in glance
     assert "- Skipped (1: test_synthesis): vivado: needs Vivado/Vitis HLS: XILINX_VIVADO is unset" in glance
     assert "- Skipped (1: test_board): board: needs a PYNQ board" in glance
@@ -93,7 +109,7 @@ def test_index_opens_with_results_at_a_glance(tmp_path):
     assert "No recommended design yet" in glance
     # a later index rewrite (pynqrepro report) keeps the last session's skips
     merge_reports(tmp_path, index=True)
-    assert "XILINX_VIVADO is unset" in (tmp_path / "index.md").read_text()
+    assert "XILINX_VIVADO is unset" in flat((tmp_path / "index.md").read_text())
 
 
 def test_index_recommends_the_design_space_design_else_the_folding_report_s(tmp_path):
@@ -118,7 +134,7 @@ def test_the_plugin_records_why_tests_were_skipped_for_the_index(tmp_path):
                     "-q", "-m", "vivado", "-k", "2w2a", f"--reports-dir={tmp_path / 'r'}",
                     f"--store-dir={tmp_path / 's'}", "experiments"],
                    cwd=REPO, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, check=True)
-    glance = (tmp_path / "r" / "index.md").read_text().split("## Reports")[0]
+    glance = flat((tmp_path / "r" / "index.md").read_text().split("## Reports")[0])
     assert "- Skipped (4: test_synthesis): vivado: needs Vivado/Vitis HLS: XILINX_VIVADO is unset" in glance
     assert "- Skipped (2: test_board): board: needs a PYNQ board" in glance
     assert '-m "vivado"' in glance and "0 ran, 6 skipped" in glance

@@ -12,6 +12,7 @@ import io
 import json
 import re
 import shutil
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from pynqrepro.core.results import STAGING
 
 HEADER_PACKAGES = ("torch", "brevitas", "qonnx", "finn-plus")
 ROW_IDENTITY = ("test", "scale", "board")
+NOTE_WIDTH = 110  # characters per line of a note
 
 
 def _identity(row: dict) -> tuple:
@@ -152,8 +154,8 @@ def _detail(meta: dict, rows: list[dict]) -> list[str]:
 def render_markdown(name: str, meta: dict, rows: list[dict], runs: dict) -> str:
     parts = [f"# {meta['title']}", "", _header_line(rows, runs), ""]
     parts += _summary(meta, rows)
-    if meta.get("notes"):
-        parts += [f"- {note}" for note in meta["notes"]] + [""]
+    if meta.get("notes"):  # wrapped: readable as text too (Markdown joins the lines)
+        parts += [_wrap(f"- {note}") for note in meta["notes"]] + [""]
     parts += _detail(meta, rows)
     parts += [f"Machine-readable: [{name}.csv]({name}.csv), [{name}.json]({name}.json) (full provenance).", ""]
     return "\n".join(parts)
@@ -272,8 +274,13 @@ def _recommended_lines(reports: dict) -> list[str]:
 
 def _at_a_glance(reports_dir: Path, reports: dict) -> list[str]:
     ran = ", ".join(f"{name} ({len(data['rows'])} rows)" for name, data in reports.items()) or "nothing yet"
-    return (["## Results at a glance", "", f"- {_scales_line(reports)}", f"- Ran: {ran}."]
-            + _skipped_lines(reports_dir) + [""] + _recommended_lines(reports) + [""])
+    bullets = [f"- {_scales_line(reports)}", f"- Ran: {ran}."] + _skipped_lines(reports_dir)
+    return (["## Results at a glance", ""] + [_wrap(b) for b in bullets] + [""] + _recommended_lines(reports) + [""])
+
+
+def _wrap(bullet: str) -> str:
+    """A Markdown list item in lines of ``NOTE_WIDTH`` (Markdown joins them)."""
+    return textwrap.fill(bullet, NOTE_WIDTH, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
 
 
 def write_index(reports_dir: Path) -> list[tuple[Path, Path]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import textwrap
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -280,10 +281,11 @@ def recommended_summary(rows: list[dict]) -> list[str]:
                      r["method"], r["folding JSON"]])
     speedups = [float(r["est. fps"]) for r in rows if r.get("method") == "exact / SetFolding fps"]
     lines = ["## Recommended folding", "",
-             f"What to deploy: per board and bit width, the fastest folding whose whole design (compute, DWCs, FIFOs, "
-             f"shell) fits {STUDY_LUT_RATIO:g} x the device's LUTs and all its BRAM18/DSP, by FINN's cost model, and "
-             "passes FINN's build preparation; % of the device, whole design. Deploy with `pynqrepro build "
-             "CHECKPOINT --folding reports/<JSON>`.", "",
+             textwrap.fill(f"What to deploy: per board and bit width, the fastest folding whose whole design (compute, "
+                           f"DWCs, FIFOs, shell) fits {STUDY_LUT_RATIO:g} x the device's LUTs and all its BRAM18/DSP, "
+                           "by FINN's cost model, and passes FINN's build preparation; % of the device, whole design. "
+                           "Deploy with `pynqrepro build CHECKPOINT --folding reports/<JSON>` (CHECKPOINT: the CNV of "
+                           "that W/A in training.md).", 110), "",
              render(body, headers=["board", "W/A", "fps", "LUT", "BRAM18", "DSP", "method", "folding JSON"],
                     tablefmt="github", disable_numparse=True)]
     if speedups:
