@@ -138,3 +138,10 @@ def test_first_screens_answer_what_was_built_and_how_fast_it_ran():
                   {"model": "CNV W2A2", "board": "pynq-z1", "folding": "FINN published", "fps": 860.0}]
     screen = "\n".join(on_board.first_screen(board_rows))
     assert "| CNV W2A2 | pynq-z1 | 2600.0      | 0.958      |        | 97.1      | 860.0           | 3.02x " in screen
+
+
+def test_every_recommended_design_is_built_under_exactly_one_case():
+    assert [synthesis.case_bits(w, a) for w, a in synthesis.BUILT_BITS] == list(synthesis.BUILT_BITS)
+    # mixed precision: the narrowest trained width covering its widest layer
+    assert synthesis.case_bits(2, 1) == (2, 2) and synthesis.case_bits(4, 2) == (4, 4)
+    assert synthesis.case_bits(8, 4) == (8, 8) and synthesis.case_bits(1, 2) == (1, 2)

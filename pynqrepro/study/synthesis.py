@@ -52,7 +52,8 @@ NOTES = [
     "exact: the optimiser at the calibrated budget (the device x the calibrated margins). published: FINN's "
     f"shipped folding. pruned: the fastest channel-pruned step within {PRUNED_MAX_DROP:g} point of the dense "
     "accuracy, folded by the optimiser at the same budget. recommended: the design-space report's "
-    "recommendations at this bit width. A design whose estimate exceeds the device is not built; its row says why.",
+    "recommendations at this bit width (a mixed-precision one under the narrowest case covering its widest "
+    "layer). A design whose estimate exceeds the device is not built; its row says why.",
     "Study rows: its OOC synthesis results (FINN v0.5b, Pynq-Z1, 10 ns) with its own estimates.",
 ]
 
@@ -244,11 +245,19 @@ def _checkpoint(store, key: str):
     return None
 
 
+def case_bits(weight_bits: int, act_bits: int) -> tuple[int, int]:
+    """The built bit widths under whose case a design of these (widest) bits is built: its own, or
+    the narrowest that covers a mixed design's widest layer, so each design is built exactly once."""
+    return next(((w, a) for w, a in BUILT_BITS if w >= weight_bits and a >= act_bits), BUILT_BITS[-1])
+
+
 def _recommended(setup: Setup, case: Build) -> list[Candidate]:
-    """The design-space report's recommended designs for the board that are uniform ``case`` CNVs."""
+    """The design-space report's recommended designs for the board built under ``case``: those
+    whose (widest) bits ``case_bits`` maps to it, mixed precision included."""
     from pynqrepro.finnflow.build import hw_model_artifact
     from pynqrepro.finnflow.foldconfig import read_folding
     from pynqrepro.pipeline import Network
+    from pynqrepro.training.checkpoint import find_checkpoint, read_checkpoint
 
     rows, why_not = recommended_rows(setup.reports_dir, setup.board.name)
     if not rows:
@@ -261,17 +270,21 @@ def _recommended(setup: Setup, case: Build) -> list[Candidate]:
             out.append(Candidate(name, why_not=f"checkpoint {row.get('checkpoint key')} of the design-space report "
                                                f"is not in the store {setup.store.root}: use the store it was made in"))
             continue
-        bits = (checkpoint.config.get("weight_bits"), checkpoint.config.get("act_bits"))
-        if bits != case.cnv_bits or checkpoint.config.get("layer_bits"):
-            elsewhere.append(f"{row['recommended']} ({checkpoint.config.get('layer_bits') or 'W%sA%s' % bits})")
+        trained = read_checkpoint(find_checkpoint(checkpoint.path))["config"]
+        bits = (trained["weight_bits"], trained["act_bits"])
+        layers = trained.get("layer_bits")
+        if case_bits(*bits) != case.cnv_bits:
+            elsewhere.append(f"{row['recommended']} ({layers or 'W%sA%s' % bits})")
             continue
+        if layers:
+            name += f" ({layers})"
         folding_path = Path(setup.reports_dir or "reports") / _markdown_target(str(row.get("folding JSON", "")))
-        network = Network(*case.cnv_bits, checkpoint, hw_model_artifact(setup.store, checkpoint, setup.board),
-                          setup.board)
+        network = Network(*bits, checkpoint, hw_model_artifact(setup.store, checkpoint, setup.board), setup.board)
         out.append(Candidate(name, network, read_folding(folding_path), config={"checkpoint": checkpoint.key}))
     if not out:
         out.append(Candidate("recommended", why_not=f"the design-space report recommends no {case.model} for "
-                                                    f"{setup.board.name}; its recommendations: {'; '.join(elsewhere)}"))
+                                                    f"{setup.board.name}; its recommendations: {'; '.join(elsewhere)} "
+                                                    "(built under their own bit widths' cases)"))
     return out
 
 
