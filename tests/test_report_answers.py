@@ -187,3 +187,19 @@ def test_pruning_figure_keeps_datasets_apart_and_marks_designs_that_do_not_fit()
     ours = panels["ours: scikit-learn digits, smoke scale"]
     assert ours[("8-bit channels", True)] == [(10.0, 300.0, 96.0, False)]
     assert panels["the study's: CIFAR-10"] == {("2-bit simd_blocks", False): [(15.0, 2353.0, 88.02, True)]}
+
+
+def test_pruning_first_screen_picks_the_fastest_step_within_one_point():
+    def row(method, step, fps, drop, fits=True):
+        return {"bits": 2, "board": "pynq-z1", "method": method, "step": step, "sparsity %": 10.0 * step,
+                "acc %": 97.0 - drop, "drop vs dense": drop, "est fps": fps, "speedup vs dense": fps / 1000,
+                "fits board": fits, "source": "pynqrepro (smoke)"}
+
+    rows = [row("dense", 0, 1000.0, 0.0), row("channels", 1, 1500.0, 0.5), row("channels", 2, 2500.0, 1.5),
+            row("simd_blocks", 1, 1200.0, -0.2, fits=False),
+            {"bits": 2, "board": "pynq-z1", "method": "simd_blocks", "est fps": 9999.0, "acc %": 88.0,
+             "source": "reference: study"}]
+    screen = "\n".join(pruning.first_screen(rows))
+    assert "| pynq-z1 | 2/2   | channels    | 1,000       | 1,500 | 1.50x " in screen  # step 2 loses 1.5 points
+    assert "| pynq-z1 | 2/2   | simd_blocks | 1,000       | 1,200 | 1.20x " in screen and "| no " in screen
+    assert "9,999" not in screen

@@ -147,7 +147,8 @@ def tabulate(results: Recorder, setup: Setup, sweeps: PruningSweeps) -> None:
     from pynqrepro.folding.pruned import describe_budget
 
     board, bits = setup.board, sweeps.case.bits
-    table = results.table(TABLE, title=TITLE, notes=NOTES, plot=f"{__name__}:pareto_plot")
+    table = results.table(TABLE, title=TITLE, notes=NOTES, plot=f"{__name__}:pareto_plot",
+                          summary=f"{__name__}:first_screen")
     common = {"bits": bits, "board": board.name, "dataset": setup.scale.dataset,
               "budget": describe_budget(sweeps.budget, board, STUDY_LUT_RATIO)}
     source = f"pynqrepro ({setup.scale.name})"
@@ -172,6 +173,35 @@ def tabulate(results: Recorder, setup: Setup, sweeps: PruningSweeps) -> None:
     table.add({**common, "method": "channels: FINN flow check", "step": sweeps.checked.result.step,
                "note": f"top-1 agreement: {sweeps.check.agreement()}", "source": source},
               config={"artifact": sweeps.checked.artifact.key})
+
+
+MAX_DROP = 1.0  # accuracy points the first screen's "best pruned" may lose against the dense network
+
+
+def first_screen(rows: list[dict]) -> list[str]:
+    """pruning.md's answer: per bit width, the dense network's fps and the fastest step of each
+    method within ``MAX_DROP`` points of its accuracy, with its speed-up and whether it fits."""
+    from tabulate import tabulate as render
+
+    ours = [r for r in rows if not is_reference_row(r) and r.get("est fps") not in (None, "")]
+    body = []
+    for bits, board in sorted({(r["bits"], r["board"]) for r in ours}):
+        same = [r for r in ours if r["bits"] == bits and r["board"] == board]
+        dense = next((r for r in same if r["method"] == "dense"), None)
+        for method in METHODS:
+            kept = [r for r in same if r["method"] == method and float(r.get("drop vs dense") or 0) <= MAX_DROP]
+            best = max(kept, key=lambda r: float(r["est fps"]), default=None)
+            if best is None or dense is None:
+                continue
+            body.append([board, f"{bits}/{bits}", method, f"{float(dense['est fps']):,.0f}", f"{float(best['est fps']):,.0f}",
+                         f"{float(best['speedup vs dense']):.2f}x", best["sparsity %"], best["acc %"],
+                         "yes" if best.get("fits board") else "no", HARDWARE_NOTE[method]])
+    if not body:
+        return []
+    return ["## Best pruned network per bit width", "",
+            f"The fastest step within {MAX_DROP:g} point of the dense network's accuracy (this scale's dataset).", "",
+            render(body, headers=["board", "W/A", "method", "dense fps", "fps", "speed-up", "sparsity %", "acc %", "fits board",
+                                  "hardware"], tablefmt="github", disable_numparse=True)]
 
 
 DATASETS = {"digits": "scikit-learn digits", "cifar10": "CIFAR-10"}  # how the figure names a dataset
