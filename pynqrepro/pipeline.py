@@ -41,6 +41,7 @@ class Setup:
     store: ArtifactStore
     data_dir: Path | None = None
     board_login: BoardLogin | None = None  # the board stage's; None where no board is reachable
+    reports_dir: Path | None = None  # where the reports a measurement reads live (e.g. design_space.json)
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ def _paths(config) -> dict[str, Path]:
 def pytest_configure(config):
     for name, (description, _) in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {description}")
+    _EXPERIMENTS.clear()
     paths = _paths(config)
     try:
         login = optional_login(config.getoption("board_host"), config.getoption("board_user"),
@@ -190,6 +191,27 @@ def _missing_dataset(config) -> str | None:
     return state["missing_dataset"]
 
 
+def pytest_runtest_logreport(report):
+    """Remember each experiment's outcome and skip reason (xdist workers' reports reach the
+    controller too) for the index's "at a glance"."""
+    if "study" not in report.keywords or report.when not in ("setup", "call"):
+        return
+    reason = report.longrepr[2].removeprefix("Skipped: ") if report.skipped and isinstance(report.longrepr, tuple) else None
+    _EXPERIMENTS[report.nodeid] = reason or _EXPERIMENTS.get(report.nodeid)
+
+
+_EXPERIMENTS: dict = {}  # experiment nodeid -> its skip reason (None: it ran), this session
+
+
+def _skipped(config) -> dict | None:
+    """This session's skipped experiments for the index; None where no experiment ran (unit tests,
+    --collect-only), so the index keeps the last experiment session's."""
+    if not _EXPERIMENTS:
+        return None
+    return {"tests": {test: reason for test, reason in _EXPERIMENTS.items() if reason},
+            "ran": sum(reason is None for reason in _EXPERIMENTS.values()), "markexpr": config.getoption("markexpr")}
+
+
 def pytest_sessionfinish(session):
     config = session.config
     if hasattr(config, "workerinput") or not hasattr(config, "pynqrepro"):
@@ -199,7 +221,7 @@ def pytest_sessionfinish(session):
         stop.set()
         thread.join()
     reports = config.pynqrepro["paths"]["reports"]
-    written = merge_reports(reports)
+    written = merge_reports(reports, skipped=_skipped(config))
     if written:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
@@ -245,7 +267,8 @@ def setup(scale, board, store, data_dir, request):
     """What every measurement of this session shares (``pynqrepro.pipeline.Setup``)."""
     from pynqrepro.pipeline import Setup
 
-    return Setup(scale, board, store, data_dir, request.config.pynqrepro["login"])
+    state = request.config.pynqrepro
+    return Setup(scale, board, store, data_dir, state["login"], state["paths"]["reports"])
 
 
 def pytest_generate_tests(metafunc):
@@ -257,8 +280,14 @@ def pytest_generate_tests(metafunc):
     if marker is None:
         return
     module, trains = marker.args[0], marker.kwargs.get("trains", False)
-    metafunc.parametrize("case", [pytest.param(case, id=case.id, marks=_gpu_marks(metafunc.config, case, trains))
+    metafunc.parametrize("case", [pytest.param(case, id=case.id,
+                                               marks=_gpu_marks(metafunc.config, case, trains or _trains(case)))
                                   for case in module.CASES])
+
+
+def _trains(case) -> bool:
+    """A case that fine-tunes though its experiment does not (``case.trains``, e.g. the pruned build)."""
+    return getattr(case, "trains", False)
 
 
 def _gpu_marks(config, case, trains: bool) -> list:

@@ -47,10 +47,12 @@ class SessionInfo:
 class Table:
     """One experiment's report table, as seen by one test."""
 
-    def __init__(self, recorder: "Recorder", name: str, title: str, notes: list[str], plot: str | None):
+    def __init__(self, recorder: "Recorder", name: str, title: str, notes: list[str], plot: str | None,
+                 summary: str | None = None, group_by: str | None = None, headers: dict | None = None):
         self._recorder = recorder
         self.name = name
-        self.meta = {"title": title, "notes": list(notes), "plot": plot}
+        self.meta = {"title": title, "notes": list(notes), "plot": plot, "summary": summary, "group_by": group_by,
+                     "headers": dict(headers or {})}
 
     def add(self, row: dict, config: dict | None = None, seed: int | None = None) -> None:
         """Record one row (displayed columns in order) plus its full configuration and seed."""
@@ -75,12 +77,17 @@ class Recorder:
         self._tables: dict[str, dict] = {}
         self._rows: list[dict] = []
 
-    def table(self, name: str, title: str, notes: list[str] = (), plot: str | None = None) -> Table:
+    def table(self, name: str, title: str, notes: list[str] = (), plot: str | None = None,
+              summary: str | None = None, group_by: str | None = None, headers: dict | None = None) -> Table:
         """The table ``reports/<name>.md``; ``plot`` is an optional "module:function" drawing
-        figures from all of the table's rows at merge time."""
+        figures from all of the table's rows at merge time. Presentation of the Markdown only (CSV
+        and JSON keep every row and column): ``summary``, a "module:function" giving the first
+        screen (Markdown lines answering the report's question, from all rows' values, rendered
+        before the notes and the detail); ``group_by``, a column whose values each get their own
+        detail table; ``headers``, shorter Markdown headers for long column names."""
         if not _NAME.match(name):
             raise ValueError(f"report name {name!r} must be lower-case letters, digits, '_' or '-'")
-        table = Table(self, name, title, list(notes), plot)
+        table = Table(self, name, title, list(notes), plot, summary, group_by, headers)
         self._tables[name] = table.meta
         return table
 

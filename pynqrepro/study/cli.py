@@ -93,8 +93,9 @@ def record(table: str, argv: list[str], reports_dir) -> None:
     login = optional_login(options.board_host, options.board_user, options.board_key)
     ensure_writable_dir(options.reports_dir, "--reports-dir")
     ensure_writable_dir(options.store_dir, "--store-dir")
-    setup = Setup(get_scale(options.scale), get_board(options.board), ArtifactStore(options.store_dir, verify=options.verify),
-                  options.data_dir, login)
+    setup = Setup(get_scale(options.scale), get_board(options.board),
+                  ArtifactStore(options.store_dir, verify=options.verify), options.data_dir, login,
+                  options.reports_dir)
     session = SessionInfo(new_session_id(), setup.scale.name, setup.board.name, environment())
     try:
         for case in selected_cases(module, options):

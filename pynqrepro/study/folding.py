@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import textwrap
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pynqrepro.core.boards import BOARDS, Board, get_board
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.results import Recorder
-from pynqrepro.references import STUDY_FOLDING_RUNS, has_finn_folding, select
+from pynqrepro.references import STUDY_FOLDING_RUNS, STUDY_LUT_RATIO, has_finn_folding, select
 
 if TYPE_CHECKING:  # the stages are imported where they work, so `pynqrepro report folding --help` is quick
     from pynqrepro.folding.optimise import Budget, Folding
@@ -56,8 +57,17 @@ NOTES = [
     "they carry (PE/SIMD, and MVAU/SWG ram_style: some weights in LUTRAM).",
     "Only a Vivado host knows: FIFO depths sized by simulation (FINN's FIFO sizing deepens some FIFOs; "
     "`pynqrepro fold --fifo-config` re-searches with a build's depths), post-route LUTs, and the shell of a "
-    "part without a measured figure (a stated proxy here).",
+    "part without a measured figure (a stated proxy here). This holds for every row: the figures are estimates.",
+    "fits: ours and the baselines' on the whole design at the row's budget (LUT ratio x device LUTs, all "
+    "BRAM18/DSP); the study's rows report compute LUT/BRAM18 only, so their verdict is 'no' where the compute "
+    "nodes alone exceed the budget and 'compute only: yes' otherwise (the whole design needs more).",
+    "Columns: fps = estimated fps; LUT/BRAM18/DSP = whole design; 'cmp' = compute nodes only.",
 ]
+RECOMMENDED = ("exact+all FINN options", "exact+LUTRAM", "exact")  # preference among equally fast foldings
+FOLDINGS_DIR = "foldings"  # reports/foldings/<board>-w<W>a<A>.json: the recommended foldings
+HEADERS = {"est. fps": "fps", "LUT (whole)": "LUT", "BRAM18 (whole)": "BRAM18", "DSP (whole)": "DSP",
+           "fits (whole design)": "fits", "LUT (compute)": "LUT cmp", "BRAM18 (compute)": "BRAM18 cmp",
+           "DSP (compute)": "DSP cmp", "FINN build prep": "FINN prep", "LUT ratio": "ratio", "recommended": "rec."}
 
 
 @dataclass(frozen=True)
@@ -110,6 +120,14 @@ class FoldingComparison:
     compute_only: Folding | None  # the compute-only search's folding, judged as a whole design
     setfolding: Folding | None
     finn_build: dict = field(default_factory=dict)  # exact method -> where FINN's prepared build differs
+
+    def recommended(self) -> Folding | None:
+        """At the default budget (the study's LUT ratio): the fastest exact folding FINN's build
+        preparation agrees with, preferring the most FINN options among equally fast ones."""
+        if self.case.lut_ratio != STUDY_LUT_RATIO:
+            return None
+        agreed = [self.exact[m] for m in RECOMMENDED if m in self.exact and not self.finn_build.get(m)]
+        return min(agreed, key=lambda f: f.max_cycles, default=None)
 
     def speedup_over_setfolding(self) -> float | None:
         """exact / SetFolding fps, where both found a folding."""
@@ -182,23 +200,39 @@ def measure(setup: Setup, case: Case) -> FoldingComparison:
                              _finn_build_checks(model, exact, board))
 
 
-def vivado_unknowns(board: Board) -> str:
-    """What a row's figures cannot know without a Vivado host."""
-    shell = "" if board.shell.measured else ", shell (proxy)"
-    return f"Vivado host: sized FIFO depths, post-route LUTs{shell}"
+def folding_file(board: str, bits: int) -> str:
+    """Where a recommended folding's ApplyConfig JSON goes, relative to reports/."""
+    return f"{FOLDINGS_DIR}/{board}-w{bits}a{bits}.json"
+
+
+def reference_fits(lut: int | None, bram18: int | None, budget: Budget) -> str | None:
+    """A study row's verdict from its compute figures: 'no' if they alone exceed the budget."""
+    if lut is None:
+        return None
+    over = lut > budget.LUT or (bram18 is not None and bram18 > budget.BRAM_18K)
+    return "no" if over else "compute only: yes"
 
 
 def tabulate(results: Recorder, setup: Setup, comparison: FoldingComparison) -> None:
     from pynqrepro.folding import outputs
 
     case, board, budget = comparison.case, comparison.board, comparison.budget
-    table = results.table(TABLE, title=TITLE, notes=NOTES)
+    table = results.table(TABLE, title=TITLE, notes=NOTES, plot=f"{__name__}:fps_budget_plot",
+                          summary=f"{__name__}:recommended_summary", group_by="board", headers=HEADERS)
     base = {"board": board.name, "W/A": f"{case.bits}/{case.bits}", "LUT ratio": case.lut_ratio}
     config = {**base, "scale": setup.scale.name}
     source = f"pynqrepro ({setup.scale.name})"
+    recommended = comparison.recommended()
+    if recommended is not None:
+        path = results.figure_path(folding_file(board.name, case.bits))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        outputs.write_config(recommended, path)
     for method in comparison.methods:
         row = {**base, "method": method.name}
         note = [method.note] if method.note else []
+        if method.folding is not None and method.folding is recommended:
+            name = folding_file(board.name, case.bits)
+            row.update({"recommended": "yes", "folding JSON": f"[JSON]({name})"})
         if method.folding is not None:
             folding = method.folding
             row.update({"est. fps": round(folding.fps(board.clock_ns), 1), "LUT (whole)": folding.total("LUT"),
@@ -210,8 +244,8 @@ def tabulate(results: Recorder, setup: Setup, comparison: FoldingComparison) -> 
             if method.name in comparison.finn_build:
                 differences = comparison.finn_build[method.name]
                 row["FINN build prep"] = "equal" if not differences else "; ".join(differences)
-            note.append(vivado_unknowns(board))
-        table.add({**row, "note": "; ".join(note), "source": source}, config=config)
+        folding_config = {"folding": method.folding.config()} if method.folding is not None else {}
+        table.add({**row, "note": "; ".join(note), "source": source}, config={**config, **folding_config})
     speedup = comparison.speedup_over_setfolding()
     if speedup is not None:
         table.add({**base, "method": "exact / SetFolding fps", "est. fps": round(speedup, 3), "source": source},
@@ -219,8 +253,109 @@ def tabulate(results: Recorder, setup: Setup, comparison: FoldingComparison) -> 
     for run in select(STUDY_FOLDING_RUNS, board=board.name, bits=case.bits):
         if run.compares_with(case.lut_ratio):
             table.add_reference(run, {**base, "method": run.method, "est. fps": run.est_fps,
+                                      "fits (whole design)": reference_fits(run.est_lut, run.est_bram18, budget),
                                       "LUT (compute)": run.est_lut, "BRAM18 (compute)": run.est_bram18},
                                 source=f"study {run.run}")
     if "exact" in comparison.exact:
         name = f"folding_{board.name}_{case.bits}w{case.bits}a_{int(case.lut_ratio * 100)}.png"
         outputs.plot_cycles_remainder(comparison.exact["exact"], budget, results.figure_path(name))
+
+
+def _percent(value, of) -> str:
+    return f"{100 * float(value) / of:.0f}%" if value not in (None, "") and of else ""
+
+
+def recommended_summary(rows: list[dict]) -> list[str]:
+    """folding.md's first screen: per board and bit width the recommended folding (fps, share of
+    the device, its ApplyConfig JSON), and how much faster the exact optimiser is than SetFolding."""
+    from tabulate import tabulate as render
+
+    picked = [r for r in rows if r.get("recommended") == "yes"]
+    if not picked:
+        return []
+    body = []
+    for r in sorted(picked, key=lambda r: (r["board"], r["W/A"])):
+        board = BOARDS.get(r["board"])
+        body.append([r["board"], r["W/A"], f"{float(r['est. fps']):,.0f}", _percent(r.get("LUT (whole)"), board.luts),
+                     _percent(r.get("BRAM18 (whole)"), board.bram18), _percent(r.get("DSP (whole)"), board.dsp),
+                     r["method"], r["folding JSON"]])
+    speedups = [float(r["est. fps"]) for r in rows if r.get("method") == "exact / SetFolding fps"]
+    lines = ["## Recommended folding", "",
+             textwrap.fill(f"What to deploy: per board and bit width, the fastest folding whose whole design (compute, "
+                           f"DWCs, FIFOs, shell) fits {STUDY_LUT_RATIO:g} x the device's LUTs and all its BRAM18/DSP, "
+                           "by FINN's cost model, and passes FINN's build preparation; % of the device, whole design. "
+                           "Deploy with `pynqrepro build CHECKPOINT --folding reports/<JSON>` (CHECKPOINT: the CNV of "
+                           "that W/A in training.md).", 110), "",
+             render(body, headers=["board", "W/A", "fps", "LUT", "BRAM18", "DSP", "method", "folding JSON"],
+                    tablefmt="github", disable_numparse=True)]
+    if speedups:
+        spread = f"{min(speedups):.2f}x" + (f" to {max(speedups):.2f}x" if max(speedups) > min(speedups) else "")
+        lines += ["", f"Exact optimiser against FINN's SetFolding at the same budgets: {spread} the fps "
+                      f"({len(speedups)} board x bit width x budget cases)."]
+    return lines + ["", "Figure: [folding_fps_budget.png](folding_fps_budget.png) (fps against budget per method)."]
+
+
+FIGURE = "folding_fps_budget.png"
+STUDY_LABEL = "study's run: "  # the figure's label of a reference row's method
+UNPLOTTED = ("exact / SetFolding fps", "all PE=SIMD=1")  # a ratio, and a floor that would flatten the axes
+
+
+def fps_budget_plot(rows: list[dict], reports_dir) -> None:
+    """Small multiples: one panel per board and bit width, estimated fps against the LUT budget,
+    one line per method (ours and the baselines but PE=SIMD=1; the study's runs as points); a
+    design that does not fit its budget is a cross."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pynqrepro.core.results import is_reference_row
+
+    panels: dict = {}
+    for r in rows:
+        if r.get("est. fps") in (None, "") or r.get("method") in UNPLOTTED:
+            continue
+        label = f"{STUDY_LABEL}{r['method']}" if is_reference_row(r) else r["method"]
+        fits = r.get("fits (whole design)") not in (False, "no")
+        panels.setdefault((r["board"], r["W/A"]), {}).setdefault(label, []).append(
+            (float(r["LUT ratio"]), float(r["est. fps"]), fits))
+    if not panels:
+        return
+    boards = sorted({b for b, _ in panels})
+    bits = sorted({w for _, w in panels}, key=lambda w: int(w.split("/")[0]))
+    legend_width = 3.4
+    fig_width = 3.2 * len(bits) + legend_width
+    fig, axes = plt.subplots(len(boards), len(bits), figsize=(fig_width, 2.8 * len(boards) + 0.5),
+                             squeeze=False, sharex=True)
+    methods = sorted({m for series in panels.values() for m in series})
+    style = {m: (plt.cm.tab10(i % 10), ("-", "--", ":")[i // 10 % 3]) for i, m in enumerate(methods)}
+    for i, board in enumerate(boards):
+        for j, bit_width in enumerate(bits):
+            ax = axes[i][j]
+            ax.set_title(f"{board} W/A {bit_width}", fontsize=9)
+            for method, points in sorted(panels.get((board, bit_width), {}).items()):
+                points.sort()
+                colour, line = style[method]
+                xs, ys = [p[0] for p in points], [p[1] for p in points]
+                if method.startswith(STUDY_LABEL):
+                    ax.plot(xs, ys, "s", ms=4, color=colour, alpha=0.7)
+                else:
+                    ax.plot(xs, ys, line, marker="o", ms=3, color=colour)
+                misfits = [p for p in points if not p[2]]
+                ax.plot([p[0] for p in misfits], [p[1] for p in misfits], "x", ms=8, color="red")
+            ax.set_yscale("log")
+            ax.grid(True, which="both", alpha=0.3)
+            if i == len(boards) - 1:
+                ax.set_xlabel("LUT budget (x device)")
+            if j == 0:
+                ax.set_ylabel("est. fps")
+    handles = [plt.Line2D([], [], color=style[m][0], linestyle="none" if m.startswith(STUDY_LABEL) else style[m][1],
+                          marker="s" if m.startswith(STUDY_LABEL) else "o") for m in methods]
+    handles.append(plt.Line2D([], [], color="red", marker="x", linestyle="none"))
+    fig.legend(handles, methods + ["does not fit its budget"], loc="center right", fontsize=7)
+    fig.suptitle("Estimated fps against the LUT budget, per method (whole design, FINN's cost model)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1 - legend_width / fig_width, 1))
+    fig.savefig(Path(reports_dir) / FIGURE, dpi=110)
+    plt.close(fig)

@@ -147,8 +147,10 @@ def tabulate(results: Recorder, setup: Setup, sweeps: PruningSweeps) -> None:
     from pynqrepro.folding.pruned import describe_budget
 
     board, bits = setup.board, sweeps.case.bits
-    table = results.table(TABLE, title=TITLE, notes=NOTES, plot=f"{__name__}:pareto_plot")
-    common = {"bits": bits, "board": board.name, "budget": describe_budget(sweeps.budget, board, STUDY_LUT_RATIO)}
+    table = results.table(TABLE, title=TITLE, notes=NOTES, plot=f"{__name__}:pareto_plot",
+                          summary=f"{__name__}:first_screen")
+    common = {"bits": bits, "board": board.name, "dataset": setup.scale.dataset,
+              "budget": describe_budget(sweeps.budget, board, STUDY_LUT_RATIO)}
     source = f"pynqrepro ({setup.scale.name})"
 
     def row(method: str, step: int, sparsity: float, acc: float, point: HardwarePoint, note: str) -> dict:
@@ -165,7 +167,7 @@ def tabulate(results: Recorder, setup: Setup, sweeps: PruningSweeps) -> None:
                       HARDWARE_NOTE[step.method]),
                   config={"sweep": step.sweep.step_key(), "artifact": step.artifact.key})
     for ref in select(STUDY_PRUNING_SWEEP, board=board.name, bits=bits):
-        table.add_reference(ref, {"bits": bits, "board": ref.board, "method": "simd_blocks",
+        table.add_reference(ref, {"bits": bits, "board": ref.board, "dataset": ref.dataset, "method": "simd_blocks",
                                   "sparsity %": round(100 * ref.conv_sparsity, 1), "acc %": ref.top1,
                                   "est fps": ref.est_fps, "note": "CIFAR-10"})
     table.add({**common, "method": "channels: FINN flow check", "step": sweeps.checked.result.step,
@@ -173,32 +175,100 @@ def tabulate(results: Recorder, setup: Setup, sweeps: PruningSweeps) -> None:
               config={"artifact": sweeps.checked.artifact.key})
 
 
+MAX_DROP = 1.0  # accuracy points the first screen's "best pruned" may lose against the dense network
+
+
+def first_screen(rows: list[dict]) -> list[str]:
+    """pruning.md's answer: per bit width, the dense network's fps and the fastest step of each
+    method within ``MAX_DROP`` points of its accuracy, with its speed-up and whether it fits."""
+    from tabulate import tabulate as render
+
+    ours = [r for r in rows if not is_reference_row(r) and r.get("est fps") not in (None, "")]
+    body = []
+    for bits, board in sorted({(r["bits"], r["board"]) for r in ours}):
+        same = [r for r in ours if r["bits"] == bits and r["board"] == board]
+        dense = next((r for r in same if r["method"] == "dense"), None)
+        for method in METHODS:
+            kept = [r for r in same if r["method"] == method and float(r.get("drop vs dense") or 0) <= MAX_DROP]
+            best = max(kept, key=lambda r: float(r["est fps"]), default=None)
+            if best is None or dense is None:
+                continue
+            body.append([board, f"{bits}/{bits}", method, f"{float(dense['est fps']):,.0f}", f"{float(best['est fps']):,.0f}",
+                         f"{float(best['speedup vs dense']):.2f}x", best["sparsity %"], best["acc %"],
+                         "yes" if best.get("fits board") else "no", HARDWARE_NOTE[method]])
+    if not body:
+        return []
+    return ["## Best pruned network per bit width", "",
+            f"The fastest step within {MAX_DROP:g} point of the dense network's accuracy (this scale's dataset).", "",
+            render(body, headers=["board", "W/A", "method", "dense fps", "fps", "speed-up", "sparsity %", "acc %", "fits board",
+                                  "hardware"], tablefmt="github", disable_numparse=True)]
+
+
+DATASETS = {"digits": "scikit-learn digits", "cifar10": "CIFAR-10"}  # how the figure names a dataset
+
+
+def _scale_of(row: dict) -> str:
+    """The scale of one of our rows, from its source "pynqrepro (<scale>)"."""
+    source = str(row.get("source", ""))
+    return source[source.find("(") + 1:source.rfind(")")] if "(" in source else ""
+
+
+def _dataset_of(row: dict, ours: bool) -> str:
+    """A row's dataset where it does not name one (rows recorded before the column): ours the
+    scale's, the study's CIFAR-10."""
+    from pynqrepro.core.scale import SCALES
+
+    scale = SCALES.get(_scale_of(row).removesuffix("-dry"))
+    return scale.dataset if ours and scale else "cifar10"
+
+
+def pareto_series(rows: list[dict]) -> dict[str, dict]:
+    """panel (one per dataset and source) -> (label, ours) -> [(sparsity %, fps, acc %, fits)]."""
+    panels: dict[str, dict] = {}
+    for row in rows:
+        if row.get("est fps") in (None, "") or row.get("acc %") in (None, ""):
+            continue
+        ours = not is_reference_row(row)
+        dataset = DATASETS.get(row.get("dataset") or _dataset_of(row, ours), row.get("dataset"))
+        panel = f"ours: {dataset}, {_scale_of(row)} scale" if ours else f"the study's: {dataset}"
+        label = (f"{row['bits']}-bit {row['method']}", ours)
+        fits = row.get("fits board") is not False
+        panels.setdefault(panel, {}).setdefault(label, []).append(
+            (float(row["sparsity %"]), float(row["est fps"]), float(row["acc %"]), fits))
+    return panels
+
+
 def pareto_plot(rows: list[dict], reports_dir: Path) -> None:
-    """The table's figure: accuracy against estimated throughput, ours and the study's, one series
-    per (source, bit width, method), points in sparsity order; log-scale fps."""
+    """The table's figure: accuracy against estimated throughput, one panel per dataset (ours at
+    this scale, the study's on CIFAR-10: their accuracies do not compare), one series per (source,
+    bit width, method), points in sparsity order; a design that does not fit the board is drawn
+    hollow with a cross; log-scale fps."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series: dict[tuple, list] = {}
-    for row in rows:
-        if row.get("est fps") in (None, "") or row.get("acc %") in (None, ""):
-            continue
-        ours = not is_reference_row(row)
-        label = (f"{'ours' if ours else 'study'} {row['bits']}-bit {row['method']}", ours)
-        series.setdefault(label, []).append((float(row["sparsity %"]), float(row["est fps"]), float(row["acc %"])))
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (label, ours), points in sorted(series.items()):
-        points.sort()
-        ax.plot([p[1] for p in points], [p[2] for p in points], "o-" if ours else "s--", label=label,
-                alpha=1.0 if ours else 0.6)
-    ax.set_xscale("log")
-    ax.set_xlabel("estimated throughput (fps, FINN cost model)")
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title("Pruning: accuracy vs estimated throughput (sparsity grows along each line)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    panels = pareto_series(rows)
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False, sharex=True)
+    for ax, (panel, series) in zip(axes[0], sorted(panels.items())):  # ours first
+        for (label, ours), points in sorted(series.items()):
+            points.sort()
+            line, = ax.plot([p[1] for p in points], [p[2] for p in points], "o-" if ours else "s--", label=label)
+            misfits = [p for p in points if not p[3]]
+            if misfits:
+                ax.plot([p[1] for p in misfits], [p[2] for p in misfits], "x", color="red", ms=9,
+                        label="does not fit the board" if ax.get_legend_handles_labels()[1].count(
+                            "does not fit the board") == 0 else None)
+                ax.plot([p[1] for p in misfits], [p[2] for p in misfits], "o", mfc="white", color=line.get_color())
+        ax.set_xscale("log")
+        ax.set_xlabel("estimated throughput (fps, FINN cost model)")
+        ax.set_ylabel("top-1 accuracy (%)")
+        ax.set_title(panel, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("Pruning: accuracy vs estimated throughput (sparsity grows along each line)")
     fig.tight_layout()
     fig.savefig(Path(reports_dir) / FIGURE, dpi=120)
     plt.close(fig)
