@@ -7,6 +7,7 @@ from pynqrepro.core.logs import warn
 from pynqrepro.core.scale import gpu_work
 from pynqrepro.models.spec import CONV_CHANNELS, FC_FEATURES, check_bits, check_widths
 
+SEED_MAX = 2**32 - 1  # numpy's generators take seeds in [0, 2**32)
 LR_SANE_MAX = 1.0  # Adam (and SGD) steps above this blow BatchNorm'd nets up: legal, never useful
 DATASETS = ("cifar10", "digits")
 AUGMENTATIONS = ("crop_flip", "crop", "none")
@@ -59,6 +60,8 @@ class TrainConfig:
             raise UserError(f"unknown augmentation {self.augment!r}: choose one of {', '.join(AUGMENTATIONS)}")
         if self.memory_format not in MEMORY_FORMATS:
             raise UserError(f"unknown memory format {self.memory_format!r}: choose one of {', '.join(MEMORY_FORMATS)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX:
+            raise UserError(f"seed {self.seed!r} is outside 0 .. {SEED_MAX} (numpy's seeds): pass e.g. --seed 123456")
         if not 0.0 <= self.val_fraction < 1.0:
             raise UserError(f"validation fraction must be in [0, 1), got {self.val_fraction!r}")
         object.__setattr__(self, "conv_channels", check_widths("conv channels", self.conv_channels, len(CONV_CHANNELS)))
