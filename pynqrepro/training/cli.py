@@ -46,6 +46,10 @@ def register(subparsers) -> None:
                    help="replace an earlier run in <experiments>/<CNV_xWyA> (default: refuse, naming --resume)")
     p.add_argument("--evaluate", action="store_true", help="only evaluate the --resume checkpoint (default: off)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars (default: bars on)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="CUDA's deterministic mode: a resumed run ends with the uninterrupted run's weights on a "
+                        "GPU too (no cuDNN autotuning, deterministic kernels, unfused Adam: slower); the CPU is "
+                        "deterministic without it (default: off; on for the store's GPU-scale trainings)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model: minutes to compile, then faster steps (a warning and eager "
                         "training where it fails) (default: off)")
@@ -67,6 +71,8 @@ def config_from_args(args) -> TrainConfig:
     given = {name: getattr(args, name) for name in (
         "dataset", "lr", "batch_size", "epochs", "lr_step", "augment", "val_fraction", "seed",
         "pretrained") if getattr(args, name) is not None}
+    if args.deterministic:
+        given["deterministic"] = True
     for name, example in (("conv_channels", "64,64,128,128,256,256"), ("fc_features", "512,512")):
         if getattr(args, name) is not None:
             given[name] = parse_int_list(getattr(args, name), f"--{name.replace('_', '-')}", example)

@@ -42,6 +42,9 @@ class TrainConfig:
     # order, fused Adam rounds its update differently): part of the result, so part of the key.
     memory_format: str = "channels_last"  # of the model and its input batches
     fused_adam: bool = True  # one fused kernel for the whole Adam step
+    # CUDA's deterministic mode (``training.determinism``): a run resumed from a checkpoint ends with
+    # the uninterrupted run's weights on a GPU too, at the cost of the autotuned and fused kernels.
+    deterministic: bool = False
 
     def __post_init__(self):
         check_bits("weight bit width", self.weight_bits)
@@ -85,11 +88,12 @@ class TrainConfig:
         return {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}[self.memory_format]
 
     def to_dict(self) -> dict:
-        """The config as plain data (the artifact key); without ``max_steps`` when unset, so runs
-        keyed before that field existed keep their keys."""
+        """The config as plain data (the artifact key); without ``max_steps`` and ``deterministic``
+        when unset, so runs keyed before those fields existed keep their keys."""
         data = asdict(self)
-        if data["max_steps"] is None:
-            del data["max_steps"]
+        for name, unset in (("max_steps", None), ("deterministic", False)):
+            if data[name] == unset:
+                del data[name]
         return data
 
     @classmethod
