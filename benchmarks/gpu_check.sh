@@ -10,7 +10,8 @@
 # the GPU equal the CPU path's; the trainer takes the GPU path) beside their CPU equivalents;
 # bench_training.py on CUDA at batch 64, the paper recipe's 128, and 256 (ours vs brevitas_examples'
 # Trainer, images/s, ratio); a smoke training on digits through the trainer's GPU path and through
-# its DataLoader path; last, bench_training.py with torch.compile in the time left of the 230 s
+# its DataLoader path; the determinism check (deterministic mode: a run resumed after epoch 1 ends
+# with the uninterrupted run's weights; images/s of both modes); last, bench_training.py with torch.compile in the time left of the 230 s
 # budget (reported, not failed, if it does not finish). Every step has its own time limit; a failed
 # step is named at the end and the exit status is 1. PYTHON names the interpreter (default: python3;
 # in the dry run .venv/bin/python where there is one).
@@ -103,6 +104,39 @@ for resident in (True, False):
           f"{'GPU path (resident data)' if resident else 'DataLoader path'}: {r.images_per_s:.0f} images/s, "
           f"val {r.val_acc:.2f}% test {r.test_acc:.2f}%")
 print(f"smoke ratio GPU path / DataLoader path: {results[True].images_per_s / results[False].images_per_s:.2f}")
+PY
+step "determinism" 60 $PYTHON - "$DEVICE" <<'PY'
+"""Issue 18 item 6: in deterministic mode a training resumed after its first epoch ends with the
+uninterrupted run's weights (bit for bit); the default (fast) mode is shown beside it, with the
+images/s of both (the mode's cost). Fails only if the deterministic mode's weights differ."""
+import dataclasses, sys, tempfile, torch
+from pathlib import Path
+from pynqrepro.core.scale import get_scale
+from pynqrepro.training.recipes import recipe
+from pynqrepro.training.trainer import RunOptions, train
+
+device = sys.argv[1]
+base = dataclasses.replace(recipe(get_scale("smoke"), 2, 2), epochs=2, lr_step=1, augment="crop")
+
+
+def weights(run_dir):
+    return torch.load(Path(run_dir) / "checkpoints" / "checkpoint.tar", map_location="cpu")["state_dict"]
+
+
+equal = {}
+for deterministic in (True, False):
+    cfg = dataclasses.replace(base, deterministic=deterministic)
+    with tempfile.TemporaryDirectory() as whole, tempfile.TemporaryDirectory() as parts:
+        full = train(cfg, RunOptions(experiments=whole, device=device, progress=False))
+        train(dataclasses.replace(cfg, epochs=1), RunOptions(experiments=parts, device=device, progress=False))
+        last = Path(parts) / cfg.name / "checkpoints" / "checkpoint.tar"
+        train(cfg, RunOptions(experiments=parts, device=device, progress=False, resume=last,
+                              run_dir=Path(parts) / cfg.name))
+        a, b = weights(Path(whole) / cfg.name), weights(Path(parts) / cfg.name)
+        equal[deterministic] = all(torch.equal(a[k], b[k]) for k in a)
+        print(f"{'deterministic' if deterministic else 'default (fast)'} mode on {device}: resumed == uninterrupted "
+              f"weights: {equal[deterministic]}; {full.images_per_s:.0f} images/s")
+sys.exit(0 if equal[True] else "deterministic mode: the resumed run's weights differ from the uninterrupted run's")
 PY
 local left=$((BUDGET - SECONDS))
 if ((DRY)); then

@@ -28,3 +28,13 @@ def test_folding(setup, results, case):
         assert exact[folding.COMPARED_IN].max_cycles >= comparison.compute_only.max_cycles
     for method in comparison.methods:  # baselines are judged on their whole design too
         assert method.folding is None or method.folding.whole_design, method.name
+    # where a simple folding fits, the exact search found one (its UserError is no mere note) and is no slower
+    baseline = {method.name: method.folding for method in comparison.methods}
+    ones = baseline["all PE=SIMD=1"]
+    if ones is not None and ones.fits(budget):  # PE = SIMD = 1 lies in the "exact" space
+        assert "exact" in exact, "PE = SIMD = 1 fits, but the exact search found no folding"
+        assert exact["exact"].max_cycles <= ones.max_cycles
+    published = baseline.get("FINN published")
+    if published is not None and published.fits(budget):
+        assert exact, "FINN's published folding fits, but no exact search found a folding"
+        assert min(found.max_cycles for found in exact.values()) <= published.max_cycles, "FINN published beat exact"

@@ -75,7 +75,7 @@ CASES = [
     ("number", f"fold --model {CKPT} --dsp-ratio 2", "DSP ratio 2.0 is outside (0, 1]"),
     ("number", "train --bit-width 3", "weight bit width 3 is not supported"),
     ("number", "train --weight-bits 2 --act-bits 16", "activation bit width 16 is not supported"),
-    ("number", "train --weight-bits 2", "no bit widths given"),
+    ("number", "train --weight-bits 2", "--act-bits is missing: pass it too, or --bit-width N for both"),
     ("number", "train --bit-width 2 --epochs 0", "--epochs: 0 is not allowed"),
     ("number", "train --bit-width 2 -b 0", "--batch-size: 0 is not allowed"),
     ("number", "train --bit-width 2 --lr 0", "--lr: 0 is not allowed"),
@@ -165,7 +165,66 @@ CASES = [
     ("output", "report --reports-dir {A}", "--reports-dir {A} is not a directory"),
     ("output", "report training --reports-dir {A}/reports", "--reports-dir {A}/reports is not writable"),
     ("output", "report training --store-dir {A}/store --reports-dir {T}/r", "--store-dir {A}/store is not writable"),
+    # issue 18, round 2. valid JSON of the wrong shape: the offending key named
+    ("schema", f"fold --model {CKPT} --fifo-config {{F}}/fifo_list.json --store-dir {{S}}",
+     "FIFO config {F}/fifo_list.json is a list, not a JSON object"),
+    ("schema", f"fold --model {CKPT} --fifo-config {{F}}/fifo_depths_list.json --store-dir {{S}}",
+     "'fifo_depths' is a list, not an object {FIFO name: value}"),
+    ("schema", f"fold --model {CKPT} --fifo-config {{F}}/fifo_node_int.json --store-dir {{S}}",
+     "entry 'MVAU_hls_0' is 5, not an object of node attributes"),
+    ("schema", f"fold --model {CKPT} --fifo-config {{F}}/fifo_depths_empty.json --store-dir {{S}}",
+     "MVAU_hls_0 inFIFODepths is a list, not a non-empty list of depths"),
+    ("schema", f"fold --model {CKPT} --fifo-config {{F}}/text.txt --store-dir {{S}}", "cannot read FIFO config"),
+    ("schema", f"estimate {CKPT} --folding {{F}}/fifo_node_int.json --store-dir {{S}}",
+     "its entry 'MVAU_hls_0' is 5, not an object"),
+    ("schema", "estimate {F}/model_best.pth.tar --executor slurm --cluster-config {F}/cluster_list.toml",
+     "cluster_list.toml"),
+    # numbers outside their domain
+    ("domain", "train --bit-width 2 --dataset digits --seed -1 --experiments {T}/exp", "seed -1 is outside 0 .. 4294967295"),
+    ("domain", "train --bit-width 2 --dataset digits --seed 4294967296 --experiments {T}/exp",
+     "seed 4294967296 is outside 0 .. 4294967295"),
+    ("domain", f"estimate {CKPT} --clock-ns 1e-300", "--clock-ns: 1e-300 is not allowed: a fabric clock period is 1 .."),
+    ("domain", f"fold --model {CKPT} --clock-ns 1e300", "--clock-ns: 1e300 is not allowed"),
+    ("domain", f"build {CKPT} --clock-ns 0.001", "--clock-ns: 0.001 is not allowed"),
+    ("domain", "train --bit-width 2 --rank -1", "--rank: -1 is not allowed: it must be 0 or more"),
+    ("domain", f"fold --model {CKPT} --lut-ratio nan", "LUT ratio nan is outside (0, 1]"),
+    ("domain", "train --bit-width 2 --val-fraction nan", "validation fraction must be in [0, 1)"),
+    # paths that cannot be created
+    ("path", f"estimate {CKPT} --store-dir /proc/store", "--store-dir /proc/store cannot be created"),
+    ("path", f"fold --model {CKPT} --store-dir /proc/store", "--store-dir /proc/store cannot be created"),
+    ("path", f"fold --model {CKPT} --out /proc/folding.json --store-dir {{S}}", "--out /proc/folding.json cannot be created"),
+    ("path", "train --bit-width 2 --dataset digits --experiments /proc/exp", "--experiments /proc/exp cannot be created"),
+    ("path", "report training --store-dir /proc/store --reports-dir {T}/r", "--store-dir /proc/store"),
+    # silent no-ops and loss, now refused
+    ("silent", "train --resume {E}/CNV_2W2A/checkpoints/checkpoint.tar --experiments {T}/other",
+     "--resume continues the run in {E}/CNV_2W2A and saves its checkpoints there"),
+    ("silent", "train --bit-width 2 --dataset digits --executor slurm --experiments {T}/exp --cluster-config {F}/c.toml",
+     "--experiments is for --executor local"),
+    ("silent", "report training --weight-bits 8 --act-bits 1 --reports-dir {T}/r",
+     "no training case matches --weight-bits 8 --act-bits 1: its cases are"),
+    ("silent", f"fold --model {CKPT} --fifo-config {{F}}/fifo_empty.json --store-dir {{S}}", "sets no FIFO depth"),
+    ("silent", f"fold --model {CKPT} --fifo-config {{F}}/folding_pe_only.json --store-dir {{S}}", "sets no FIFO depth"),
+    # huge inputs: the echo is cut
+    ("echo", "train --bit-width 2 --conv-channels " + "64," * 3000 + "x", "characters) is not a comma-separated"),
+    ("echo", "train --bit-width " + "9" * 5000, "--bit-width: invalid int value: '99999"),
+    ("echo", f"fold --model {CKPT} --clock-ns " + "x" * 5000, "--clock-ns: 'xxxx"),
+    # lines that pointed the wrong way
+    ("misleading", "train --weight-bits 0", "weight bit width 0 is not supported: choose one of (1, 2, 4, 8)"),
+    ("misleading", "train --act-bits 3 --weight-bits 2", "activation bit width 3 is not supported"),
+    ("misleading", "train --resume {F}", "checkpoint {F} is a directory, not a checkpoint file"),
+    ("misleading", "train --resume /dev/null", "checkpoint /dev/null is not a regular file"),
+    ("misleading", "estimate /dev/null --store-dir {S}", "checkpoint /dev/null is not a regular file"),
+    ("misleading", "fold --model /dev/null --store-dir {S}", "checkpoint /dev/null is not a regular file"),
+    ("misleading", "train --bit-width 2 --dataset digits --pretrained {F} --experiments {T}/exp",
+     "pretrained weights {F} is a directory, not a state_dict file"),
+    ("misleading", f"estimate {CKPT} --folding all_ones --store-dir {{S}}", "did you mean the built-in all-ones?"),
+    ("misleading", f"estimate {CKPT} --folding finn:w2a2x --store-dir {{S}}", "bad folding 'finn:w2a2x'"),
+    ("misleading", "train --bit-width 2 --data-dir {A} --experiments {T}/exp",
+     "--data-dir {A} is a file, not a directory: pass the directory that holds cifar-10-python.tar.gz"),
 ]
+
+
+MAX_LINE = 1000  # an error line names the fix; it never echoes a huge input whole
 
 
 def _digest(path: Path) -> str:
@@ -207,6 +266,11 @@ def world(tmp_path_factory):
     (files / "folding_pe0.json").write_text(json.dumps({"Defaults": {}, "MVAU_hls_0": {"PE": 0, "SIMD": 3}}))
     (files / "folding_simd_text.json").write_text(json.dumps({"MVAU_hls_0": {"PE": 1, "SIMD": "8"}}))
     (files / "c.toml").write_text("")
+    (files / "cluster_list.toml").write_text("train = [1, 2]\n")
+    for name, content in (("fifo_list", [{"StreamingFIFO_rtl_0": 4}]), ("fifo_depths_list", {"fifo_depths": [4, 8]}),
+                          ("fifo_node_int", {"MVAU_hls_0": 5}), ("fifo_depths_empty", {"MVAU_hls_0": {"inFIFODepths": []}}),
+                          ("fifo_empty", {}), ("folding_pe_only", {"Defaults": {}, "MVAU_hls_0": {"PE": 1, "SIMD": 1}})):
+        (files / f"{name}.json").write_text(json.dumps(content))
     for name in ("model_best.pth.tar", "checkpoint.tar"):
         (experiments / name).write_bytes(data)
     (root / "afile").write_text("a regular file\n")
@@ -262,6 +326,7 @@ def test_bad_input_is_one_line_before_any_work(world, capsys, monkeypatch, categ
     assert code == 2, err
     assert len(err) == 1 and err[0].startswith("pynqrepro: error: "), err
     assert fill(fragment, world.paths) in err[0]
+    assert len(err[0]) <= MAX_LINE, f"{len(err[0]):,} characters: a huge input is echoed whole"
     assert out == ""
     assert_nothing_changed(before, snapshot(world.root))
 
@@ -406,3 +471,61 @@ def test_corrupt_report_in_reports_dir_does_not_break_a_pytest_session(pytester)
     assert result.ret == 0, result.errlines
     assert json.loads((pytester.path / "reports" / "demo.json").read_text())["rows"][0]["values"] == {"x": 1}
     assert [p.read_text() for p in (pytester.path / "reports").glob("demo.json.not-a-report-*")] == ["[]"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_written_files_respect_the_umask(tmp_path, umask):
+    """Folding JSONs, reports and checkpoints get the mode ``open`` gives (0666 less the umask), as
+    ``touch`` does here: not mkstemp's 0600, which hides them from the group."""
+    import os
+
+    import torch
+
+    from pynqrepro.core.atomic import atomic_write_json, atomic_write_text
+    from pynqrepro.training.checkpoint import save_checkpoint
+
+    old = os.umask(umask)
+    try:
+        (tmp_path / "touched").touch()  # the oracle: what the OS gives an ordinary new file
+        atomic_write_json(tmp_path / "folding.json", {"Defaults": {}})
+        atomic_write_text(tmp_path / "report.md", "# report\n")
+        save_checkpoint(tmp_path / "checkpoint.tar", {"state_dict": {"w": torch.zeros(1)}})
+    finally:
+        os.umask(old)
+    expected = (tmp_path / "touched").stat().st_mode & 0o777
+    assert expected == 0o666 & ~umask
+    assert {name: (tmp_path / name).stat().st_mode & 0o777 for name in ("folding.json", "report.md", "checkpoint.tar")} \
+        == dict.fromkeys(("folding.json", "report.md", "checkpoint.tar"), expected)
+
+
+def test_pretrained_checkpoint_of_other_bit_widths_is_noted(tmp_path, capsys):
+    """A pynqrepro checkpoint of 1W1A given to a 2W2A training loads (one state_dict layout for all
+    bit widths), with one warning line saying so; one of the same bit widths gives none."""
+    from pynqrepro.training.checkpoint import load_pretrained, save_checkpoint
+    from pynqrepro.training.config import TrainConfig
+
+    small = {"dataset": "digits", "conv_channels": (8,) * 6, "fc_features": (8, 8)}
+    for bits in ((1, 1), (2, 2)):
+        config = TrainConfig(*bits, **small)
+        save_checkpoint(tmp_path / f"{bits[0]}w.tar", {"state_dict": config.build_model().state_dict(),
+                                                       "config": config.to_dict()})
+    model = TrainConfig(2, 2, **small).build_model()
+    load_pretrained(model, str(tmp_path / "1w.tar"))
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("pynqrepro: warning: --pretrained") and "CNV 1W1A" in err[0]
+    load_pretrained(model, str(tmp_path / "2w.tar"))
+    assert capsys.readouterr().err == ""
+
+
+def test_thousands_of_names_are_not_echoed_whole():
+    """3,000 unknown --pruning nodes (or folding nodes): the line names a few and counts the rest."""
+    from types import SimpleNamespace as Node
+
+    from pynqrepro.core.errors import UserError
+    from pynqrepro.folding.space import _pruning_by_node
+
+    nodes = [Node(name=f"MVAU_hls_{i}", op_type="MVAU_hls") for i in range(9)]
+    with pytest.raises(UserError) as raised:
+        _pruning_by_node(nodes, tuple((f"MVAU_hls_{i}", 0.5) for i in range(3000)))
+    line = str(raised.value)
+    assert "\n" not in line and len(line) < 400 and "and 2,986 more" in line and "MVAU_hls_0" in line

@@ -100,3 +100,38 @@ def test_unwritable_reports_dir_is_a_usage_error(project):
     result = project.runpytest_subprocess("--reports-dir", str(project.path / "blocker" / "reports"))
     result.stderr.fnmatch_lines(["*--reports-dir * is not writable*choose a writable directory*"])
     assert result.ret == 4
+
+
+UNRELATED = """
+import pytest
+
+@pytest.mark.parametrize("x", [1, 2])
+def test_something_else(x, tmp_path):
+    assert x > 0
+"""
+
+
+def _files(root) -> set[str]:
+    """Every file and directory under ``root`` but Python's caches and pytester's own (the
+    subprocess's stdout/stderr files, its --basetemp runpytest-N)."""
+    return {str(path.relative_to(root)) for path in root.rglob("*")
+            if "__pycache__" not in path.parts and path.relative_to(root).parts[0] not in ("stdout", "stderr")
+            and not path.relative_to(root).parts[0].startswith("runpytest-")}
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_an_unrelated_session_is_left_alone(pytester, monkeypatch, xdist):
+    """Installed as a pytest11 entry point, the plugin is in every pytest session of the environment:
+    one that uses nothing of pynqrepro creates no file or directory, checks no login (a malformed
+    board host would be a usage error) and merges nothing."""
+    monkeypatch.setenv("PYNQ_BOARD_HOST", "not a host name")
+    monkeypatch.delenv("PYNQREPRO_STORE", raising=False)
+    pytester.makepyfile(test_unrelated=UNRELATED)
+    before = _files(pytester.path)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *xdist)
+    result.assert_outcomes(passed=2)
+    assert _files(pytester.path) == before
+    # the same session passing a pynqrepro option is a pynqrepro one: the login is checked
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--scale", "smoke")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert any("board host and user must be plain names" in line for line in result.errlines)

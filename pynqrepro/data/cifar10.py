@@ -50,6 +50,10 @@ def _read_batch(tar: tarfile.TarFile, member: str) -> tuple[np.ndarray, np.ndarr
 
 
 def _archive(data_dir: Path, allow_download: bool) -> Path:
+    if Path(data_dir).exists() and not Path(data_dir).is_dir():
+        parent = Path(data_dir).parent
+        raise UserError(f"--data-dir {data_dir} is a file, not a directory: pass the directory that holds "
+                        f"{ARCHIVE}" + (f" (here: --data-dir {parent})" if Path(data_dir).name == ARCHIVE else ""))
     archive = Path(data_dir) / ARCHIVE
     if not archive.is_file():
         if not allow_download:

@@ -6,7 +6,7 @@ from pathlib import Path
 from pynqrepro.core.boards import BOARDS
 from pynqrepro.core.executor_options import add_executor_options
 from pynqrepro.core.logs import warn
-from pynqrepro.core.options import ALL_ONES, add_board_option, add_store_option, positive_float
+from pynqrepro.core.options import ALL_ONES, add_board_option, add_store_option, clock_period
 from pynqrepro.references import FINN_FOLDINGS
 
 
@@ -80,8 +80,8 @@ def add_checkpoint_arguments(parser) -> None:
                         help=f"FINN ApplyConfig JSON file (e.g. from pynqrepro fold), '{ALL_ONES}' (PE=SIMD=1), or "
                              f"{' / '.join(f'finn:{name}' for name in FINN_FOLDINGS)} (FINN's published CNV "
                              f"foldings) (default: %(default)s)")
-    parser.add_argument("--clock-ns", type=positive_float, default=None,
-                        help="clock period in ns, > 0 (default: the board's: "
+    parser.add_argument("--clock-ns", type=clock_period, default=None,
+                        help="clock period in ns, 1 .. 1000 (default: the board's: "
                              + ", ".join(f"{b.name} {b.clock_ns:g} ns" for b in BOARDS.values()) + ")")
     add_store_option(parser.add_argument)
     parser.add_argument("--json", action="store_true", help="print the results as JSON (default: a table)")

@@ -17,7 +17,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from pynqrepro.core.divisors import divisors
 from pynqrepro.core.errors import UserError
-from pynqrepro.core.options import ALL_ONES
+from pynqrepro.core.options import ALL_ONES, shorten
 from pynqrepro.finnflow.finn_setup import builder_steps
 from pynqrepro.references import FINN_FOLDINGS, finn_folding
 
@@ -75,8 +75,8 @@ def validate_folding(model: ModelWrapper, folding: dict) -> None:
     nodes = {node.name: node for node in model.graph.node}
     unknown = sorted(name for name in folding if name != "Defaults" and name not in nodes)
     if unknown:
-        raise UserError(f"folding names unknown node(s) {', '.join(unknown)}: "
-                        f"this model's nodes are {', '.join(nodes)}")
+        raise UserError(f"folding names unknown node(s) {shorten(unknown)}: "
+                        f"this model's nodes are {shorten(nodes, shown=len(nodes) if len(nodes) <= 40 else 5)}")
     dims = folded_dimensions(model)
     problems = []
     for name, attrs in folding.items():
@@ -92,7 +92,7 @@ def validate_folding(model: ModelWrapper, folding: dict) -> None:
                     legal = ", ".join(map(str, divisors(dim)))
                     problems.append(f"{name} {attr}={value} (legal: {legal})")
     if problems:
-        raise UserError("illegal folding: " + "; ".join(problems))
+        raise UserError("illegal folding: " + shorten(problems, sep="; "))
 
 
 def check_depthwise_swg(model: ModelWrapper) -> None:
@@ -192,8 +192,13 @@ def read_folding(path: Path) -> dict:
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read folding {path} ({exc}): pass a FINN ApplyConfig JSON file") from None
     fix = f"fix {path} or write it with pynqrepro fold"
-    if not isinstance(folding, dict) or not all(isinstance(attrs, dict) for attrs in folding.values()):
-        raise UserError(f"folding {path} is not a FINN ApplyConfig JSON object {{node: {{attribute: value}}}}: {fix}")
+    shape = "a FINN ApplyConfig JSON object {node: {attribute: value}}"
+    if not isinstance(folding, dict):
+        raise UserError(f"folding {path} is not {shape} but a JSON {type(folding).__name__}: {fix}")
+    for name, attrs in folding.items():
+        if not isinstance(attrs, dict):
+            raise UserError(f"folding {path} is not {shape}: its entry {name[:80]!r} is {json.dumps(attrs)[:40]}, "
+                            f"not an object such as {{\"PE\": 2, \"SIMD\": 3}}: {fix}")
     bad = [f"{name} {attr}={value!r}" for name, attrs in folding.items() for attr, value in attrs.items()
            if attr in FOLDING_ATTRS and not _positive_int(value)]
     if bad:
@@ -219,5 +224,13 @@ def folding_resolver(spec: str) -> Callable[[ModelWrapper], dict | None]:
     if spec.startswith("finn:"):
         published = finn_folding(*_published_bits(spec))
         return lambda hw_model: model_folding(hw_model, published)
+    if not Path(spec).exists():
+        import difflib
+
+        builtins = [ALL_ONES, *(f"finn:{name}" for name in FINN_FOLDINGS)]
+        near = difflib.get_close_matches(spec.replace("_", "-").lower(), builtins, n=1, cutoff=0.6)
+        hint = f"; did you mean the built-in {near[0]}?" if near else ""
+        raise UserError(f"cannot read folding {spec} (no such file{hint}): pass a FINN ApplyConfig JSON file or one "
+                        f"of the built-ins {', '.join(builtins)}")
     folding = read_folding(Path(spec))
     return lambda hw_model: folding

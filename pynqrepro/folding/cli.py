@@ -6,7 +6,7 @@ from pynqrepro.core.atomic import check_writable
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.executor_options import add_executor_options
 from pynqrepro.core.options import (CALIBRATED, add_board_option, add_margin_option, add_store_option, parse_margin,
-                                    positive_float, positive_int)
+                                    clock_period, positive_int)
 from pynqrepro.references import MVAU_WWIDTH_MAX, STUDY_LUT_RATIO
 
 
@@ -76,7 +76,8 @@ def _budget(args, board, margin: str | float | None, store):
 def _space(args, model, board, pruning: tuple):
     """The space ``fold`` searches: the whole design FINN builds (default), or the compute nodes."""
     from pynqrepro.folding.space import SpaceOptions, build_space
-    from pynqrepro.folding.wholedesign import build_design, fifo_depths
+    from pynqrepro.folding.fifoconfig import fifo_depths
+    from pynqrepro.folding.wholedesign import build_design
 
     options = SpaceOptions(mvau_wwidth_max=args.mvau_wwidth_max, pruning=pruning,
                            choose_ram_style=args.ram_style_choice or args.all_finn_choices,
@@ -134,6 +135,10 @@ def _fold(args) -> None:
     _check_scope(args)
     margin = _margin(args)
     pruning = parse_pruning(args.pruning)
+    if args.fifo_config:
+        from pynqrepro.folding.fifoconfig import read_fifo_config
+
+        args.fifo_config = read_fifo_config(args.fifo_config)  # its shape checked before any model is built
     check_writable(args.out, "--out")
     if args.plot:
         check_writable(args.plot, "--plot")
@@ -177,8 +182,8 @@ def register(subparsers) -> None:
     parser.add_argument("--dsp-ratio", type=float, default=None,
                         help="DSP budget as a fraction of the device, in (0, 1] (default: 1.0)")
     add_margin_option(parser.add_argument)
-    parser.add_argument("--clock-ns", type=positive_float, default=None,
-                        help="clock for the fps figure, ns > 0 (default: the board's)")
+    parser.add_argument("--clock-ns", type=clock_period, default=None,
+                        help="clock for the fps figure, 1 .. 1000 ns (default: the board's)")
     parser.add_argument("--mvau-wwidth-max", type=positive_int, default=MVAU_WWIDTH_MAX,
                         help="max SIMD x weight bits per MVAU, >= 1 (default: %(default)s, as FINN's SetFolding)")
     parser.add_argument("--ram-style-choice", action="store_true",

@@ -29,6 +29,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from pynqrepro.core.divisors import divisors
 from pynqrepro.core.errors import UserError
+from pynqrepro.core.options import shorten
 from pynqrepro.folding import costmodel as cm
 from pynqrepro.pruning.rules import pruned_columns
 from pynqrepro.references import MVAU_WWIDTH_MAX
@@ -180,9 +181,11 @@ def build_space(model: ModelWrapper, fpgapart: str, options: SpaceOptions = Spac
 
 def _pruning_by_node(nodes, pruning: tuple) -> dict:
     """{MVAU node name: StudyRule | MaskedBlocks}; a bare fraction means the study's rule."""
-    unknown = {name for name, _ in pruning} - {n.name for n in nodes if n.op_type.startswith("MVAU")}
+    mvaus = [n.name for n in nodes if n.op_type.startswith("MVAU")]
+    unknown = {name for name, _ in pruning} - set(mvaus)
     if unknown:
-        raise UserError(f"pruning names {sorted(unknown)} are not MVAU nodes of the model: use MVAU node names")
+        raise UserError(f"pruning names {shorten(sorted(unknown))}, which are not MVAU nodes of the model: use its "
+                        f"MVAU node names ({shorten(mvaus)})")
     return {name: value if isinstance(value, (StudyRule, MaskedBlocks)) else StudyRule(float(value))
             for name, value in pruning}
 

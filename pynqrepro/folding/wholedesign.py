@@ -30,7 +30,6 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
@@ -38,13 +37,13 @@ from qonnx.core.modelwrapper import ModelWrapper
 from pynqrepro.core.boards import Board, Shell
 from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding.fifoconfig import FOLDING_ATTRS, FifoDepths
 from pynqrepro.folding.space import Group, SpaceOptions, build_space
 
 CONVERTER_OP = "StreamingDataWidthConverter_rtl"
 FIFO_OP = "StreamingFIFO_rtl"
 DWC_OWN_DEPTH = 2  # a DWC node's inFIFODepths / outFIFODepths (HWCustomOp's default)
 IO_MIN_DEPTH = 2  # InsertFIFO: graph input/output FIFOs are at least 2 deep
-FOLDING_ATTRS = ("PE", "SIMD")  # the only attributes stream widths depend on
 
 
 @lru_cache(maxsize=None)
@@ -86,127 +85,6 @@ def fifo_costs(depth: int, widths: np.ndarray, part: str) -> dict:
     table = table.reshape(-1, 3)[inverse.reshape(widths.shape)]
     return {"LUT": table[..., 0], "BRAM_18K": table[..., 1], "URAM": table[..., 2],
             "DSP": np.zeros(widths.shape, dtype=np.int64)}
-
-
-# ----------------------------------------------------------------------------------------------
-# FIFO depths: what InsertFIFO reads (inFIFODepths / outFIFODepths), from the model or a config
-
-
-@dataclass(frozen=True)
-class FifoDepths:
-    """Per HW node, the ``inFIFODepths`` / ``outFIFODepths`` InsertFIFO reads; ``changed`` are the
-    nodes whose depths differ from the model's, which a folding JSON must carry."""
-
-    inputs: dict
-    outputs: dict
-    source: str = "minimal (FINN's default node depths, as force_minimal_fifos builds)"
-    changed: frozenset = frozenset()
-
-    @classmethod
-    def of_model(cls, model: ModelWrapper) -> "FifoDepths":
-        inputs, outputs = {}, {}
-        for node in model.graph.node:
-            if cm.is_hw_node(node):
-                inst = cm.getHWCustomOp(node)
-                inputs[node.name] = tuple(inst.get_nodeattr("inFIFODepths"))
-                outputs[node.name] = tuple(inst.get_nodeattr("outFIFODepths"))
-        return cls(inputs, outputs)
-
-    def edge(self, producer: str, out_index: int, consumer: str, in_index: int) -> tuple[int, int]:
-        """(producer side, consumer side) depths of a stream, indices clamped as InsertFIFO does."""
-        out = self.outputs[producer]
-        inp = self.inputs[consumer]
-        return out[min(out_index, len(out) - 1)], inp[min(in_index, len(inp) - 1)]
-
-    def config(self) -> dict:
-        """ApplyConfig entries that make FINN's InsertFIFO use these depths."""
-        return {name: {"inFIFODepths": list(self.inputs[name]), "outFIFODepths": list(self.outputs[name])}
-                for name in sorted(self.changed)}
-
-
-def _positive_depth(name: str, value) -> int:
-    """A FIFO depth from a user's config: an integer of at least 2, the least FINN's fifo.sv builds
-    (StreamingFIFO_rtl.generate_hdl refuses shallower ones)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-        raise UserError(f"FIFO depth {value!r} for {name} is not a positive integer of at least 2 (the least "
-                        "FINN's fifo.sv builds): use 2 (the minimal depth) or the depth FINN's FIFO sizing reported")
-    return value
-
-
-def fifo_depths(model: ModelWrapper, config: dict | Path, part: str, reference: dict | None = None) -> FifoDepths:
-    """The depths a user's FIFO config sets, as InsertFIFO will read them from node attributes.
-
-    ``config`` is FINN's fifo_sizing.json (``{"fifo_depths": {"StreamingFIFO_rtl_k": depth}}``) or
-    a folding JSON (ApplyConfig form) whose HW nodes carry ``inFIFODepths``/``outFIFODepths`` and/or
-    whose ``StreamingFIFO_*`` entries carry ``depth``, e.g. FINN's final folding of a build on a
-    Vivado host. FIFO names are FINN's for the folding that build used: the config's own PE/SIMD
-    entries over ``reference`` (a folding dict, default the model's own). A FIFO before or after a
-    DWC sets the producer's or the consumer's depth; one on a plain stream both.
-    """
-    if not isinstance(config, dict):
-        import json
-
-        try:
-            config = json.loads(Path(config).read_text())
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read FIFO config {config} ({exc}): pass FINN's fifo_sizing.json or a "
-                            "folding JSON with FIFO depths") from None
-    base = FifoDepths.of_model(model)
-    inputs, outputs = dict(base.inputs), dict(base.outputs)
-    fifos = {}
-    if "fifo_depths" in config:
-        fifos.update(config["fifo_depths"])
-        styles = config.get("ram_style", {})
-        entries = {}
-    else:
-        entries = {name: attrs for name, attrs in config.items() if name != "Defaults"}
-        styles = {name: attrs["ram_style"] for name, attrs in entries.items()
-                  if name.startswith("StreamingFIFO") and "ram_style" in attrs}
-    styles = {name: style for name, style in styles.items() if style != "auto"}
-    if styles:
-        raise UserError(f"FIFO config sets ram_style {styles} but a folding JSON can only reproduce 'auto': "
-                        "size those FIFOs with large_fifo_mem_style=auto")
-    unknown = []
-    for name, attrs in entries.items():
-        if name.startswith("StreamingFIFO"):
-            if "depth" in attrs:
-                fifos[name] = attrs["depth"]
-        elif name not in inputs:
-            if not name.startswith("StreamingDataWidthConverter"):
-                unknown.append(name)
-        else:
-            for attr, target in (("inFIFODepths", inputs), ("outFIFODepths", outputs)):
-                if attr in attrs:
-                    depths = attrs[attr] if isinstance(attrs[attr], list) else [attrs[attr]]
-                    target[name] = tuple(_positive_depth(f"{name} {attr}", d) for d in depths)
-    if fifos:
-        folding = {**(reference or {}), **{n: {a: v for a, v in attrs.items() if a in FOLDING_ATTRS}
-                                          for n, attrs in entries.items() if n in inputs}}
-        slots = _fifo_slots(model, folding, part)
-        unknown += [name for name in fifos if name not in slots]
-        if not unknown:
-            for name, depth in fifos.items():
-                producer, consumer, role = slots[name]
-                depth = _positive_depth(name, depth)
-                if role in ("fifo", "fifo before converter", "output fifo"):
-                    outputs[producer] = (depth,) + outputs[producer][1:]
-                if role in ("fifo", "fifo after converter", "input fifo"):
-                    inputs[consumer] = (depth,) + inputs[consumer][1:]
-    if unknown:
-        raise UserError(f"FIFO config names {', '.join(sorted(unknown)[:5])}, not a HW node of this model nor a FIFO "
-                        "FINN inserts for its folding: pass the config of a build of this model (with the folding "
-                        "JSON that build used)")
-    changed = frozenset(n for n in inputs if inputs[n] != base.inputs[n] or outputs[n] != base.outputs[n])
-    return FifoDepths(inputs, outputs, "user FIFO config", changed)
-
-
-def _fifo_slots(model: ModelWrapper, folding: dict, part: str) -> dict:
-    """{FINN FIFO name: (producer, consumer, role)} of ``model`` built at ``folding``, by FINN."""
-    from pynqrepro.finnflow.buildprep import insert_dwcs_and_fifos, inserted_nodes
-    from pynqrepro.finnflow.foldconfig import apply_folding
-
-    inserted = insert_dwcs_and_fifos(apply_folding(model, folding), part)
-    return {n.name: (n.producer, n.consumer, n.role) for n in inserted_nodes(inserted) if n.role != "converter"}
 
 
 # ----------------------------------------------------------------------------------------------

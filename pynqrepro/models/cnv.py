@@ -53,24 +53,47 @@ class _RoundClampScale(torch.autograd.Function):
         return passed.div_(scale), None, None, None
 
 
+def _same_tensor(tensor: torch.Tensor, held: torch.Tensor, version: int) -> bool:
+    """``tensor`` views ``held``'s memory as it was at ``version`` (same address, shape, version)."""
+    return (tensor.data_ptr() == held.data_ptr() and tensor.shape == held.shape and tensor.device == held.device
+            and tensor._version == version)
+
+
 class IntQuant(nn.Module):
     """Brevitas's ``IntQuant`` for a constant scale and zero point (bnn_pynq's quantizers) in four
     passes over the tensor forward and three backward, where Brevitas's chain of divide, add zero
     point, round, clamp, subtract zero point, multiply takes six each way: a fifth of a CNV training
     step on CPU (benchmarks/bench_training.py). The values and gradients are Brevitas's
-    (tests/test_models_cnv.py); a trained scale or zero point takes Brevitas's own path."""
+    (tests/test_models_cnv.py). The shortcut assumes a zero point of 0 and the bit width it was built
+    with; anything else (a trained scale, zero point or bit width, a non-zero zero point, a bit width
+    changed at run time, another rounding) takes Brevitas's own path."""
 
     def __init__(self, narrow_range: bool, signed: bool, bit_width: int, input_view_impl: nn.Module,
                  float_to_int_impl: nn.Module, tensor_clamp_impl: nn.Module):
         super().__init__()
         self.brevitas = BrevitasIntQuant(narrow_range, signed, input_view_impl, float_to_int_impl, tensor_clamp_impl)
         self.rounds = isinstance(float_to_int_impl, RoundSte)  # the shortcut rounds as RoundSte does
-        width = torch.tensor(float(bit_width))
+        self.bit_width = float(bit_width)
+        width = torch.tensor(self.bit_width)
         self.low, self.high = min_int(signed, narrow_range, width).item(), max_int(signed, narrow_range, width).item()
+        self._checked = None  # (zero point, its version, bit width, its version) last found to fit the shortcut
+
+    def _shortcut_fits(self, zero_point: torch.Tensor, bit_width: torch.Tensor) -> bool:
+        """Zero point 0 and the built bit width. Read once (a device sync) and again only when either
+        tensor changes: Brevitas's constants are detached views of one buffer, so the same memory at the
+        same version (the views share the buffer's version counter) holds the same values. The tensors
+        last read are held, so their memory cannot be reused by another tensor meanwhile."""
+        last = self._checked
+        if last is not None and _same_tensor(zero_point, *last[:2]) and _same_tensor(bit_width, *last[2:]):
+            return True
+        fits = bool((zero_point == 0).all()) and bit_width.numel() == 1 and bit_width.item() == self.bit_width
+        self._checked = (zero_point, zero_point._version, bit_width, bit_width._version) if fits else None
+        return fits
 
     def forward(self, scale: torch.Tensor, zero_point: torch.Tensor, bit_width: torch.Tensor,
                 x: torch.Tensor) -> torch.Tensor:
-        if scale.requires_grad or zero_point.requires_grad or not self.rounds:
+        if (scale.requires_grad or zero_point.requires_grad or bit_width.requires_grad or not self.rounds
+                or not self._shortcut_fits(zero_point, bit_width)):
             return self.brevitas(scale, zero_point, bit_width, x)
         return _RoundClampScale.apply(self.brevitas.input_view_impl(x), scale, self.low, self.high)
 

@@ -16,6 +16,7 @@ from pynqrepro.core.options import (
     add_reports_option,
     add_scale_option,
     add_store_option,
+    shorten,
 )
 from pynqrepro.core.reports import merge_reports
 from pynqrepro.study import TABLES
@@ -90,6 +91,12 @@ def record(table: str, argv: list[str], reports_dir) -> None:
     from pynqrepro.core.store import ArtifactStore
     from pynqrepro.pipeline import Setup
 
+    cases = selected_cases(module, options)
+    if not cases:
+        filters = " ".join(f"--{f.name.replace('_', '-')} {' '.join(map(str, getattr(options, f.name)))}"
+                           for f in dataclasses.fields(module.CASES[0]) if getattr(options, f.name) is not None)
+        raise UserError(f"no {table} case matches {filters}: its cases are {shorten(c.id for c in report_cases(module))}"
+                        f"; pick filters one case satisfies (pynqrepro report {table} --help)")
     login = optional_login(options.board_host, options.board_user, options.board_key)
     ensure_writable_dir(options.reports_dir, "--reports-dir")
     ensure_writable_dir(options.store_dir, "--store-dir")
@@ -98,7 +105,7 @@ def record(table: str, argv: list[str], reports_dir) -> None:
                   options.reports_dir)
     session = SessionInfo(new_session_id(), setup.scale.name, setup.board.name, environment())
     try:
-        for case in selected_cases(module, options):
+        for case in cases:
             results = Recorder(options.reports_dir, session, f"{module.EXPERIMENT}[{case.id}]")
             module.tabulate(results, setup, module.measure(setup, case))
             print(f"{table} [{case.id}]: recorded")

@@ -15,6 +15,7 @@ from torch import hub
 
 from pynqrepro.core.atomic import atomic_write_bytes
 from pynqrepro.core.errors import UserError
+from pynqrepro.core.logs import warn
 from pynqrepro.core.store import Artifact, ArtifactStore
 from pynqrepro.models.cnv import CNV
 from pynqrepro.training.config import TrainConfig
@@ -39,11 +40,18 @@ def torch_file(path: Path, what: str, fix: str):
                         f"(torch.load: {type(exc).__name__}): {fix}") from None
 
 
+def _not_a_file(path: Path) -> str:
+    """What ``path`` is, that is not a regular file: missing, a directory or a device/pipe."""
+    if path.is_dir():
+        return "is a directory, not a checkpoint file"
+    return "is not a regular file (a device, pipe or socket)" if path.exists() else "does not exist"
+
+
 def read_checkpoint(path: Path) -> dict:
     """The checkpoint dict at ``path``; a missing or unreadable file is a UserError."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist: pass the path of a {LAST} or {BEST} file")
+        raise UserError(f"checkpoint {path} {_not_a_file(path)}: pass the path of a {LAST} or {BEST} file")
     package = torch_file(path, "a readable checkpoint", f"pass a {LAST} or {BEST} written by pynqrepro train")
     if not isinstance(package, dict) or "state_dict" not in package:
         raise UserError(f"{path} is not a training checkpoint (no state_dict): pass a {LAST} or {BEST} file")
@@ -127,13 +135,26 @@ def load_pretrained(model: CNV, source: str) -> None:
     else:
         file = Path(source)
         if not file.is_file():
-            raise UserError(f"pretrained weights {file} do not exist: pass a state_dict file or 'brevitas'")
+            what = "do not exist" if not file.exists() else _not_a_file(file).replace("checkpoint", "state_dict")
+            raise UserError(f"pretrained weights {file} {what}: pass a state_dict file or 'brevitas'")
         state_dict = torch_file(file, "a state_dict file", "download the weights again or pass 'brevitas'")
         if not isinstance(state_dict, dict):
             raise UserError(f"pretrained weights {file} hold no state_dict: pass a state_dict file or 'brevitas'")
         if "state_dict" in state_dict:
+            _note_other_bits(file, state_dict.get("config"), model)
             state_dict = state_dict["state_dict"]
     load_state(model, state_dict, f"pretrained weights {source}", "pick matching bit widths/widths")
+
+
+def _note_other_bits(file: Path, config, model: CNV) -> None:
+    """A pynqrepro checkpoint of other bit widths loads (CNV's state_dict has one layout for all
+    of them), but its weights were quantised for those: say so, once."""
+    if not isinstance(config, dict):
+        return
+    bits = (config.get("weight_bits"), config.get("act_bits"))
+    if bits != (model.weight_bits, model.act_bits):
+        warn(f"--pretrained {file} was trained as CNV {bits[0]}W{bits[1]}A: its weights start this "
+             f"{model.weight_bits}W{model.act_bits}A run, re-quantised (fine-tuning from other bit widths)")
 
 
 def load_state(model: CNV, state_dict: dict, what: str, fix: str) -> None:

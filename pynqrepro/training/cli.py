@@ -6,10 +6,12 @@ from pathlib import Path
 from pynqrepro.core.atomic import check_writable
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.executor_options import add_executor_options
-from pynqrepro.core.options import add_data_option, add_store_option, parse_int_list, positive_float, positive_int
-from pynqrepro.models.spec import BIT_WIDTHS
+from pynqrepro.core.options import (add_data_option, add_store_option, nonnegative_int, parse_int_list, positive_float,
+                                    positive_int)
+from pynqrepro.models.spec import BIT_WIDTHS, check_bits
 from pynqrepro.training.config import AUGMENTATIONS, DATASETS, TrainConfig, warn_absurd_lr
 
+EXPERIMENTS = "experiments_out"
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not f.default_factory}
 
 
@@ -37,12 +39,17 @@ def register(subparsers) -> None:
                                          f"{','.join(map(str, DEFAULTS['fc_features']))})")
     p.add_argument("--pretrained", help="'brevitas' (published 1w1a/1w2a/2w2a weights) or a state_dict file (default: none)")
     p.add_argument("-j", "--workers", type=int, default=0, help="data loader processes (default: %(default)s)")
-    p.add_argument("--experiments", type=Path, default=Path("experiments_out"), help="output root of the runs (default: ./%(default)s)")
+    p.add_argument("--experiments", type=Path, default=None,
+                   help=f"output root of the runs (default: ./{EXPERIMENTS}; with --resume: the run's own)")
     p.add_argument("--resume", type=Path, help="continue from this checkpoint.tar (its config is used) (default: none)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier run in <experiments>/<CNV_xWyA> (default: refuse, naming --resume)")
     p.add_argument("--evaluate", action="store_true", help="only evaluate the --resume checkpoint (default: off)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars (default: bars on)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="CUDA's deterministic mode: a resumed run ends with the uninterrupted run's weights on a "
+                        "GPU too (no cuDNN autotuning, deterministic kernels, unfused Adam: slower); the CPU is "
+                        "deterministic without it (default: off; on for the store's GPU-scale trainings)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model: minutes to compile, then faster steps (a warning and eager "
                         "training where it fails) (default: off)")
@@ -53,7 +60,7 @@ def register(subparsers) -> None:
     p.add_argument("--nproc-per-node", type=positive_int, help="processes to spawn (default: visible GPUs)")
     p.add_argument("--world-size", type=positive_int, default=1,
                    help="processes (nodes with --multiprocessing-distributed) (default: %(default)s)")
-    p.add_argument("--rank", type=int, default=0, help="this process's (node's) rank (default: %(default)s)")
+    p.add_argument("--rank", type=nonnegative_int, default=0, help="this process's (node's) rank (default: %(default)s)")
     add_executor_options(p.add_argument)
     add_store_option(p.add_argument)  # --executor slurm: the training lands there, built once, as a job
     p.set_defaults(func=run)
@@ -64,13 +71,15 @@ def config_from_args(args) -> TrainConfig:
     given = {name: getattr(args, name) for name in (
         "dataset", "lr", "batch_size", "epochs", "lr_step", "augment", "val_fraction", "seed",
         "pretrained") if getattr(args, name) is not None}
+    if args.deterministic:
+        given["deterministic"] = True
     for name, example in (("conv_channels", "64,64,128,128,256,256"), ("fc_features", "512,512")):
         if getattr(args, name) is not None:
             given[name] = parse_int_list(getattr(args, name), f"--{name.replace('_', '-')}", example)
     for name in ("weight_bits", "act_bits"):
         bits = getattr(args, name) if getattr(args, name) is not None else args.bit_width
         if bits is not None:
-            given[name] = bits
+            given[name] = check_bits(name.replace("_bits", " bit width").replace("act ", "activation "), bits)
     if args.resume:
         from pynqrepro.training.checkpoint import read_checkpoint
 
@@ -82,7 +91,10 @@ def config_from_args(args) -> TrainConfig:
             raise UserError(f"--resume continues the checkpoint's run, but {', '.join(clash)} differ: "
                             f"drop those options or start a new run")
         return TrainConfig.from_dict({**saved, **given})
-    if "weight_bits" not in given or "act_bits" not in given:
+    missing = [f"--{name.replace('_', '-')}" for name in ("weight_bits", "act_bits") if name not in given]
+    if len(missing) == 1:
+        raise UserError(f"{missing[0]} is missing: pass it too, or --bit-width N for both")
+    if missing:
         raise UserError("no bit widths given: pass --bit-width N or --weight-bits N --act-bits M")
     return TrainConfig(**given)
 
@@ -114,6 +126,7 @@ def run(args) -> None:
         return
     cfg = config_from_args(args)
     warn_absurd_lr(cfg.lr, "--lr")
+    args.experiments = _experiments_root(args)
     check_writable(args.experiments, "--experiments", directory=True)
     spec = resolve(args.world_size, args.rank, args.dist_url, args.dist_backend,
                    args.multiprocessing_distributed, args.nproc_per_node)
@@ -125,6 +138,19 @@ def run(args) -> None:
     result = launch(cfg, opts, spec)
     if result is not None:
         _print_result(cfg, result)
+
+
+def _experiments_root(args) -> Path:
+    """Where the run's checkpoints go: ``--experiments`` (default ./experiments_out), and with
+    ``--resume`` the resumed run's own directory, which a different ``--experiments`` cannot move."""
+    if not args.resume:
+        return args.experiments or Path(EXPERIMENTS)
+    run_dir = args.resume.resolve().parent.parent
+    if args.experiments is not None and args.experiments.resolve() != run_dir.parent:
+        raise UserError(f"--resume continues the run in {run_dir} and saves its checkpoints there, not under "
+                        f"--experiments {args.experiments}: drop --experiments, or copy the run directory "
+                        f"into {args.experiments} and resume from the copy")
+    return run_dir.parent
 
 
 def claim_run_dir(run_dir: Path, overwrite: bool) -> None:
@@ -151,11 +177,12 @@ def _train_as_job(args) -> None:
     from pynqrepro.core.store import store_from_args
     from pynqrepro.training.recipes import train_artifact, training_result
 
-    given = {"--resume": args.resume, "--multiprocessing-distributed": args.multiprocessing_distributed,
+    given = {"--resume": args.resume, "--experiments": args.experiments,
+             "--multiprocessing-distributed": args.multiprocessing_distributed,
              "--world-size": args.world_size != 1}
     for flag in (flag for flag, value in given.items() if value):
-        raise UserError(f"{flag} is for --executor local: a SLURM training resumes by itself and takes "
-                        f"its processes from the cluster config's [train] nodes/tasks_per_node")
+        raise UserError(f"{flag} is for --executor local: a SLURM training lands in --store-dir, resumes by "
+                        f"itself and takes its processes from the cluster config's [train] nodes/tasks_per_node")
     cfg = config_from_args(args)
     warn_absurd_lr(cfg.lr, "--lr")
     store = store_from_args(args)

@@ -7,6 +7,7 @@ from pynqrepro.core.logs import warn
 from pynqrepro.core.scale import gpu_work
 from pynqrepro.models.spec import CONV_CHANNELS, FC_FEATURES, check_bits, check_widths
 
+SEED_MAX = 2**32 - 1  # numpy's generators take seeds in [0, 2**32)
 LR_SANE_MAX = 1.0  # Adam (and SGD) steps above this blow BatchNorm'd nets up: legal, never useful
 DATASETS = ("cifar10", "digits")
 AUGMENTATIONS = ("crop_flip", "crop", "none")
@@ -41,6 +42,9 @@ class TrainConfig:
     # order, fused Adam rounds its update differently): part of the result, so part of the key.
     memory_format: str = "channels_last"  # of the model and its input batches
     fused_adam: bool = True  # one fused kernel for the whole Adam step
+    # CUDA's deterministic mode (``training.determinism``): a run resumed from a checkpoint ends with
+    # the uninterrupted run's weights on a GPU too, at the cost of the autotuned and fused kernels.
+    deterministic: bool = False
 
     def __post_init__(self):
         check_bits("weight bit width", self.weight_bits)
@@ -59,6 +63,8 @@ class TrainConfig:
             raise UserError(f"unknown augmentation {self.augment!r}: choose one of {', '.join(AUGMENTATIONS)}")
         if self.memory_format not in MEMORY_FORMATS:
             raise UserError(f"unknown memory format {self.memory_format!r}: choose one of {', '.join(MEMORY_FORMATS)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX:
+            raise UserError(f"seed {self.seed!r} is outside 0 .. {SEED_MAX} (numpy's seeds): pass e.g. --seed 123456")
         if not 0.0 <= self.val_fraction < 1.0:
             raise UserError(f"validation fraction must be in [0, 1), got {self.val_fraction!r}")
         object.__setattr__(self, "conv_channels", check_widths("conv channels", self.conv_channels, len(CONV_CHANNELS)))
@@ -82,11 +88,12 @@ class TrainConfig:
         return {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}[self.memory_format]
 
     def to_dict(self) -> dict:
-        """The config as plain data (the artifact key); without ``max_steps`` when unset, so runs
-        keyed before that field existed keep their keys."""
+        """The config as plain data (the artifact key); without ``max_steps`` and ``deterministic``
+        when unset, so runs keyed before those fields existed keep their keys."""
         data = asdict(self)
-        if data["max_steps"] is None:
-            del data["max_steps"]
+        for name, unset in (("max_steps", None), ("deterministic", False)):
+            if data[name] == unset:
+                del data[name]
         return data
 
     @classmethod

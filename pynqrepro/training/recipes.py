@@ -22,9 +22,11 @@ RESULT = "result.json"
 
 def recipe(scale: Scale, weight_bits: int, act_bits: int) -> TrainConfig:
     """The TrainConfig for CNV at these bit widths and this scale (its dataset, training recipe and
-    step cap)."""
+    step cap). A GPU scale's training is a resumable store build (a SLURM job requeued at its time
+    limit resumes by itself), so it runs in CUDA's deterministic mode: the resumed run ends with the
+    uninterrupted run's weights, which the store's key promises."""
     return TrainConfig(weight_bits, act_bits, dataset=scale.dataset, max_steps=scale.max_steps,
-                       **scale.training.settings(weight_bits, act_bits))
+                       deterministic=scale.needs_gpu, **scale.training.settings(weight_bits, act_bits))
 
 
 def trained_checkpoint(store: ArtifactStore, scale: Scale, weight_bits: int, act_bits: int,

@@ -12,7 +12,9 @@ convolution kernels on CPU and GPU), Adam runs fused and the CNV's quantizers ta
 over each tensor (``models.cnv.IntQuant`` and ``Clamp``, bit-identical to Brevitas's). On CUDA the
 data sets stay resident on the GPU and each batch is gathered and augmented there
 (``ResidentBatches``: the same batches as the CPU path's DataLoader, from the same draws), cuDNN
-autotunes its kernels, and ``RunOptions.compile`` adds torch.compile.
+autotunes its kernels, and ``RunOptions.compile`` adds torch.compile. A config's ``deterministic``
+mode (``training.determinism``) trades the autotuned and fused kernels for resumes that end with
+the uninterrupted run's weights on a GPU as well.
 """
 
 import copy
@@ -38,6 +40,7 @@ from pynqrepro.core.logs import user_stream
 from pynqrepro.data.splits import ImageSet, Splits, load_splits
 from pynqrepro.training.checkpoint import BEST, LAST, load_pretrained, read_checkpoint, save_checkpoint
 from pynqrepro.training.config import EARLIER_KERNELS, TrainConfig
+from pynqrepro.training.determinism import adam_kernel, apply_kernel_settings
 
 LOG = "log.csv"
 PROGRESS_EVERY = 10  # steps between progress-bar updates of loss and accuracy
@@ -127,9 +130,9 @@ def evaluate(model: nn.Module, dataset: ImageSet, device, batch_size: int = 500,
 
 
 def build_optimizer(cfg: TrainConfig, net: nn.Module) -> torch.optim.Adam:
-    """The study's Adam, fused into one kernel where the config says so."""
+    """The study's Adam, fused into one kernel where the config says so (not in deterministic mode)."""
     return torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                            fused=True if cfg.fused_adam else None)
+                            **adam_kernel(cfg.fused_adam, cfg.deterministic))
 
 
 def train_epoch(model, loader, optimizer, criterion, clip, device, bar=None,
@@ -282,8 +285,7 @@ def restore(cfg: TrainConfig, opts: RunOptions) -> Run:
         raise UserError(f"batch size {cfg.batch_size} does not split over {opts.world_size} processes: "
                         f"use a multiple of the world size")
     device = _device(opts)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # batches keep one shape: autotuned kernels pay off
+    apply_kernel_settings(cfg.deterministic, device)
     run_dir = Path(opts.run_dir or Path(opts.experiments) / cfg.name)
     torch.manual_seed(cfg.seed)
     net = cfg.build_model()

@@ -1,12 +1,6 @@
-"""pynqrepro's pytest plugin: stage markers, run options, fixtures and report merging.
+"""The plugin's options and markers, the session's state (made when the session uses pynqrepro:
+``activate``), the skips of absent resources and the report merge at the end."""
 
-Registered as a ``pytest11`` entry point of the installed package. Markers are registered here and
-only here (with ``--strict-markers`` a typo is an error); a test whose resource is absent is skipped
-with a one-line reason naming how to provide it, never failed and never faked.
-"""
-
-import os
-import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -22,9 +16,8 @@ from pynqrepro.core.executor_options import add_executor_options, make_executor
 from pynqrepro.core.progress import ProgressLine
 from pynqrepro.core.provenance import environment
 from pynqrepro.core.reports import merge_reports
-from pynqrepro.core.results import Recorder, SessionInfo, new_session_id
+from pynqrepro.core.results import SessionInfo, new_session_id
 from pynqrepro.core.scale import get_scale
-from pynqrepro.core.store import ArtifactStore
 
 MARKERS = {
     "gpu": ("needs a CUDA GPU (paper-scale training), here or from SLURM jobs (--executor slurm)",
@@ -42,11 +35,15 @@ MARKERS = {
     "slurm": ("needs a SLURM cluster; the tests bring up a single-node one from Debian's slurm-wlm and munge",
               lambda config: None),
 }
+INI_FLAG = "pynqrepro"  # ini option: this rootdir is a pynqrepro project
+OPTION_FLAGS: set[str] = set()  # --scale, --store-dir, ...: any of them on the command line activates
 
 
 def _jobs_provide(config, resource: str) -> bool:
-    """With --executor slurm the builds that need a GPU or Vivado run as jobs on nodes that have them."""
-    return config.pynqrepro["executor"].provides(resource)
+    """With --executor slurm the builds that need a GPU or Vivado run as jobs on nodes that have them
+    (a session that has not activated builds nothing, so it asks no cluster)."""
+    state = getattr(config, "pynqrepro", None)
+    return state is not None and state["executor"].provides(resource)
 
 
 def pytest_addoption(parser):
@@ -63,6 +60,10 @@ def pytest_addoption(parser):
                          "on the CPU, with no accuracy asserted (rows and checkpoints under '<scale>-dry')")
     options.add_board_login_options(group.addoption)
     add_executor_options(group.addoption)
+    OPTION_FLAGS.update(name for option in group.options for name in option.names())
+    parser.addini(INI_FLAG, type="bool", default=False,
+                  help="a pynqrepro project: every session sets up the store and reports (default: only sessions "
+                       "that pass pynqrepro options or use its fixtures or study marker)")
 
 
 def _paths(config) -> dict[str, Path]:
@@ -74,10 +75,25 @@ def _paths(config) -> dict[str, Path]:
     }
 
 
+def _options_given(config) -> bool:
+    return any(str(arg).split("=", 1)[0] in OPTION_FLAGS for arg in config.invocation_params.args)
+
+
 def pytest_configure(config):
     for name, (description, _) in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {description}")
     _EXPERIMENTS.clear()
+    config.pynqrepro_session_id = getattr(config, "workerinput", {}).get("pynqrepro_session_id") or new_session_id()
+    if _options_given(config) or config.getini(INI_FLAG):
+        activate(config)
+
+
+def activate(config) -> dict:
+    """The session's pynqrepro state, made on first use: options checked (a bad one is a usage
+    error), reports and store directories created, the board login checked."""
+    state = getattr(config, "pynqrepro", None)
+    if state is not None:
+        return state
     paths = _paths(config)
     try:
         login = optional_login(config.getoption("board_host"), config.getoption("board_user"),
@@ -91,20 +107,23 @@ def pytest_configure(config):
     except UserError as exc:
         raise pytest.UsageError(str(exc)) from None
     worker = getattr(config, "workerinput", None)
-    if worker is not None:  # xdist worker: share the controller's session and the CPU cores
-        info = SessionInfo(**worker["pynqrepro_session"])
-        fresh_since = worker["pynqrepro_fresh_since"]
-        _share_cores(int(worker.get("workercount", 1)))
+    if worker is not None:  # an xdist worker: the controller's session and --fresh cut-off, its share of cores
+        from pynqrepro.pytest_plugin.xdist import share_cores
+
+        fresh_since = worker.get("pynqrepro_fresh_since")
+        share_cores(int(worker.get("workercount", 1)))
+        config.workeroutput["pynqrepro_active"] = True  # the controller merges the reports
     else:
-        info = SessionInfo(new_session_id(), scale.name, config.getoption("board"), environment())
         fresh_since = time.time() if config.getoption("fresh") else None
+    info = SessionInfo(config.pynqrepro_session_id, scale.name, config.getoption("board"), environment())
     config.pynqrepro = {"paths": paths, "session": info, "fresh_since": fresh_since, "executor": executor,
                         "scale": scale, "login": login}
+    return config.pynqrepro
 
 
 def _terminal_writer(config):
     """Job progress goes to the terminal, past pytest's capture; an xdist worker has none (None: its
-    controller prints the store's job summary instead, see pytest_sessionstart)."""
+    controller prints the store's job summary instead, see xdist.pytest_sessionstart)."""
     if hasattr(config, "workerinput"):
         return None
 
@@ -117,52 +136,6 @@ def _terminal_writer(config):
             reporter.write_line(line)
 
     return write
-
-
-def pytest_sessionstart(session):
-    """Under xdist with --executor slurm the controller, which waits for no job itself, prints one
-    line whenever the store's queued/running/finished job counts change."""
-    config = session.config
-    executor = getattr(config, "pynqrepro", {}).get("executor")
-    if getattr(executor, "name", "local") != "slurm" or hasattr(config, "workerinput"):
-        return
-    if not config.getoption("numprocesses", None):
-        return
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    stop, show = threading.Event(), ProgressLine(reporter.write_line)
-    monitor = executor.monitor(config.pynqrepro["paths"]["store"])
-
-    def watch() -> None:
-        while True:
-            final = stop.is_set()
-            if final or show.due():  # SLURM is asked per job: only for a line shown
-                line = monitor.line()
-                if line:
-                    show(line)
-            if final:
-                show.flush()  # the final counts
-                return
-            stop.wait(executor.config.poll_s)
-
-    thread = threading.Thread(target=watch, daemon=True, name="pynqrepro-jobs")
-    thread.start()
-    config.pynqrepro["monitor"] = (stop, thread)
-
-
-def _share_cores(workers: int) -> None:
-    """Give each xdist worker its share of the cores: torch's default of one thread per core in
-    every worker oversubscribes the machine (it halved training speed on 2 cores with -n 2)."""
-    import torch
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node):
-    """xdist controller -> worker: one session id and --fresh cut-off for all workers."""
-    state = node.config.pynqrepro
-    node.workerinput["pynqrepro_session"] = vars(state["session"])
-    node.workerinput["pynqrepro_fresh_since"] = state["fresh_since"]
 
 
 def pytest_runtest_setup(item):
@@ -183,7 +156,7 @@ def pytest_runtest_setup(item):
 def _missing_dataset(config) -> str | None:
     """Why the scale's dataset cannot be read (the CIFAR-10 archive absent or corrupt), or None;
     found out once per process."""
-    state = config.pynqrepro
+    state = activate(config)
     if "missing_dataset" not in state:
         from pynqrepro.data.splits import missing_dataset
 
@@ -226,94 +199,3 @@ def pytest_sessionfinish(session):
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(f"pynqrepro: wrote {', '.join(written)} and index.md in {reports}")
-
-
-@pytest.fixture(scope="session")
-def scale(request):
-    return request.config.pynqrepro["scale"]
-
-
-@pytest.fixture(scope="session")
-def board(request):
-    return get_board(request.config.getoption("board"))
-
-
-@pytest.fixture(scope="session")
-def board_host(request):
-    return request.config.getoption("board_host")
-
-
-@pytest.fixture(scope="session")
-def data_dir(request):
-    return request.config.pynqrepro["paths"]["data"]
-
-
-def _store(config) -> ArtifactStore:
-    state = config.pynqrepro
-    if "store" not in state:
-        state["store"] = ArtifactStore(state["paths"]["store"], fresh_since=state["fresh_since"],
-                                       executor=state["executor"], session=state["session"].session,
-                                       verify=config.getoption("verify"))
-    return state["store"]
-
-
-@pytest.fixture(scope="session")
-def store(request):
-    return _store(request.config)
-
-
-@pytest.fixture(scope="session")
-def setup(scale, board, store, data_dir, request):
-    """What every measurement of this session shares (``pynqrepro.pipeline.Setup``)."""
-    from pynqrepro.pipeline import Setup
-
-    state = request.config.pynqrepro
-    return Setup(scale, board, store, data_dir, state["login"], state["paths"]["reports"])
-
-
-def pytest_generate_tests(metafunc):
-    """``@pytest.mark.study(module, trains=False)``: the test's ``case`` argument takes the study
-    module's CASES, with the ids ``pynqrepro report`` records under, each with the gpu marker
-    where it needs training that is GPU work (``_gpu_marks``): decided at collection, so
-    ``-m "not gpu"`` deselects it and nothing starts on the wrong machine."""
-    marker = metafunc.definition.get_closest_marker("study")
-    if marker is None:
-        return
-    module, trains = marker.args[0], marker.kwargs.get("trains", False)
-    metafunc.parametrize("case", [pytest.param(case, id=case.id,
-                                               marks=_gpu_marks(metafunc.config, case, trains or _trains(case)))
-                                  for case in module.CASES])
-
-
-def _trains(case) -> bool:
-    """A case that fine-tunes though its experiment does not (``case.trains``, e.g. the pruned build)."""
-    return getattr(case, "trains", False)
-
-
-def _gpu_marks(config, case, trains: bool) -> list:
-    """At a scale whose training is GPU work: the gpu marker when the case fine-tunes (``trains``)
-    or its trained CNV (``case.cnv_bits``; None: it measures none) is not in the store yet. A
-    checkpoint already there (trained on a GPU host, copied into --store-dir) lets the case run on
-    the CPU."""
-    scale = config.pynqrepro["scale"]
-    if not scale.needs_gpu or (case.cnv_bits is None and not trains):
-        return []
-    if trains:
-        return [pytest.mark.gpu(why=f"fine-tunes CNVs at {scale.name} scale")]
-    from pynqrepro.training.recipes import cached_checkpoint
-
-    weight_bits, act_bits = case.cnv_bits
-    cached = config.pynqrepro.setdefault("cached_checkpoints", {})  # one look per CNV, not per case
-    if case.cnv_bits not in cached:
-        cached[case.cnv_bits] = cached_checkpoint(_store(config), scale, weight_bits, act_bits) is not None
-    if cached[case.cnv_bits]:
-        return []
-    return [pytest.mark.gpu(why=f"the {scale.name}-scale CNV W{weight_bits}A{act_bits} is not in the store yet "
-                                "(train it on a GPU host and copy its store, or use --executor slurm)")]
-
-
-@pytest.fixture
-def results(request):
-    """Record rows of a report table: ``results.table(name, title=...).add(row, config=..., seed=...)``."""
-    state = request.config.pynqrepro
-    return Recorder(state["paths"]["reports"], state["session"], request.node.nodeid)
