@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from pynqrepro.core.executor import ProgressLine
+from pynqrepro.core.progress import ProgressLine
 from pynqrepro.pytest_plugin.options import activate
 
 
