@@ -276,7 +276,7 @@ def test_finn_reestimates_forced_implementation_choices():
     wanted = {}
     for group in groups:
         for node, attrs in group.node_attrs.items():
-            wanted[node] = {"PE": 2} if node.startswith("MVAU") else {}
+            wanted[node] = {"PE": 2, "SIMD": int(group.params["SIMD"].min())} if node.startswith("MVAU") else {}
             if "resType" in attrs:
                 wanted[node]["resType"] = "dsp"
             if node.startswith("ConvolutionInputGenerator"):

@@ -5,8 +5,14 @@ Groups are single nodes except a depthwise ConvolutionInputGenerator and the Poo
 whose SIMD and PE FINN requires to be equal. Legality follows FINN: PE divides MH (channels),
 SIMD divides MW (IFMChannels), an MVAU's weight bits per PE (SIMD x W) stay within
 ``mvau_wwidth_max`` as in SetFolding, and any other node's PE passes FINN's own folded-shape
-assertions (a Reshape's PE divides the last axis of its input and of its output). Nodes FINN's
-SetFolding does not fold keep their setting
+assertions (a Reshape's PE divides the last axis of its input and of its output). Buildable by
+construction: the space also holds only what FINN's code generation (step_hw_codegen, the last
+pure-Python step before the first Xilinx tool) accepts, rules read from FINN's node classes:
+MVAU_hls ``defines("ipgen")`` needs SIMD >= MW / 1024 and its weight stream (PE x SIMD x W) fits
+an ap_uint of 8191 bits; ConvolutionInputGenerator_rtl ``generate_hdl`` needs SIMD = IFMChannels
+in the parallel-window style and, in the default style, address increments within its buffer
+(``prepare_codegen_default``). tests/test_folding_buildable.py sweeps foldings through FINN's
+code generation. Nodes FINN's SetFolding does not fold keep their setting
 (one candidate) but still count towards the totals.
 
 Besides PE/SIMD, the FINN implementation choices its estimates model can be decisions too
@@ -158,6 +164,9 @@ def _spec(node, fpgapart: str) -> cm.NodeSpec:
 
 def build_space(model: ModelWrapper, fpgapart: str, options: SpaceOptions = SpaceOptions()) -> list[Group]:
     """Every group of ``model`` with its legal candidates and their costs, in graph order."""
+    from pynqrepro.finnflow.finn_setup import boot_finn
+
+    boot_finn()  # FINN's settings (rtllib templates) for the code-generation checks in _folds
     nodes = hw_nodes(model)
     pruning = _pruning_by_node(nodes, options.pruning)
     tied = {}  # depthwise SWG name -> its Pool/VVAU consumer
@@ -218,6 +227,12 @@ def _styles(spec, attr: str, choose: bool, values: tuple) -> list[int]:
     return [cm.encode(attr, v) for v in (current,) + (tuple(v for v in values if v != same) if choose else ())]
 
 
+def hls_mvau_codegen_accepts(simd, mw) -> np.ndarray:
+    """MVAU_hls.defines("ipgen") (step_hw_codegen) asserts "HLS synthesis of MatrixVectorActivation
+    requires: SIMD >= MW / 1024", for the MW the node is built with."""
+    return np.asarray(simd) >= np.asarray(mw) / 1024
+
+
 def _mvau_group(spec, options: SpaceOptions, pruning: StudyRule | MaskedBlocks | None) -> Group:
     a = spec.attrs
     if pruning is not None:
@@ -236,6 +251,13 @@ def _mvau_group(spec, options: SpaceOptions, pruning: StudyRule | MaskedBlocks |
         keep = c["PE"] * c["SIMD"] * a["W"] <= 8191
         c = {k: v[keep] for k, v in c.items()}
     c["MW"] = pruning.columns(a["MW"], c["SIMD"]) if pruning is not None else np.full(len(c["PE"]), a["MW"])
+    if spec.op_type == "MVAU_hls":
+        keep = hls_mvau_codegen_accepts(c["SIMD"], c["MW"])
+        if not keep.any():
+            raise UserError(f"{spec.name} (MW {a['MW']}): FINN's HLS code generation accepts no legal SIMD "
+                            "(SIMD >= MW / 1024 and SIMD dividing MW): prune or pad the layer to a MW with a "
+                            "divisor of at least MW / 1024")
+        c = {k: v[keep] for k, v in c.items()}
     attrs = {"PE": "PE", "SIMD": "SIMD"}
     if options.choose_ram_style:
         attrs["ram_style"] = "ram_style"
@@ -266,8 +288,9 @@ def _swg_group(spec, options: SpaceOptions) -> Group:
 def _folds(spec, attr: str, value: int) -> bool:
     """Whether FINN's own checks accept ``attr`` = ``value``: the folded-shape assertions (e.g.
     Reshape's PE dividing the last axis of its input and of its output) and, for an RTL sliding
-    window, the implementation-style ones its HDL generation runs (a parallel-window, non-depthwise
-    window streams all channels at once)."""
+    window, the ones its HDL generation (generate_hdl in step_hw_codegen) runs: the implementation
+    style's (a parallel-window, non-depthwise window streams all channels at once) and the default
+    style's buffer addressing (prepare_codegen_default: no address increment beyond the buffer)."""
     inst = cm.getHWCustomOp(spec.onnx_node)
     saved = inst.get_nodeattr(attr)
     inst.set_nodeattr(attr, int(value))
@@ -275,8 +298,9 @@ def _folds(spec, attr: str, value: int) -> bool:
         inst.get_folded_input_shape(0)
         for i in range(len(spec.onnx_node.output)):
             inst.get_folded_output_shape(i)
-        if hasattr(inst, "select_impl_style"):
-            inst.select_impl_style()
+        if hasattr(inst, "select_impl_style") and inst.select_impl_style() == "default" \
+                and hasattr(inst, "prepare_codegen_default"):
+            inst.prepare_codegen_default()
         return True
     except AssertionError:
         return False
