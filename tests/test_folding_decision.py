@@ -11,7 +11,7 @@ import pytest
 
 from pynqrepro.folding import costmodel as cm, decision
 from pynqrepro.folding.optimise import board_budget, optimise
-from pynqrepro.folding.space import build_space
+from pynqrepro.folding.space import SpaceOptions, build_space
 from pynqrepro.references import SYNTHESIS_ANCHORS
 
 import hw_models
@@ -47,6 +47,21 @@ def test_threshold_logic_of_2bit_mvaus_is_priced_as_finn_prices_distributed(cnv2
             oracle = cm.finn_costs(spec, [setting])
             assert int(group.costs.LUT[i]) == int(oracle.LUT[0]), (group.name, setting)
             assert int(group.costs.LUT[i]) > int(group.finn_costs.LUT[i])  # FINN raw prices them at 0
+
+
+def test_threshold_memory_is_a_decision(cnv2):
+    """With the choice, every activation-bearing MVAU_hls offers thresholds in BRAM: fewer LUTs, more
+    BRAM18 than the same PE/SIMD in LUTRAM; FINN's raw estimate tells them apart not at all."""
+    plain = {g.name: g for g in build_space(cnv2, PYNQ_Z1.part)}
+    chosen = build_space(cnv2, PYNQ_Z1.part, SpaceOptions(choose_threshold_ram_style=True))
+    mvaus = [g for g in chosen if "ram_style_thresholds" in g.node_attrs.get(g.name, {})]
+    assert len(mvaus) >= 8
+    for g in mvaus:
+        block = g.params["ram_style_thresholds"] == cm.encode("ram_style_thresholds", "block")
+        assert block.any() and (~block).any() and len(g) == 2 * len(plain[g.name])
+        assert (g.costs.LUT[block] < g.costs.LUT[~block]).all() and (g.costs.BRAM_18K[block] > g.costs.BRAM_18K[~block]).all()
+        assert (g.finn_costs.LUT[block] == g.finn_costs.LUT[~block]).all()
+        assert {g.assignment(i)[g.name]["ram_style_thresholds"] for i in range(len(g))} == {"auto", "block"}
 
 
 @pytest.mark.parametrize("bits", [2, 4])

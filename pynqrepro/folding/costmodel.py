@@ -21,7 +21,9 @@ from pynqrepro.finnflow.estimate import RESOURCES
 
 RAM_STYLES = ("auto", "block", "distributed", "ultra")  # index = code in the ram_style array
 RES_TYPES = ("auto", "lut", "dsp")  # index = code in the resType array (MVAU multipliers)
-_CODED = {"ram_style": RAM_STYLES, "resType": RES_TYPES}  # string attributes carried as int codes
+THRESHOLD_STYLES = ("auto", "block", "distributed")  # index = code of MVAU ram_style_thresholds
+# string attributes carried as int codes
+_CODED = {"ram_style": RAM_STYLES, "resType": RES_TYPES, "ram_style_thresholds": THRESHOLD_STYLES}
 
 
 def encode(attr: str, value) -> int:
@@ -153,12 +155,14 @@ def memory_bits(spec: NodeSpec, mw=None) -> np.ndarray | int:
     return mw * a["MH"] * a["W"] + a["MH"] * threshold_levels(spec) * a["acc_bits"]
 
 
-def mvau_costs(spec: NodeSpec, pe, simd, ram_style, mw=None, res_type=None, decision: bool = False) -> Costs:
+def mvau_costs(spec: NodeSpec, pe, simd, ram_style, mw=None, res_type=None, decision: bool = False,
+               thresholds=None) -> Costs:
     """``mw`` (per candidate) overrides the node's MW: the pruning-aware mode, where the study's
     SIMD-block pruning leaves a MW that depends on the SIMD chosen. ``res_type`` (per candidate,
     ``RES_TYPES`` codes; default the node's own) is MVAU_hls's multiplier style: "dsp" moves the
-    multipliers' LUTs to DSP slices (MVAU_rtl always uses DSPs). ``decision``: pynqrepro's estimate
-    (FINN's blind spots priced, see above) instead of FINN's own."""
+    multipliers' LUTs to DSP slices (MVAU_rtl always uses DSPs). ``thresholds`` (per candidate,
+    ``THRESHOLD_STYLES`` codes; default the node's own) is MVAU_hls's ram_style_thresholds.
+    ``decision``: pynqrepro's estimate (FINN's blind spots priced, see above) instead of FINN's own."""
     a = spec.attrs
     pe, simd, ram_style = (np.asarray(x, dtype=np.int64) for x in (pe, simd, ram_style))
     res_type = np.broadcast_to(np.asarray(encode("resType", a["resType"]) if res_type is None else res_type,
@@ -205,15 +209,17 @@ def mvau_costs(spec: NodeSpec, pe, simd, ram_style, mw=None, res_type=None, deci
     widths = np.unique(mw)
     acc = np.asarray([_mvau_acc_bits({**a, "MW": int(x)}) for x in widths], dtype=np.float64)
     acc = acc[np.searchsorted(widths, mw)]
-    thr = comp = 0
     levels = threshold_levels(spec)
-    style = a["ram_style_thresholds"]
-    if levels and (style == "distributed" or (decision and style == "auto")):
-        thr = levels * acc * np.ceil((mh // pe) / 64)
-        comp = levels * acc
-    elif levels and decision and style == "block":
-        comp = levels * acc
-        bram = bram + (pe * levels * np.ceil(acc / 36)).astype(np.int64)
+    style = np.broadcast_to(np.asarray(encode("ram_style_thresholds", a["ram_style_thresholds"])
+                                       if thresholds is None else thresholds, dtype=np.int64), pe.shape)
+    in_luts = style == THRESHOLD_STYLES.index("distributed")
+    in_bram = np.zeros(pe.shape, dtype=bool)
+    if decision:
+        in_luts = in_luts | (style == THRESHOLD_STYLES.index("auto"))
+        in_bram = style == THRESHOLD_STYLES.index("block")
+    thr = np.where(in_luts, levels * acc * np.ceil((mh // pe) / 64), 0)
+    comp = np.where(in_luts | in_bram, levels * acc, 0)
+    bram = bram + np.where(in_bram, pe * levels * np.ceil(acc / 36), 0).astype(np.int64)
     lut = (300 + 1.1 * (pe * (mult + adder + acc + thr + comp)) + c2).astype(np.int64)
     dsp = np.where(use_dsp, pe * simd * math.ceil((w + act) / 48), 0)
     return Costs(cycles, lut, bram, uram, dsp.astype(np.int64))

@@ -116,9 +116,9 @@ def node_memory_bits(spec: cm.NodeSpec, mw=None):
     return 0
 
 
-def mvau(spec: cm.NodeSpec, pe, simd, ram_style, mw=None, res_type=None) -> cm.Costs:
+def mvau(spec: cm.NodeSpec, pe, simd, ram_style, mw=None, res_type=None, thresholds=None) -> cm.Costs:
     """Our estimate of an MVAU at each candidate."""
-    costs = cm.mvau_costs(spec, pe, simd, ram_style, mw, res_type, decision=True)
+    costs = cm.mvau_costs(spec, pe, simd, ram_style, mw, res_type, decision=True, thresholds=thresholds)
     return node_model().apply(spec.op_type, costs, cm.memory_bits(spec, mw))
 
 

@@ -42,7 +42,7 @@ def get_res(folding: Folding, budget: Budget) -> list[dict]:
     for group, i in zip(folding.groups, folding.choice):
         for k, (node, attrs) in enumerate(group.assignment(i).items()):
             row = {"node": node, "PE": attrs.get("PE"), "SIMD": attrs.get("SIMD"),
-                   **{attr: attrs[attr] for attr in ("ram_style", "resType") if attr in attrs}}
+                   **{attr: attrs[attr] for attr in ("ram_style", "resType", "ram_style_thresholds") if attr in attrs}}
             if k == 0:
                 row["cycles"] = int(group.costs.cycles[i])
                 row.update(_costs({r: int(group.costs.resource(r)[i]) for r in cm.RESOURCES}, budget))

@@ -18,8 +18,10 @@ code generation. Nodes FINN's SetFolding does not fold keep their setting
 Besides PE/SIMD, the FINN implementation choices its estimates model can be decisions too
 (``SpaceOptions``; off by default, so a node keeps the setting of the HW model, as FINN's build
 leaves it): MVAU weight memory in BRAM or LUTRAM (``ram_style``), MVAU_hls multipliers in LUTs or
-DSPs (``resType``), and sliding-window line buffers in BRAM or LUTRAM (SWG ``ram_style``, also
-for a depthwise SWG tied to its Pool). Every candidate is one point of the Cartesian product of a
+DSPs (``resType``), MVAU_hls thresholds in LUTRAM or BRAM (``ram_style_thresholds``, priced by
+pynqrepro's estimate only: FINN's counts thresholds for "distributed" alone), and sliding-window
+line buffers in BRAM or LUTRAM (SWG ``ram_style``, also for a depthwise SWG tied to its Pool).
+Every candidate is one point of the Cartesian product of a
 group's axes.
 
 Pruning-aware mode: a pruned MVAU is either sized by the study's rule at each candidate SIMD
@@ -122,11 +124,13 @@ class SpaceOptions:
     pruning: tuple = ()
     choose_res_type: bool = False  # MVAU_hls multipliers in LUTs or DSPs as a decision
     choose_swg_ram_style: bool = False  # SWG line buffers in block or distributed RAM as a decision
+    choose_threshold_ram_style: bool = False  # MVAU_hls thresholds in LUTs or BRAM as a decision
 
     @classmethod
     def all_finn_choices(cls, **kwargs) -> "SpaceOptions":
         """Every FINN implementation choice the estimates model as a decision."""
-        return cls(choose_ram_style=True, choose_res_type=True, choose_swg_ram_style=True, **kwargs)
+        return cls(choose_ram_style=True, choose_res_type=True, choose_swg_ram_style=True,
+                   choose_threshold_ram_style=True, **kwargs)
 
 
 _BLOCK_OR_LUTRAM = ("block", "distributed")
@@ -244,9 +248,16 @@ def _mvau_group(spec, options: SpaceOptions, pruning: StudyRule | MaskedBlocks |
     # MVAU_rtl is DSP-only. 1-bit weights are XNOR-popcount or sign flips in finn-hlslib, which the
     # DSP resource hint cannot map to DSPs, although FINN's estimate would count DSPs for them.
     choose_res_type = options.choose_res_type and spec.op_type == "MVAU_hls" and a["W"] > 1
+    # thresholds of an HLS MVAU: "auto"/"distributed" (LUTRAM, what HLS builds for the fully
+    # partitioned array) or "block" (a BRAM18 per partition); MVAU_rtl has no embedded thresholds
+    choose_thresholds = options.choose_threshold_ram_style and spec.op_type == "MVAU_hls" \
+        and cm.threshold_levels(spec) > 0 and a["ram_style_thresholds"] != "block"
+    thresholds = [cm.encode("ram_style_thresholds", a["ram_style_thresholds"])]
+    if choose_thresholds:
+        thresholds.append(cm.encode("ram_style_thresholds", "block"))
     c = _grid(PE=divisors(a["MH"]), SIMD=simds,
               ram_style=_styles(spec, "ram_style", options.choose_ram_style, _BLOCK_OR_LUTRAM),
-              resType=_styles(spec, "resType", choose_res_type, ("lut", "dsp")))
+              resType=_styles(spec, "resType", choose_res_type, ("lut", "dsp")), ram_style_thresholds=thresholds)
     if spec.op_type == "MVAU_hls":  # HLS weight streams are ap_uint, at most 8191 bits wide
         keep = c["PE"] * c["SIMD"] * a["W"] <= 8191
         c = {k: v[keep] for k, v in c.items()}
@@ -263,8 +274,12 @@ def _mvau_group(spec, options: SpaceOptions, pruning: StudyRule | MaskedBlocks |
         attrs["ram_style"] = "ram_style"
     if choose_res_type:
         attrs["resType"] = "resType"
+    if choose_thresholds:
+        attrs["ram_style_thresholds"] = "ram_style_thresholds"
     args = (spec, c["PE"], c["SIMD"], c["ram_style"], c["MW"], c["resType"])
-    return Group(spec.name, [spec], c, decision.mvau(*args), {spec.name: attrs}, cm.mvau_costs(*args))
+    thresholds = c["ram_style_thresholds"]
+    return Group(spec.name, [spec], c, decision.mvau(*args, thresholds=thresholds), {spec.name: attrs},
+                 cm.mvau_costs(*args, thresholds=thresholds))
 
 
 def _swg_costs(spec, simd: np.ndarray, ram_style: np.ndarray) -> tuple[cm.Costs, cm.Costs]:
