@@ -29,7 +29,8 @@ rows = []
 for bits in (1, 2, 4):
     torch.manual_seed(0)
     model = build_hw_model(export_qonnx(CNV(bits, bits).eval()), BOARD).hw_model
-    for label, options in (("PE/SIMD", SpaceOptions()), ("+LUTRAM weights", SpaceOptions(choose_ram_style=True))):
+    for label, options in (("PE/SIMD", SpaceOptions()), ("+LUTRAM weights", SpaceOptions(choose_ram_style=True)),
+                           ("all FINN choices", SpaceOptions.all_finn_choices())):
         design = build_design(model, BOARD, options)
         for ratio in (1.0, 0.85):
             budget = board_budget(BOARD, ratio)
