@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm, decision
 from pynqrepro.folding.optimise import board_budget, optimise
 from pynqrepro.folding.space import SpaceOptions, build_space
@@ -159,6 +160,13 @@ def test_node_decision_costs_of_a_folded_model(cnv2):
     inserted = decision.node_decision_costs(insert_dwcs_and_fifos(folded, PYNQ_Z1.part), PYNQ_Z1.part)
     fifos = [v for v in inserted.values() if v["op_type"] == "StreamingFIFO_rtl"]
     assert fifos and all(v["LUT"] > 0 and v["memory_bits"] == 0 for v in fifos)
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+    from onnx import helper
+
+    empty = ModelWrapper(qonnx_make_model(helper.make_graph([], "g", [], [])))
+    with pytest.raises(UserError, match="no FINN HW layers"):
+        decision.node_decision_costs(empty, PYNQ_Z1.part)
 
 
 @pytest.mark.parametrize("bits", [1, 2])

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm
 
 PUBLIC_BUILDS = ("A1", "D", "E1", "E2")  # public builds with per-node post-route rows
@@ -167,4 +168,7 @@ def node_decision_costs(model, part: str) -> dict:
             costs = _analytic(spec, cm.finn_costs(spec, [{}]), None)
         out[node.name] = {"op_type": node.op_type, **{r: int(costs.resource(r)[0]) for r in cm.RESOURCES},
                           "memory_bits": int(node_memory_bits(spec))}
+    if not out:
+        raise UserError("the model has no FINN HW layers: pass a folded, specialised HW-layer model (FINN's "
+                        "step_generate_estimate_reports output or later), not the network's QONNX export")
     return out
