@@ -266,7 +266,7 @@ def prepare_build(hw_model: ModelWrapper, folding: dict | Path, board: Board,
     user error becomes a UserError naming the folding."""
     steps = builder_steps()
     from finn.transformation.qonnx.give_unique_node_names_recursive import GiveUniqueNodeNamesRecursive
-    from finn.util.exception import FINNUserError
+    from finn.util.exception import FINNError
 
     if not isinstance(folding, dict):
         from pynqrepro.finnflow.foldconfig import read_folding
@@ -296,7 +296,7 @@ def prepare_build(hw_model: ModelWrapper, folding: dict | Path, board: Board,
             generate_code(stitched, board.part, board.clock_ns, tmp / "codegen_inserted",
                           only={node.name for node in inserted_nodes(stitched)})
             zynq = _zynq_preparation(stitched, board, tmp / "partitions")
-        except (AssertionError, FINNUserError) as exc:
+        except (AssertionError, FINNError) as exc:  # FINNUserError, or codegen's FINNInternalError
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise UserError(f"FINN's build preparation rejects this folding or FIFO config: {reason}; use a folding "
                             "from pynqrepro fold and the FIFO config of a build of the same folding") from None
