@@ -8,7 +8,7 @@ from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
 from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
 from pynqrepro.finnflow.estimate import estimate
-from pynqrepro.finnflow.foldconfig import apply_folding, published_folding
+from pynqrepro.finnflow.foldconfig import all_ones_folding, apply_folding, published_folding
 from pynqrepro.folding import baselines
 from pynqrepro.folding.optimise import board_budget, optimise
 from pynqrepro.folding.space import build_space
@@ -35,7 +35,7 @@ def test_published_folding_costs_what_finn_estimates(w1a1):
     cycles = {layer.name: layer.cycles for layer in finn.layers}
     for group, choice in zip(ours.groups, ours.choice):
         assert group.costs.cycles[choice] == max(cycles[spec.name] for spec in group.nodes), group.name
-    assert [ours.compute_total(r) for r in ("LUT", "BRAM_18K")] == [finn.totals["lut"], finn.totals["bram18"]]
+    assert [ours.finn_compute_total(r) for r in ("LUT", "BRAM_18K")] == [finn.totals["lut"], finn.totals["bram18"]]
 
 
 def test_settings_a_space_keeps_fixed_are_refused(store):
@@ -48,13 +48,23 @@ def test_settings_a_space_keeps_fixed_are_refused(store):
         baselines.from_config(groups, published_folding(w2a2, 2, 2), "FINN published")
 
 
-def test_all_ones_sets_every_pe_and_simd_to_one(w1a1):
+def test_all_ones_is_the_slowest_folding_finn_builds(w1a1):
+    """PE = SIMD = 1 everywhere but where FINN's HLS code generation needs SIMD >= MW / 1024: CNV's
+    MVAU_hls_3/4/5 (MW 1152, 1152, 2304) take the smallest such divisor of MW."""
     groups = build_space(w1a1, PYNQ_Z1.part)
     folding = baselines.all_ones(groups)
+    needs = {}
     for group, choice in zip(groups, folding.choice):
-        for attrs in group.assignment(choice).values():
-            assert all(value == 1 for attr, value in attrs.items() if attr in ("PE", "SIMD")), group.name
-    assert folding.max_cycles == estimate(apply_folding(w1a1, None), PYNQ_Z1.part, PYNQ_Z1.clock_ns).max_cycles
+        for node, attrs in group.assignment(choice).items():
+            mw = group.nodes[0].attrs.get("MW", 0) if node.startswith("MVAU_hls") else 0
+            least = min(d for d in range(1, mw + 1) if mw % d == 0 and d >= mw / 1024) if mw > 1024 else 1
+            assert attrs.get("PE", 1) == 1 and attrs.get("SIMD", 1) == least, (node, attrs)
+            if least > 1:
+                needs[node] = least
+    assert needs == {"MVAU_hls_3": 2, "MVAU_hls_4": 2, "MVAU_hls_5": 3}
+    config = {n: {"SIMD": s} for n, s in needs.items()}
+    assert folding.max_cycles == estimate(apply_folding(w1a1, {**all_ones_folding(w1a1), **{
+        n: {**all_ones_folding(w1a1)[n], **c} for n, c in config.items()}}), PYNQ_Z1.part, PYNQ_Z1.clock_ns).max_cycles
 
 
 def test_fold_cli_takes_a_training_checkpoint(store, tmp_path, capsys):

@@ -7,13 +7,14 @@ runs, after the steps ``build.py`` shares (up to ``step_specialize_layers``):
 2. ``step_apply_folding_config`` (GiveUniqueNodeNamesRecursive + ApplyConfig of the JSON),
    ``step_minimize_bit_width``, ``step_transpose_decomposition``, ``step_generate_estimate_reports``,
    ``step_assign_ddr_weight_offsets``: FINN's own step functions, called here as they are;
-3. ``step_generate_hardware``: GiveUniqueNodeNamesRecursive, then HLS code generation and IP
-   synthesis (``step_hw_codegen`` / ``step_hw_ipgen``: the first Xilinx tools, skipped here),
-   then ``step_set_fifo_depths``. Its branches without simulation are copied: with
+3. ``step_generate_hardware``: GiveUniqueNodeNamesRecursive, then ``step_hw_codegen`` (PrepareIP:
+   every node's ``code_generation_ipgen``, HLS sources and filled RTL templates, pure Python, run
+   here with its assertions, e.g. MVAU_hls's "SIMD >= MW / 1024") and IP synthesis
+   (``step_hw_ipgen``: the first Xilinx tool, skipped here), then ``step_set_fifo_depths``. Its branches without simulation are copied: with
    ``force_minimal_fifos`` (no FIFO config) or a ``fifo_config_file``, InsertDWC,
    InsertFIFO(create_shallow_fifos=True), SpecializeLayers, GiveUniqueNodeNamesRecursive,
    GiveReadableTensorNames (and ApplyFIFODepthsFromFile with a config), FINN's fifo_sizing.json
-   report; then naming again and code/IP generation of the new nodes (skipped);
+   report; then naming again and code generation of the new nodes (run; their IP generation skipped);
 4. ``step_create_stitched_ip`` ... ``step_out_of_context_synthesis``: Vivado or RTL simulation only;
    ``step_prepare_synthesis`` does nothing for a Zynq board;
 5. ``step_synthesize_bitfile``: ``ZynqBuild`` (make_zynq_proj.py) runs InferDataLayouts, then
@@ -25,6 +26,7 @@ So a folding FINN's build would reject (a PE no node accepts, a stream FIFO/DWC 
 fails here, on a laptop, with FINN's own message.
 """
 
+import copy
 import json
 import math
 import tempfile
@@ -88,17 +90,27 @@ def inserted_nodes(model: ModelWrapper) -> list[InsertedNode]:
     return out
 
 
+def certified_fifo_settings(fifo_config_file: Path | None = None) -> dict:
+    """The DataflowBuildConfig FIFO settings a folding is certified with (``fold``, build preparation)
+    and built with (the synthesis stage): FIFOs at the depths the folding JSON's nodes carry
+    (``inFIFODepths``/``outFIFODepths``: minimal unless ``fold --fifo-config`` set them), inserted
+    by ``force_minimal_fifos`` without sizing, or at the depths of a fifo_sizing.json."""
+    from finn.builder.build_dataflow_config import AutoFIFOSizingMethod
+
+    return {"fifo_config_file": fifo_config_file, "auto_fifo_depths": fifo_config_file is None,
+            "auto_fifo_strategy": AutoFIFOSizingMethod.FORCE_MINIMAL_FIFOS}
+
+
 def build_config(board: Board, output_dir: Path, folding_file: Path | None = None,
                  fifo_config_file: Path | None = None):
     """FINN's DataflowBuildConfig of a build of ``board`` from a folding JSON: FIFOs at their
-    minimal depths (``force_minimal_fifos``), or at the depths of a FIFO config."""
+    certified depths (``certified_fifo_settings``)."""
     builder_steps()
-    from finn.builder.build_dataflow_config import AutoFIFOSizingMethod, DataflowBuildConfig, DataflowOutputType
+    from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType
 
     return DataflowBuildConfig(
         output_dir=str(output_dir), synth_clk_period_ns=board.clock_ns, board=board.finn_board,
-        fpga_part=board.part, folding_config_file=folding_file, fifo_config_file=fifo_config_file,
-        auto_fifo_depths=fifo_config_file is None, auto_fifo_strategy=AutoFIFOSizingMethod.FORCE_MINIMAL_FIFOS,
+        fpga_part=board.part, folding_config_file=folding_file, **certified_fifo_settings(fifo_config_file),
         generate_outputs=[DataflowOutputType.ESTIMATE_REPORTS, DataflowOutputType.BITFILE])
 
 
@@ -120,6 +132,30 @@ def insert_dwcs_and_fifos(model: ModelWrapper, part: str, fifo_config_file: Path
     if fifo_config_file is not None:
         model = model.transform(ApplyFIFODepthsFromFile(Path(fifo_config_file)))
     return model
+
+
+def generate_code(model: ModelWrapper, part: str, clock_ns: float, workdir: Path, only=None,
+                  weight_files: bool = False) -> None:
+    """``step_hw_codegen`` without its cache: FINN's ``code_generation_ipgen`` of every HW node (or
+    of the ``only`` node names) of a copy of ``model``, into ``workdir``. Pure Python (HLS sources,
+    filled RTL templates); FINN's assertions propagate. Without ``weight_files`` an MVAU's weights
+    go through FINN's layout transform (``get_hw_compatible_weight_tensor``, whose assertions are
+    the folding's) but are not hex-formatted into files: that takes ~100 s for a CNV and cannot
+    reject a folding the transform accepts."""
+    from finn.util.basic import getHWCustomOp
+    from finn.util.fpgadataflow import is_hls_node, is_rtl_node
+
+    model = ModelWrapper(copy.deepcopy(model.model))
+    for node in model.graph.node:
+        if not (is_hls_node(node) or is_rtl_node(node)) or (only is not None and node.name not in only):
+            continue
+        inst = getHWCustomOp(node)
+        code_dir = Path(workdir) / node.name
+        code_dir.mkdir(parents=True, exist_ok=True)
+        inst.set_nodeattr("code_gen_dir_ipgen", str(code_dir))
+        if not weight_files and hasattr(inst, "get_hw_compatible_weight_tensor"):
+            inst.make_weight_file = lambda weights, mode, name, inst=inst: inst.get_hw_compatible_weight_tensor(weights)
+        inst.code_generation_ipgen(model, part, clock_ns)
 
 
 def node_resources(model: ModelWrapper, part: str) -> dict:
@@ -230,7 +266,7 @@ def prepare_build(hw_model: ModelWrapper, folding: dict | Path, board: Board,
     user error becomes a UserError naming the folding."""
     steps = builder_steps()
     from finn.transformation.qonnx.give_unique_node_names_recursive import GiveUniqueNodeNamesRecursive
-    from finn.util.exception import FINNUserError
+    from finn.util.exception import FINNError
 
     if not isinstance(folding, dict):
         from pynqrepro.finnflow.foldconfig import read_folding
@@ -255,9 +291,12 @@ def prepare_build(hw_model: ModelWrapper, folding: dict | Path, board: Board,
                 model = step(model, cfg)
             folded = model
             model = model.transform(GiveUniqueNodeNamesRecursive())
+            generate_code(model, board.part, board.clock_ns, tmp / "codegen")
             stitched = insert_dwcs_and_fifos(model, board.part, fifo_file)
+            generate_code(stitched, board.part, board.clock_ns, tmp / "codegen_inserted",
+                          only={node.name for node in inserted_nodes(stitched)})
             zynq = _zynq_preparation(stitched, board, tmp / "partitions")
-        except (AssertionError, FINNUserError) as exc:
+        except (AssertionError, FINNError) as exc:  # FINNUserError, or codegen's FINNInternalError
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise UserError(f"FINN's build preparation rejects this folding or FIFO config: {reason}; use a folding "
                             "from pynqrepro fold and the FIFO config of a build of the same folding") from None

@@ -25,9 +25,9 @@ from pynqrepro.references import MVAU_WWIDTH_MAX
 NO_WIDTH_CAP = 10**6  # an mvau_wwidth_max no MVAU reaches
 
 
-def _match(group: Group, wanted: dict) -> int:
-    """Index of the candidate of ``group`` that sets ``wanted`` {node: {attr: value}} (missing
-    attributes free), cheapest (LUT, BRAM) first; UserError if it is not a legal candidate."""
+def _matching(group: Group, wanted: dict) -> np.ndarray:
+    """Mask of the candidates of ``group`` that set ``wanted`` {node: {attr: value}} (missing
+    attributes free)."""
     ok = np.ones(len(group), dtype=bool)
     for node, attrs in group.node_attrs.items():
         for attr, param in attrs.items():
@@ -35,11 +35,23 @@ def _match(group: Group, wanted: dict) -> int:
                 value = estimated_as(attr, wanted[node][attr])
                 codes = [c for c in np.unique(group.params[param]) if estimated_as(attr, cm.decode(attr, c)) == value]
                 ok &= np.isin(group.params[param], codes)
-    if not ok.any():
-        raise UserError(f"{group.name}: {wanted.get(group.name)} is not a legal folding of this model "
-                        "(PE/SIMD must divide the layer, SIMD x weight bits <= mvau_wwidth_max)")
+    return ok
+
+
+def _cheapest(group: Group, ok: np.ndarray) -> int:
     score = group.costs.LUT * 10**6 + group.costs.BRAM_18K
     return int(np.flatnonzero(ok)[np.argmin(score[ok])])
+
+
+def _match(group: Group, wanted: dict) -> int:
+    """Index of the candidate of ``group`` that sets ``wanted`` {node: {attr: value}} (missing
+    attributes free), cheapest (LUT, BRAM) first; UserError if it is not a legal candidate."""
+    ok = _matching(group, wanted)
+    if not ok.any():
+        raise UserError(f"{group.name}: {wanted.get(group.name)} is not a legal folding of this model "
+                        "(PE/SIMD must divide the layer, SIMD x weight bits <= mvau_wwidth_max, and FINN's "
+                        "code generation must accept it: MVAU_hls SIMD >= MW / 1024)")
+    return _cheapest(group, ok)
 
 
 def _fixed_settings(groups: list[Group], config: dict) -> list[str]:
@@ -86,9 +98,22 @@ def from_applied_config(model: ModelWrapper, board: Board, config: dict, method:
 
 
 def all_ones(space) -> Folding:
-    ones = {node: {attr: 1 for attr in attrs if attr in ("PE", "SIMD")}
-            for group in unpack(space)[0] for node, attrs in group.node_attrs.items()}
-    return from_config(space, ones, "all-1")
+    """The slowest legal folding: PE = SIMD = 1, except where FINN's code generation needs more
+    (an MVAU_hls with MW > 1024 needs SIMD >= MW / 1024), there the fewest PE x SIMD lanes; the
+    model's own implementation settings, cheapest first."""
+    groups, _ = unpack(space)
+    choice = []
+    for group in groups:
+        current = {spec.name: spec.attrs for spec in group.nodes}
+        own = {node: {a: current[node][a] for a in attrs if a in current[node] and a not in ("PE", "SIMD")}
+               for node, attrs in group.node_attrs.items()}
+        ok = _matching(group, own)
+        lanes = np.ones(len(group), dtype=np.int64)
+        for param in ("PE", "SIMD"):
+            lanes = lanes * group.params.get(param, 1)
+        ok &= lanes == lanes[ok].min() if ok.any() else ok
+        choice.append(_cheapest(group, ok) if group.node_attrs else 0)
+    return Folding.of("all-1", space, choice)
 
 
 def _light_copy(model: ModelWrapper) -> ModelWrapper:

@@ -5,15 +5,23 @@ Groups are single nodes except a depthwise ConvolutionInputGenerator and the Poo
 whose SIMD and PE FINN requires to be equal. Legality follows FINN: PE divides MH (channels),
 SIMD divides MW (IFMChannels), an MVAU's weight bits per PE (SIMD x W) stay within
 ``mvau_wwidth_max`` as in SetFolding, and any other node's PE passes FINN's own folded-shape
-assertions (a Reshape's PE divides the last axis of its input and of its output). Nodes FINN's
-SetFolding does not fold keep their setting
+assertions (a Reshape's PE divides the last axis of its input and of its output). Buildable by
+construction: the space also holds only what FINN's code generation (step_hw_codegen, the last
+pure-Python step before the first Xilinx tool) accepts, rules read from FINN's node classes:
+MVAU_hls ``defines("ipgen")`` needs SIMD >= MW / 1024 and its weight stream (PE x SIMD x W) fits
+an ap_uint of 8191 bits; ConvolutionInputGenerator_rtl ``generate_hdl`` needs SIMD = IFMChannels
+in the parallel-window style and, in the default style, address increments within its buffer
+(``prepare_codegen_default``). tests/test_folding_buildable.py sweeps foldings through FINN's
+code generation. Nodes FINN's SetFolding does not fold keep their setting
 (one candidate) but still count towards the totals.
 
 Besides PE/SIMD, the FINN implementation choices its estimates model can be decisions too
 (``SpaceOptions``; off by default, so a node keeps the setting of the HW model, as FINN's build
 leaves it): MVAU weight memory in BRAM or LUTRAM (``ram_style``), MVAU_hls multipliers in LUTs or
-DSPs (``resType``), and sliding-window line buffers in BRAM or LUTRAM (SWG ``ram_style``, also
-for a depthwise SWG tied to its Pool). Every candidate is one point of the Cartesian product of a
+DSPs (``resType``), MVAU_hls thresholds in LUTRAM or BRAM (``ram_style_thresholds``, priced by
+pynqrepro's estimate only: FINN's counts thresholds for "distributed" alone), and sliding-window
+line buffers in BRAM or LUTRAM (SWG ``ram_style``, also for a depthwise SWG tied to its Pool).
+Every candidate is one point of the Cartesian product of a
 group's axes.
 
 Pruning-aware mode: a pruned MVAU is either sized by the study's rule at each candidate SIMD
@@ -22,6 +30,7 @@ its masks (``MaskedBlocks``): at a folding SIMD dividing the masks' block width,
 leaves MW = the columns the masks keep; at any other SIMD the layer runs dense.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +40,7 @@ from pynqrepro.core.divisors import divisors
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.options import shorten
 from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding import decision
 from pynqrepro.pruning.rules import pruned_columns
 from pynqrepro.references import MVAU_WWIDTH_MAX
 
@@ -44,8 +54,14 @@ class Group:
     name: str
     nodes: list  # NodeSpec of every node the decision sets
     params: dict  # parameter -> per-candidate np.ndarray (PE, SIMD, ram_style/resType codes, MW)
-    costs: cm.Costs
+    costs: cm.Costs  # pynqrepro's estimate (``folding.decision``): what the optimiser decides on
     node_attrs: dict = field(default_factory=dict)  # node name -> attributes it takes from params
+    finn: cm.Costs | None = None  # FINN's own estimate of the candidates (None: same as ``costs``)
+
+    @property
+    def finn_costs(self) -> cm.Costs:
+        """FINN's raw estimate of every candidate, beside ours."""
+        return self.costs if self.finn is None else self.finn
 
     def __len__(self) -> int:
         return len(self.costs.cycles)
@@ -109,11 +125,13 @@ class SpaceOptions:
     pruning: tuple = ()
     choose_res_type: bool = False  # MVAU_hls multipliers in LUTs or DSPs as a decision
     choose_swg_ram_style: bool = False  # SWG line buffers in block or distributed RAM as a decision
+    choose_threshold_ram_style: bool = False  # MVAU_hls thresholds in LUTs or BRAM as a decision
 
     @classmethod
     def all_finn_choices(cls, **kwargs) -> "SpaceOptions":
         """Every FINN implementation choice the estimates model as a decision."""
-        return cls(choose_ram_style=True, choose_res_type=True, choose_swg_ram_style=True, **kwargs)
+        return cls(choose_ram_style=True, choose_res_type=True, choose_swg_ram_style=True,
+                   choose_threshold_ram_style=True, **kwargs)
 
 
 _BLOCK_OR_LUTRAM = ("block", "distributed")
@@ -151,6 +169,9 @@ def _spec(node, fpgapart: str) -> cm.NodeSpec:
 
 def build_space(model: ModelWrapper, fpgapart: str, options: SpaceOptions = SpaceOptions()) -> list[Group]:
     """Every group of ``model`` with its legal candidates and their costs, in graph order."""
+    from pynqrepro.finnflow.finn_setup import boot_finn
+
+    boot_finn()  # FINN's settings (rtllib templates) for the code-generation checks in _folds
     nodes = hw_nodes(model)
     pruning = _pruning_by_node(nodes, options.pruning)
     tied = {}  # depthwise SWG name -> its Pool/VVAU consumer
@@ -213,6 +234,12 @@ def _styles(spec, attr: str, choose: bool, values: tuple) -> list[int]:
     return [cm.encode(attr, v) for v in (current,) + (tuple(v for v in values if v != same) if choose else ())]
 
 
+def hls_mvau_codegen_accepts(simd, mw) -> np.ndarray:
+    """MVAU_hls.defines("ipgen") (step_hw_codegen) asserts "HLS synthesis of MatrixVectorActivation
+    requires: SIMD >= MW / 1024", for the MW the node is built with."""
+    return np.asarray(simd) >= np.asarray(mw) / 1024
+
+
 def _mvau_group(spec, options: SpaceOptions, pruning: StudyRule | MaskedBlocks | None) -> Group:
     a = spec.attrs
     if pruning is not None:
@@ -224,41 +251,64 @@ def _mvau_group(spec, options: SpaceOptions, pruning: StudyRule | MaskedBlocks |
     # MVAU_rtl is DSP-only. 1-bit weights are XNOR-popcount or sign flips in finn-hlslib, which the
     # DSP resource hint cannot map to DSPs, although FINN's estimate would count DSPs for them.
     choose_res_type = options.choose_res_type and spec.op_type == "MVAU_hls" and a["W"] > 1
+    # thresholds of an HLS MVAU: "auto"/"distributed" (LUTRAM, what HLS builds for the fully
+    # partitioned array) or "block" (a BRAM18 per partition); MVAU_rtl has no embedded thresholds
+    choose_thresholds = options.choose_threshold_ram_style and spec.op_type == "MVAU_hls" \
+        and cm.threshold_levels(spec) > 0 and a["ram_style_thresholds"] != "block"
+    thresholds = [cm.encode("ram_style_thresholds", a["ram_style_thresholds"])]
+    if choose_thresholds:
+        thresholds.append(cm.encode("ram_style_thresholds", "block"))
     c = _grid(PE=divisors(a["MH"]), SIMD=simds,
               ram_style=_styles(spec, "ram_style", options.choose_ram_style, _BLOCK_OR_LUTRAM),
-              resType=_styles(spec, "resType", choose_res_type, ("lut", "dsp")))
+              resType=_styles(spec, "resType", choose_res_type, ("lut", "dsp")), ram_style_thresholds=thresholds)
     if spec.op_type == "MVAU_hls":  # HLS weight streams are ap_uint, at most 8191 bits wide
         keep = c["PE"] * c["SIMD"] * a["W"] <= 8191
         c = {k: v[keep] for k, v in c.items()}
     c["MW"] = pruning.columns(a["MW"], c["SIMD"]) if pruning is not None else np.full(len(c["PE"]), a["MW"])
+    if spec.op_type == "MVAU_hls":
+        keep = hls_mvau_codegen_accepts(c["SIMD"], c["MW"])
+        if not keep.any():
+            raise UserError(f"{spec.name} (MW {a['MW']}): FINN's HLS code generation accepts no legal SIMD "
+                            "(SIMD >= MW / 1024 and SIMD dividing MW): prune or pad the layer to a MW with a "
+                            "divisor of at least MW / 1024")
+        c = {k: v[keep] for k, v in c.items()}
     attrs = {"PE": "PE", "SIMD": "SIMD"}
     if options.choose_ram_style:
         attrs["ram_style"] = "ram_style"
     if choose_res_type:
         attrs["resType"] = "resType"
-    costs = cm.mvau_costs(spec, c["PE"], c["SIMD"], c["ram_style"], c["MW"], c["resType"])
-    return Group(spec.name, [spec], c, costs, {spec.name: attrs})
+    if choose_thresholds:
+        attrs["ram_style_thresholds"] = "ram_style_thresholds"
+    args = (spec, c["PE"], c["SIMD"], c["ram_style"], c["MW"], c["resType"])
+    thresholds = c["ram_style_thresholds"]
+    return Group(spec.name, [spec], c, decision.mvau(*args, thresholds=thresholds), {spec.name: attrs},
+                 cm.mvau_costs(*args, thresholds=thresholds))
 
 
-def _swg_costs(spec, simd: np.ndarray, ram_style: np.ndarray) -> cm.Costs:
+def _swg_costs(spec, simd: np.ndarray, ram_style: np.ndarray) -> tuple[cm.Costs, cm.Costs]:
+    """(ours, FINN's) costs of a sliding window at each candidate."""
     if cm.swg_vectorised(spec):
-        return cm.swg_costs(spec, simd, ram_style)
-    return cm.finn_costs(spec, [{"SIMD": int(s), "ram_style": cm.decode("ram_style", r)}
-                                for s, r in zip(simd, ram_style)])
+        finn = cm.swg_costs(spec, simd, ram_style)
+    else:
+        finn = cm.finn_costs(spec, [{"SIMD": int(s), "ram_style": cm.decode("ram_style", r)}
+                                    for s, r in zip(simd, ram_style)])
+    return decision.other(spec, finn), finn
 
 
 def _swg_group(spec, options: SpaceOptions) -> Group:
     c = _grid(SIMD=_legal(spec, "SIMD", divisors(spec.attrs["IFMChannels"])),
               ram_style=_styles(spec, "ram_style", options.choose_swg_ram_style, _BLOCK_OR_LUTRAM))
     attrs = {"SIMD": "SIMD", "ram_style": "ram_style"} if options.choose_swg_ram_style else {"SIMD": "SIMD"}
-    return Group(spec.name, [spec], c, _swg_costs(spec, c["SIMD"], c["ram_style"]), {spec.name: attrs})
+    ours, finn = _swg_costs(spec, c["SIMD"], c["ram_style"])
+    return Group(spec.name, [spec], c, ours, {spec.name: attrs}, finn)
 
 
 def _folds(spec, attr: str, value: int) -> bool:
     """Whether FINN's own checks accept ``attr`` = ``value``: the folded-shape assertions (e.g.
     Reshape's PE dividing the last axis of its input and of its output) and, for an RTL sliding
-    window, the implementation-style ones its HDL generation runs (a parallel-window, non-depthwise
-    window streams all channels at once)."""
+    window, the ones its HDL generation (generate_hdl in step_hw_codegen) runs: the implementation
+    style's (a parallel-window, non-depthwise window streams all channels at once) and the default
+    style's buffer addressing (prepare_codegen_default: no address increment beyond the buffer)."""
     inst = cm.getHWCustomOp(spec.onnx_node)
     saved = inst.get_nodeattr(attr)
     inst.set_nodeattr(attr, int(value))
@@ -266,8 +316,9 @@ def _folds(spec, attr: str, value: int) -> bool:
         inst.get_folded_input_shape(0)
         for i in range(len(spec.onnx_node.output)):
             inst.get_folded_output_shape(i)
-        if hasattr(inst, "select_impl_style"):
-            inst.select_impl_style()
+        if hasattr(inst, "select_impl_style") and inst.select_impl_style() == "default" \
+                and hasattr(inst, "prepare_codegen_default"):
+            inst.prepare_codegen_default()
         return True
     except AssertionError:
         return False
@@ -287,19 +338,30 @@ def _legal(spec, attr: str, values) -> np.ndarray:
 def _pe_group(spec, limit: int, swg, options: SpaceOptions) -> Group:
     """A PE-folded node; with ``swg``, the depthwise SWG feeding it, whose SIMD equals the PE."""
     pes = _legal(spec, "PE", divisors(limit))
+    assignments = [{"PE": int(p)} for p in pes]
+    finn = cm.finn_costs(spec, assignments)
+    ours = decision.other(spec, finn, assignments)
     if swg is None:
-        costs = cm.finn_costs(spec, [{"PE": int(p)} for p in pes])
-        return Group(spec.name, [spec], {"PE": pes}, costs, {spec.name: {"PE": "PE"}})
-    pes = _legal(swg, "SIMD", pes)
+        return Group(spec.name, [spec], {"PE": pes}, ours, {spec.name: {"PE": "PE"}}, finn)
+    legal = np.isin(pes, _legal(swg, "SIMD", pes))
+    pes, ours, finn = pes[legal], ours.take(legal), finn.take(legal)
     c = _grid(PE=pes, ram_style=_styles(swg, "ram_style", options.choose_swg_ram_style, _BLOCK_OR_LUTRAM))
-    own = cm.finn_costs(spec, [{"PE": int(p)} for p in pes]).take(np.searchsorted(pes, c["PE"]))
+    at = np.searchsorted(pes, c["PE"])
+    swg_ours, swg_finn = _swg_costs(swg, c["PE"], c["ram_style"])
     swg_attrs = {"SIMD": "PE", "ram_style": "ram_style"} if options.choose_swg_ram_style else {"SIMD": "PE"}
-    return Group(spec.name, [swg, spec], c, combine(own, _swg_costs(swg, c["PE"], c["ram_style"])),
-                 {swg.name: swg_attrs, spec.name: {"PE": "PE"}})
+    return Group(spec.name, [swg, spec], c, combine(ours.take(at), swg_ours),
+                 {swg.name: swg_attrs, spec.name: {"PE": "PE"}}, combine(finn.take(at), swg_finn))
 
 
 def _fixed_group(spec) -> Group:
-    return Group(spec.name, [spec], {}, cm.finn_costs(spec, [{}]), {})
+    finn = cm.finn_costs(spec, [{}])
+    return Group(spec.name, [spec], {}, decision.other(spec, finn, [{}]), {}, finn)
+
+
+def as_finn_estimates(groups: list[Group]) -> list[Group]:
+    """The same candidates costed by FINN's raw estimate instead of ours: what FINN's SetFolding and
+    the study decide on, kept to compare with (and to reproduce FINN-estimate figures)."""
+    return [dataclasses.replace(g, costs=g.finn_costs, finn=None) for g in groups]
 
 
 def combine(a: cm.Costs, b: cm.Costs) -> cm.Costs:

@@ -353,7 +353,7 @@ def synthesis_row(model: str, board, synthesis: Synthesis) -> dict:
             "OOC LUT": ooc.lut, "OOC FF": ooc.ff, "OOC BRAM36": ooc.bram36, "OOC DSP": ooc.dsp,
             "OOC fmax MHz": round(ooc.fmax_mhz, 1),
             "design LUT": system.lut, "design BRAM36": system.bram36, "design DSP": system.dsp,
-            "design fmax MHz": round(system.fmax_mhz, 1),
+            "design fmax MHz": round(system.fmax_mhz, 1), "FIFO depths": build.fifo_depths,
             "FINN/OOC LUT": _ratio(row.get("FINN LUT"), ooc.lut),
             "ours/design LUT": _ratio(row.get("our LUT"), system.lut),
         })

@@ -2,8 +2,9 @@
 
 The build continues FINN's BNN-PYNQ flow (``finn/benchmarking/dut/bnn-pynq.yml``) where the
 estimate flow (``pynqrepro.finnflow.build``) stopped, after layer specialisation: FINN's builder
-(``build_dataflow_cfg``) applies the folding JSON, generates the hardware (FIFO sizing included),
-stitches the IP, runs out-of-context synthesis, synthesises the Zynq bitfile, writes the PYNQ
+(``build_dataflow_cfg``) applies the folding JSON, generates the hardware with exactly the FIFO
+depths the folding was certified with (the JSON's node depths: minimal, or ``fold --fifo-config``'s;
+FINN's FIFO sizing by simulation would deepen them past what ``fold`` budgeted), stitches the IP, runs out-of-context synthesis, synthesises the Zynq bitfile, writes the PYNQ
 driver settings and the deployment package. Everything lands in the artifact's ``build/`` folder
 in FINN's own layout; ``read_build`` parses the reports FINN wrote there.
 """
@@ -85,6 +86,7 @@ class SynthesisBuild:
     system: SynthesisResult  # whole Zynq design (shell included), WNS/fmax after routing
     build_dir: Path  # FINN's output folder
     key: str | None = None  # the store artifact's key (None: a folder read directly)
+    fifo_depths: str | None = None  # which FIFO depths it was built with (``fifo_depths_source``)
 
     @property
     def deploy_dir(self) -> Path:
@@ -92,10 +94,21 @@ class SynthesisBuild:
         return BuildPaths(self.build_dir).deploy
 
 
+def fifo_depths_source(folding: dict) -> str:
+    """Which FIFO depths a build of ``folding`` gets: those its JSON carries, else the minimal ones."""
+    carried = any(isinstance(attrs, dict) and ({"inFIFODepths", "outFIFODepths"} & set(attrs))
+                  for attrs in folding.values())
+    return ("the folding JSON's FIFO depths (fold --fifo-config), unsized" if carried
+            else "minimal FIFO depths (force_minimal_fifos), as certified")
+
+
 def synthesis_config(board: Board, output_dir: Path, folding_file: Path, clock_ns: float | None = None):
-    """FINN's DataflowBuildConfig for the full Zynq build of a specialised HW model at a folding."""
+    """FINN's DataflowBuildConfig for the full Zynq build of a specialised HW model at a folding,
+    with the FIFO settings the folding was certified with (``certified_fifo_settings``)."""
     boot_finn()
     from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType, ShellFlowType
+
+    from pynqrepro.finnflow.buildprep import certified_fifo_settings
 
     return DataflowBuildConfig.construct_from(DataflowBuildConfig(
         output_dir=str(output_dir),
@@ -106,6 +119,7 @@ def synthesis_config(board: Board, output_dir: Path, folding_file: Path, clock_n
         folding_config_file=Path(folding_file),
         generate_outputs=[DataflowOutputType(o) for o in SYNTH_OUTPUTS],
         steps=list(SYNTH_STEPS),
+        **certified_fifo_settings(),
     ))
 
 
@@ -120,40 +134,51 @@ def run_finn_build(model_file: Path, cfg) -> None:
         raise RuntimeError(f"FINN's build failed (log {log}):\n{tail}")
 
 
-def _check_fits(folded, board: Board) -> None:
-    """UserError when the whole design FINN's build makes of ``folded`` (compute nodes, DWCs and
-    FIFOs, the shell) exceeds ``board``: Vivado would work for hours and then fail to place it."""
-    from pynqrepro.finnflow.buildprep import whole_design_estimate
+def _check_buildable(hw_model, folding: dict, board: Board) -> None:
+    """UserError when FINN's build would reject ``folding`` before its first Xilinx tool (its build
+    preparation, code generation included), or when the whole design it makes (compute nodes, DWCs
+    and FIFOs, the shell) exceeds ``board``: Vivado would work for hours and then fail."""
+    from pynqrepro.finnflow.buildprep import prepare_build, whole_design_estimate
+    from pynqrepro.finnflow.foldconfig import apply_folding
 
-    whole, _ = whole_design_estimate(folded, board)
+    whole, _ = whole_design_estimate(apply_folding(hw_model, folding), board)
     over = board.exceeded(whole)
     if over:
         raise UserError(f"this folding does not fit {board.name} ({', '.join(over)} by FINN's estimate of the "
                         f"whole design): pass a folding from pynqrepro fold, which fits the budget")
+    prepare_build(hw_model, folding, board)  # FINN's own refusal (code generation included) as a UserError
+
+
+def slowest_folding(hw_model, board: Board) -> dict:
+    """The slowest folding FINN builds (``baselines.all_ones``: PE = SIMD = 1 where its code
+    generation allows; an MVAU_hls with MW > 1024 needs SIMD >= MW / 1024)."""
+    from pynqrepro.folding.baselines import all_ones
+    from pynqrepro.folding.space import build_space
+
+    return {k: v for k, v in all_ones(build_space(hw_model, board.part)).config().items() if k != "Defaults"}
 
 
 def synthesis_artifact(store: ArtifactStore, hw_artifact: Artifact, board: Board, folding: dict | None,
                        clock_ns: float | None = None) -> Artifact:
-    """The cached FINN build of ``hw_artifact`` at ``folding`` (None: all PE=SIMD=1) for ``board``,
-    keyed by all four and the clock.
+    """The cached FINN build of ``hw_artifact`` at ``folding`` (None: ``slowest_folding``) for
+    ``board``, keyed by all four and the clock.
 
-    A build not in the store is checked first (seconds: FINN's ApplyConfig + bit-width
-    minimisation, then its whole-design estimate), so a bad or over-budget folding is a one-line
+    A build not in the store is checked first (seconds: FINN's build preparation up to the first
+    Xilinx tool, code generation included, then its whole-design estimate), so a bad or over-budget folding is a one-line
     UserError rather than a failure an hour into Vivado; a cached build was checked when it was made.
     """
     from pynqrepro.finnflow.build import load_hw_model
-    from pynqrepro.finnflow.foldconfig import all_ones_folding, apply_folding
 
     clock_ns = clock_ns or board.clock_ns
     hw_model = load_hw_model(hw_artifact)
-    folding = all_ones_folding(hw_model) if folding is None else folding
+    folding = slowest_folding(hw_model, board) if folding is None else folding
     config = {"board": board.name, "part": board.part, "clock_ns": clock_ns, "folding": folding,
-              "steps": list(SYNTH_STEPS), "outputs": list(SYNTH_OUTPUTS)}
+              "steps": list(SYNTH_STEPS), "outputs": list(SYNTH_OUTPUTS), "fifos": "certified"}
     inputs = {"hw_model": hw_artifact}
     cached = store.find("finn_synthesis", config, inputs)
     if cached is not None:
         return cached
-    _check_fits(apply_folding(hw_model, folding), board)
+    _check_buildable(hw_model, folding, board)
 
     def build(out_dir: Path) -> None:
         reason = missing_vivado(board.board_files)
@@ -185,6 +210,7 @@ def finished_build(store: ArtifactStore, hw_artifact: Artifact, board: Board, fo
     package checked."""
     clock_ns = clock_ns or board.clock_ns
     artifact = synthesis_artifact(store, hw_artifact, board, folding, clock_ns)
-    build = dataclasses.replace(read_build(artifact.path / BUILD_DIR, clock_ns), key=artifact.key)
+    build = dataclasses.replace(read_build(artifact.path / BUILD_DIR, clock_ns), key=artifact.key,
+                                fifo_depths=fifo_depths_source(artifact.config["folding"]))
     check_package(build.deploy_dir)
     return build
