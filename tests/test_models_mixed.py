@@ -102,3 +102,14 @@ def test_mixed_cnv_prunes_and_folds_per_layer(mixed_trained):
     board = get_board("pynq-z1")
     folding = optimise(folding_design(load_hw_model(hw), board), board_budget(board))
     assert folding.fps(board.clock_ns) > 0 and folding.total("LUT") <= board_budget(board).LUT
+
+
+def test_each_board_specialises_one_shared_lowering(mixed_trained, store):
+    """FINN's board-independent steps run once per checkpoint: the Ultra96's HW model starts from the
+    same lowered files as the Pynq-Z1's (FINN names tensors at random, so two lowerings differ in
+    bytes); only its specialisation ran for its part."""
+    checkpoint, pynq = mixed_trained
+    ultra = hw_model_artifact(store, checkpoint, get_board("ultra96"))
+    for name in (QONNX_MODEL, "streamlined.onnx", "hw_generic.onnx"):
+        assert ultra.file(name).read_bytes() == pynq.file(name).read_bytes(), name
+    assert ultra.config["part"] == get_board("ultra96").part and load_hw_model(ultra).get_nodes_by_op_type("MVAU_hls")
