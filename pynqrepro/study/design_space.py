@@ -59,7 +59,9 @@ TABLE = "design_space"
 TITLE = "Design space: what to deploy on each board (per-layer bits x channel pruning x exact folding)"
 FIGURE = "design_space_front.png"
 FOLDINGS = "foldings"  # under reports/
-BITS = ("1/1", "2/2", "4/4", "convs2-fc1", "ends4-mid2")  # uniform shorthands and presets
+# Uniform shorthands and presets. Cut to fit the laptop reproduction (FINN lowers every candidate once):
+# 4/4 does not fit a Pynq-Z1 at fold's default budget; `pynqrepro explore --layer-bits` widens it.
+BITS = ("1/1", "2/2", "convs2-fc1", "ends4-mid2")
 SPARSITIES = (0.0, 0.3)  # channel pruning: fraction of conv weights removed
 OPTIMISM_PP = 1.0  # pre-filter: a candidate may beat the trained network of its capacity by this much
 NEAR_BEST_PP = 1.0  # recommendation (b): within this many points of the best accuracy
@@ -73,7 +75,7 @@ NOTES = [
     "rows fold the candidate's starting point (its parent's weights at its widths, pruned); recommended rows "
     "re-fold the trained checkpoint (FINN's bit-width minimisation may differ slightly).",
     "acc %: test accuracy of the fully fine-tuned network (uniform dense rows: the training experiment's "
-    "checkpoints). Smoke-scale rows are sklearn digits, where most designs are within noise of each other; "
+    "checkpoints), on the dataset the header's scale names. Smoke-scale rows are sklearn digits, where most designs are within noise of each other; "
     "paper scale (CIFAR-10) runs the same code through --executor slurm.",
     "Search: the hardware side is exhaustive; candidates that fit no folding, or that a trained network beats "
     f"in fps at their optimistic accuracy (+{OPTIMISM_PP:g} pp over the trained network of at least their "
@@ -470,22 +472,30 @@ def measure(setup: Setup, case: Case, candidates: tuple[Candidate, ...] | None =
 # ---- the report ----------------------------------------------------------------------------------
 
 def mixed_verdict(exploration: Exploration) -> str:
-    """Where per-layer mixed precision helps on this board, and where not, from the front."""
-    mixed_front = [e for e in exploration.front if e.candidate.uniform is None]
-    mixed_all = [e for e in exploration.full() if e.candidate.uniform is None]
-    if mixed_front:
-        return ("helps: " + ", ".join(f"{e.candidate.label} ({e.accuracy:.2f}%, {e.hardware.est_fps:,.0f} fps)"
-                                      for e in mixed_front) + " on the front, no uniform design matches it there")
-    if not mixed_all:
-        return "not shown: no mixed candidate was trained in full (pre-filter or halving stopped them)"
-    return ("does not help here: every fully trained mixed design (" + ", ".join(e.candidate.label for e in mixed_all)
-            + ") is dominated by a uniform one")
+    """Where per-layer mixed precision helps on this board, and where not: the front's mixed
+    designs, the dominated ones, and those the search stopped."""
+    front = {e.candidate for e in exploration.front}
+    mixed = [c for c in exploration.candidates if c.uniform is None]
+    on_front = [e for e in exploration.front if e.candidate.uniform is None]
+    dominated = [e.candidate.label for e in exploration.full() if e.candidate.uniform is None and e.candidate not in front]
+    halved = [c.label for c in mixed if c in exploration.halved]
+    dropped = [c.label for c in mixed if c in exploration.dropped]
+    parts = []
+    if on_front:
+        parts.append("helps: " + ", ".join(f"{e.candidate.label} ({e.accuracy:.2f}%, {e.hardware.est_fps:,.0f} fps)"
+                                           for e in on_front) + " on the front, which no uniform design dominates")
+    else:
+        parts.append("does not help on this board: no mixed design is on the front")
+    for label, names in (("dominated by a uniform design", dominated), ("stopped after the short fine-tune", halved),
+                         ("never trained (pre-filter)", dropped)):
+        if names:
+            parts.append(f"{label}: {', '.join(names)}")
+    return "; ".join(parts)
 
 
 def tabulate(results: Recorder, setup: Setup, measured: DesignSpace) -> None:
     exploration, board = measured.exploration, measured.exploration.board
     table = results.table(TABLE, title=TITLE, notes=NOTES, plot=f"{__name__}:front_plot")
-    source = f"pynqrepro ({setup.scale.name}, {setup.scale.dataset})"
 
     def design(e: Evaluated, hw: Hardware) -> dict:
         return {"board": board.name, "design": e.candidate.label, "layer bits": e.candidate.layer_bits,
@@ -504,16 +514,15 @@ def tabulate(results: Recorder, setup: Setup, measured: DesignSpace) -> None:
                    f"--folding reports/{rec.folding_json}")
         check = "passed" + (f" ({'; '.join(rec.finn_check)})" if rec.finn_check else ", FINN's figures equal ours")
         table.add({"recommended": rec.title, **design(rec.design, rec.hardware), "checkpoint key": artifact.key,
-                   "folding JSON": str(rec.folding_json), "build command": command, "FINN build check": check,
-                   "source": source}, config={"checkpoint": artifact.key, "layer_bits": rec.design.candidate.layer_bits})
+                   "folding JSON": str(rec.folding_json), "build command": command, "FINN build check": check}, config={"checkpoint": artifact.key, "layer_bits": rec.design.candidate.layer_bits})
     for e in exploration.front:
-        table.add({**design(e, e.hardware), "recommended": "", "on front": True, "trained": e.fidelity,
-                   "source": source}, config={"artifact": e.artifact.key})
+        table.add({**design(e, e.hardware), "recommended": "", "on front": True, "trained": e.fidelity},
+                  config={"artifact": e.artifact.key})
     front = {e.candidate for e in exploration.front}
     for e in exploration.full():
         if e.candidate not in front:
-            table.add({**design(e, e.hardware), "recommended": "", "on front": False, "trained": e.fidelity,
-                       "source": source}, config={"artifact": e.artifact.key})
+            table.add({**design(e, e.hardware), "recommended": "", "on front": False, "trained": e.fidelity},
+                      config={"artifact": e.artifact.key})
     size = len(exploration.candidates)
     trainings = exploration.trainings
     table.add({"board": board.name, "design": "search", "recommended": "",
@@ -521,12 +530,11 @@ def tabulate(results: Recorder, setup: Setup, measured: DesignSpace) -> None:
                         f" x pruning {', '.join(str(round(100 * s)) + '%' for s in sorted({c.sparsity for c in exploration.candidates}))}); "
                         f"hardware folded for all {size}; {len(exploration.dropped)} dropped before training "
                         f"({'; '.join(f'{c.label}: {why}' for c, why in exploration.dropped.items()) or 'none'}); "
-                        f"{trainings['short']} short and {trainings['full']} full fine-tunes "
+                        f"{trainings['short']} short and {trainings['full']} full fine-tunes (store artifacts, shared by the boards) "
                         f"({len(exploration.halved)} stopped by halving); "
                         f"{sum(1 for e in exploration.evaluated if e.fidelity == 'parent')} parents from the training "
-                        f"experiment"), "source": source})
-    table.add({"board": board.name, "design": "mixed precision", "recommended": "", "note": mixed_verdict(exploration),
-               "source": source})
+                        f"experiment")})
+    table.add({"board": board.name, "design": "mixed precision", "recommended": "", "note": mixed_verdict(exploration)})
 
 
 def front_plot(rows: list[dict], reports_dir: Path) -> None:
