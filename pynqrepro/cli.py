@@ -21,6 +21,7 @@ COMMANDS = (
     "pynqrepro.synthesis.cli",
     "pynqrepro.board.cli",
     "pynqrepro.study.cli",
+    "pynqrepro.study.explore_cli",
 )
 
 

@@ -70,15 +70,16 @@ def collected(result) -> set[str]:
 
 
 def test_what_needs_a_paper_checkpoint_not_in_the_store_is_gpu_work(tmp_path):
-    # every case that measures a trained CNV (calibration measures untrained ones: never GPU work)
-    everything = case_nodes(lambda module, case: case.cnv_bits is not None)
+    # every case that measures a trained CNV (calibration measures untrained ones: never GPU work), and
+    # the design-space search, which fine-tunes candidates (GPU work at paper scale)
+    everything = case_nodes(lambda module, case: case.cnv_bits is not None or module.TABLE == "design_space")
     assert collected(experiments(tmp_path, "--collect-only", "-q", "-m", "gpu")) == everything
     cache_paper_checkpoint(tmp_path / "store", 2, 2)
     cpu = collected(experiments(tmp_path, "--collect-only", "-q", "-m", "not gpu"))
-    # every case measuring the cached 2w2a CNV, but those that fine-tune (GPU work at paper scale): pruning
-    # and the pruned network's build
-    assert cpu == case_nodes(lambda module, case: case.cnv_bits in ((2, 2), None) and not module.TABLE == "pruning"
-                             and not getattr(case, "trains", False))
+    # every case measuring the cached 2w2a CNV, but those that fine-tune (GPU work at paper scale): pruning,
+    # the design space and the pruned network's build
+    assert cpu == case_nodes(lambda module, case: case.cnv_bits in ((2, 2), None)
+                             and module.TABLE not in ("pruning", "design_space") and not getattr(case, "trains", False))
     assert {node.split("::")[0] for node in cpu} == {
         "experiments/test_calibration.py", "experiments/test_training.py", "experiments/test_finn_flow.py", "experiments/test_folding.py",
         "experiments/test_synthesis.py", "experiments/test_board.py"}

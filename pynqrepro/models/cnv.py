@@ -17,7 +17,8 @@ from brevitas_examples.bnn_pynq.models.tensor_norm import TensorNorm
 from torch import nn
 
 from pynqrepro.models.spec import (CONV_CHANNELS, FC_FEATURES, IN_CHANNELS, KERNEL_SIZE, POOL_AFTER, check_bits,
-                                   check_widths)
+                                   check_widths, format_layer_bits, parse_layer_bits, uniform_layer_bits,
+                                   widest_bits)
 
 class Clamp(nn.Module):
     """Brevitas's ``TensorClamp`` as one ``torch.clamp``: the same values and the same gradients (to x
@@ -114,13 +115,20 @@ class CNV(nn.Module):
     """CNV: six 3x3 conv (no padding) + BN + quant act, pools after conv 2 and 4, three FC, TensorNorm.
 
     Input: images in [0, 1], scaled to ``2x - 1`` and quantized to 8-bit Q1.7 as in the study.
+    ``layer_bits`` (``spec.parse_layer_bits``'s text or tuple) gives each layer its own weight and
+    activation widths; ``weight_bits`` / ``act_bits`` are then their widest, whatever was passed.
     """
 
     def __init__(self, weight_bits: int, act_bits: int, in_bits: int = 8,
-                 conv_channels=CONV_CHANNELS, fc_features=FC_FEATURES, num_classes: int = 10):
+                 conv_channels=CONV_CHANNELS, fc_features=FC_FEATURES, num_classes: int = 10, layer_bits=None):
         super().__init__()
-        self.weight_bits = check_bits("weight bit width", weight_bits)
-        self.act_bits = check_bits("activation bit width", act_bits)
+        if layer_bits is None:
+            layers = uniform_layer_bits(check_bits("weight bit width", weight_bits),
+                                        check_bits("activation bit width", act_bits))
+        else:
+            layers = parse_layer_bits(layer_bits if isinstance(layer_bits, str) else format_layer_bits(layer_bits))
+        self.layer_bits = layers
+        self.weight_bits, self.act_bits = widest_bits(layers)
         self.in_bits = check_bits("input bit width", in_bits)
         self.conv_channels = check_widths("conv_channels", conv_channels, len(CONV_CHANNELS))
         self.fc_features = check_widths("fc_features", fc_features, len(FC_FEATURES))
@@ -132,27 +140,30 @@ class CNV(nn.Module):
             act_quant=ActQuant, bit_width=in_bits, min_val=-1.0, max_val=1.0 - 2.0 ** (-7),
             narrow_range=False, restrict_scaling_type=RestrictValueType.POWER_OF_TWO))
         in_ch = IN_CHANNELS
+        bits = iter(layers)
         for i, out_ch in enumerate(self.conv_channels):
+            w, a = next(bits)
             self.conv_features.append(QuantConv2d(
                 in_ch, out_ch, KERNEL_SIZE, bias=False,
-                weight_quant=WeightQuant, weight_bit_width=weight_bits))
+                weight_quant=WeightQuant, weight_bit_width=w))
             self.conv_features.append(nn.BatchNorm2d(out_ch, eps=1e-4))
-            self.conv_features.append(QuantIdentity(act_quant=ActQuant, bit_width=act_bits))
+            self.conv_features.append(QuantIdentity(act_quant=ActQuant, bit_width=a))
             if i in POOL_AFTER:
                 self.conv_features.append(nn.MaxPool2d(kernel_size=2))
             in_ch = out_ch
 
         in_features = in_ch
         for out_features in self.fc_features:
+            w, a = next(bits)
             self.linear_features.append(QuantLinear(
                 in_features, out_features, bias=False,
-                weight_quant=WeightQuant, weight_bit_width=weight_bits))
+                weight_quant=WeightQuant, weight_bit_width=w))
             self.linear_features.append(nn.BatchNorm1d(out_features, eps=1e-4))
-            self.linear_features.append(QuantIdentity(act_quant=ActQuant, bit_width=act_bits))
+            self.linear_features.append(QuantIdentity(act_quant=ActQuant, bit_width=a))
             in_features = out_features
         self.linear_features.append(QuantLinear(
             in_features, num_classes, bias=False,
-            weight_quant=WeightQuant, weight_bit_width=weight_bits))
+            weight_quant=WeightQuant, weight_bit_width=next(bits)[0]))
         self.linear_features.append(TensorNorm())
 
         for layer in self.quant_layers():

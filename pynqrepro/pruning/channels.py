@@ -74,7 +74,7 @@ def shrink(model: CNV, kept: list[torch.Tensor]) -> CNV:
     (the conv stack ends at 1x1, so FC inputs are channels).
     """
     small = CNV(model.weight_bits, model.act_bits, model.in_bits, conv_channels=[len(k) for k in kept],
-                fc_features=model.fc_features, num_classes=model.num_classes)
+                fc_features=model.fc_features, num_classes=model.num_classes, layer_bits=model.layer_bits)
     state = model.state_dict()
     convs = list(conv_layers(model))
     prefix_in = {name: kept[i - 1] if i else None for i, name in enumerate(convs)}

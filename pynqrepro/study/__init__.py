@@ -29,6 +29,7 @@ TABLES = {  # report table -> the module that measures it
     "synthesis": "pynqrepro.study.synthesis",
     "board": "pynqrepro.study.board",
     "calibration": "pynqrepro.study.calibration",
+    "design_space": "pynqrepro.study.design_space",
 }
 
 

@@ -8,7 +8,8 @@ from pynqrepro.core.errors import UserError
 from pynqrepro.core.executor_options import add_executor_options
 from pynqrepro.core.options import (add_data_option, add_store_option, nonnegative_int, parse_int_list, positive_float,
                                     positive_int)
-from pynqrepro.models.spec import BIT_WIDTHS, check_bits
+from pynqrepro.models.spec import (BIT_WIDTHS, LAYER_BIT_PRESETS, LAYER_BITS_EXAMPLE, check_bits, format_layer_bits,
+                                   parse_layer_bits, uniform_layer_bits, widest_bits)
 from pynqrepro.training.config import AUGMENTATIONS, DATASETS, TrainConfig, warn_absurd_lr
 
 EXPERIMENTS = "experiments_out"
@@ -23,6 +24,10 @@ def register(subparsers) -> None:
                                                  f"(default: none; required unless --resume)")
     p.add_argument("--weight-bits", type=int, help="weight bits (default: --bit-width)")
     p.add_argument("--act-bits", type=int, help="activation bits (default: --bit-width)")
+    p.add_argument("--layer-bits", metavar="W/A,...,W|PRESET",
+                   help=f"per-layer bits instead: W/A for each conv and hidden FC layer, W for the classifier, "
+                        f"e.g. {LAYER_BITS_EXAMPLE}, or a preset ({', '.join(LAYER_BIT_PRESETS)}) "
+                        f"(default: uniform --bit-width)")
     p.add_argument("--dataset", choices=DATASETS, help=f"training data (default {DEFAULTS['dataset']})")
     add_data_option(p.add_argument)
     p.add_argument("--lr", type=positive_float, help=f"Adam learning rate (default {DEFAULTS['lr']})")
@@ -80,6 +85,14 @@ def config_from_args(args) -> TrainConfig:
         bits = getattr(args, name) if getattr(args, name) is not None else args.bit_width
         if bits is not None:
             given[name] = check_bits(name.replace("_bits", " bit width").replace("act ", "activation "), bits)
+    if args.layer_bits is not None:
+        if "weight_bits" in given or "act_bits" in given:
+            raise UserError("--layer-bits sets every layer's widths: drop --bit-width/--weight-bits/--act-bits")
+        layers = parse_layer_bits(args.layer_bits)  # its own one-line error before any work
+        weight_bits, act_bits = widest_bits(layers)
+        given.update(weight_bits=weight_bits, act_bits=act_bits,
+                     **({} if layers == uniform_layer_bits(weight_bits, act_bits)
+                        else {"layer_bits": format_layer_bits(layers)}))
     if args.resume:
         from pynqrepro.training.checkpoint import read_checkpoint
 

@@ -5,7 +5,8 @@ from dataclasses import asdict, dataclass, fields
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.logs import warn
 from pynqrepro.core.scale import gpu_work
-from pynqrepro.models.spec import CONV_CHANNELS, FC_FEATURES, check_bits, check_widths
+from pynqrepro.models.spec import (CONV_CHANNELS, FC_FEATURES, check_bits, check_widths, format_layer_bits,
+                                   parse_layer_bits, uniform_layer_bits, widest_bits)
 
 SEED_MAX = 2**32 - 1  # numpy's generators take seeds in [0, 2**32)
 LR_SANE_MAX = 1.0  # Adam (and SGD) steps above this blow BatchNorm'd nets up: legal, never useful
@@ -45,8 +46,18 @@ class TrainConfig:
     # CUDA's deterministic mode (``training.determinism``): a run resumed from a checkpoint ends with
     # the uninterrupted run's weights on a GPU too, at the cost of the autotuned and fused kernels.
     deterministic: bool = False
+    # Per-layer "W/A,...,W" (models.spec.parse_layer_bits; a preset name is expanded): weight_bits and
+    # act_bits become its widest. None, or a uniform list, is the uniform network (keyed as before).
+    layer_bits: str | None = None
 
     def __post_init__(self):
+        if self.layer_bits is not None:
+            layers = parse_layer_bits(self.layer_bits)
+            weight_bits, act_bits = widest_bits(layers)
+            object.__setattr__(self, "weight_bits", weight_bits)
+            object.__setattr__(self, "act_bits", act_bits)
+            uniform = layers == uniform_layer_bits(weight_bits, act_bits)
+            object.__setattr__(self, "layer_bits", None if uniform else format_layer_bits(layers))
         check_bits("weight bit width", self.weight_bits)
         check_bits("activation bit width", self.act_bits)
         for name in ("epochs", "batch_size", "lr_step"):
@@ -72,7 +83,11 @@ class TrainConfig:
 
     @property
     def name(self) -> str:
-        """Experiment directory name, as the study's trainer names it (CNV_2W2A)."""
+        """Experiment directory name, as the study's trainer names it (CNV_2W2A; a mixed network
+        names its layers, CNV_4W4A-2W2A-...-4W)."""
+        if self.layer_bits is not None:
+            return "CNV_" + "-".join(f"{w}W" if a is None else f"{w}W{a}A"
+                                     for w, a in parse_layer_bits(self.layer_bits))
         return f"CNV_{self.weight_bits}W{self.act_bits}A"
 
     @property
@@ -88,10 +103,11 @@ class TrainConfig:
         return {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}[self.memory_format]
 
     def to_dict(self) -> dict:
-        """The config as plain data (the artifact key); without ``max_steps`` and ``deterministic``
-        when unset, so runs keyed before those fields existed keep their keys."""
+        """The config as plain data (the artifact key); without ``max_steps``, ``layer_bits`` and
+        ``deterministic`` when unset, so runs keyed before those fields existed (every uniform
+        network) keep their keys."""
         data = asdict(self)
-        for name, unset in (("max_steps", None), ("deterministic", False)):
+        for name, unset in (("max_steps", None), ("layer_bits", None), ("deterministic", False)):
             if data[name] == unset:
                 del data[name]
         return data
@@ -106,7 +122,7 @@ class TrainConfig:
         from pynqrepro.models.cnv import CNV
 
         return CNV(self.weight_bits, self.act_bits, in_bits=self.in_bits,
-                   conv_channels=self.conv_channels, fc_features=self.fc_features)
+                   conv_channels=self.conv_channels, fc_features=self.fc_features, layer_bits=self.layer_bits)
 
 
 def warn_absurd_lr(lr: float, option: str) -> None:

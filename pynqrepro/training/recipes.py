@@ -20,22 +20,25 @@ from pynqrepro.training.trainer import RunOptions, TrainResult
 RESULT = "result.json"
 
 
-def recipe(scale: Scale, weight_bits: int, act_bits: int) -> TrainConfig:
-    """The TrainConfig for CNV at these bit widths and this scale (its dataset, training recipe and
-    step cap). A GPU scale's training is a resumable store build (a SLURM job requeued at its time
-    limit resumes by itself), so it runs in CUDA's deterministic mode: the resumed run ends with the
-    uninterrupted run's weights, which the store's key promises."""
-    return TrainConfig(weight_bits, act_bits, dataset=scale.dataset, max_steps=scale.max_steps,
-                       deterministic=scale.needs_gpu, **scale.training.settings(weight_bits, act_bits))
+def recipe(scale: Scale, weight_bits: int, act_bits: int, layer_bits: str | None = None) -> TrainConfig:
+    """The TrainConfig for CNV at these bit widths (``layer_bits``: per layer, the recipe of its
+    widest) and this scale (its dataset, training recipe and step cap). A GPU scale's training is a
+    resumable store build (a SLURM job requeued at its time limit resumes by itself), so it runs in
+    CUDA's deterministic mode: the resumed run ends with the uninterrupted run's weights, which the
+    store's key promises."""
+    config = TrainConfig(weight_bits, act_bits, layer_bits=layer_bits)
+    return TrainConfig(config.weight_bits, config.act_bits, dataset=scale.dataset, max_steps=scale.max_steps,
+                       layer_bits=config.layer_bits, deterministic=scale.needs_gpu,
+                       **scale.training.settings(config.weight_bits, config.act_bits))
 
 
 def trained_checkpoint(store: ArtifactStore, scale: Scale, weight_bits: int, act_bits: int,
-                       data_dir: Path | None = None) -> Artifact:
+                       data_dir: Path | None = None, layer_bits: str | None = None) -> Artifact:
     """The artifact holding ``checkpoints/model_best.pth.tar``, ``log.csv`` and ``result.json``.
 
     ``load_model(artifact.path)`` gives the trained model; ``training_result(artifact)`` the figures.
     """
-    return train_artifact(store, recipe(scale, weight_bits, act_bits), data_dir)
+    return train_artifact(store, recipe(scale, weight_bits, act_bits, layer_bits), data_dir)
 
 
 def cached_checkpoint(store: ArtifactStore, scale: Scale, weight_bits: int, act_bits: int) -> Artifact | None:
