@@ -11,10 +11,10 @@ markers skip a test whose resource is absent in any session (that check writes n
 
 from pynqrepro.pytest_plugin.fixtures import (board, board_host, data_dir, pytest_generate_tests, results, scale, setup,
                                               store)
-from pynqrepro.pytest_plugin.options import (pytest_addoption, pytest_configure, pytest_runtest_setup,
-                                             pytest_sessionfinish)
+from pynqrepro.pytest_plugin.options import (pytest_addoption, pytest_configure, pytest_runtest_logreport,
+                                             pytest_runtest_setup, pytest_sessionfinish)
 from pynqrepro.pytest_plugin.xdist import pytest_configure_node, pytest_sessionstart, pytest_testnodedown
 
 __all__ = ["board", "board_host", "data_dir", "pytest_addoption", "pytest_configure", "pytest_configure_node",
-           "pytest_generate_tests", "pytest_runtest_setup", "pytest_sessionfinish", "pytest_sessionstart",
+           "pytest_generate_tests", "pytest_runtest_logreport", "pytest_runtest_setup", "pytest_sessionfinish", "pytest_sessionstart",
            "pytest_testnodedown", "results", "scale", "setup", "store"]

@@ -1,6 +1,7 @@
 """The plugin's options and markers, the session's state (made when the session uses pynqrepro:
 ``activate``), the skips of absent resources and the report merge at the end."""
 
+import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -88,6 +89,14 @@ def pytest_configure(config):
         activate(config)
 
 
+def share_cores(workers: int) -> None:
+    """Give each xdist worker its share of the cores: torch's default of one thread per core in
+    every worker oversubscribes the machine (it halved training speed on 2 cores with -n 2)."""
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 def activate(config) -> dict:
     """The session's pynqrepro state, made on first use: options checked (a bad one is a usage
     error), reports and store directories created, the board login checked."""
@@ -108,8 +117,6 @@ def activate(config) -> dict:
         raise pytest.UsageError(str(exc)) from None
     worker = getattr(config, "workerinput", None)
     if worker is not None:  # an xdist worker: the controller's session and --fresh cut-off, its share of cores
-        from pynqrepro.pytest_plugin.xdist import share_cores
-
         fresh_since = worker.get("pynqrepro_fresh_since")
         share_cores(int(worker.get("workercount", 1)))
         config.workeroutput["pynqrepro_active"] = True  # the controller merges the reports

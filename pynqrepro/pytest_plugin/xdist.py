@@ -1,22 +1,13 @@
-"""pytest-xdist wiring: one session id and --fresh cut-off for the controller and every worker, each
-worker's share of the cores, the controller's merge of rows its workers recorded, and under
+"""pytest-xdist wiring: one session id and --fresh cut-off for the controller and every worker (each
+worker's share of the cores: options.share_cores), the controller's merge of rows its workers recorded, and under
 ``--executor slurm`` the controller's line of job counts."""
 
-import os
 import threading
 
 import pytest
 
 from pynqrepro.core.progress import ProgressLine
 from pynqrepro.pytest_plugin.options import activate
-
-
-def share_cores(workers: int) -> None:
-    """Give each xdist worker its share of the cores: torch's default of one thread per core in
-    every worker oversubscribes the machine (it halved training speed on 2 cores with -n 2)."""
-    import torch
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 @pytest.hookimpl(optionalhook=True)
