@@ -1,5 +1,5 @@
-"""Calibration anchors say what their sources say; our estimates of their foldings, the ratios and
-the margins derived from them are computed right; ``fold --margin`` budgets with them."""
+"""Calibration anchors say what their sources say; our estimates of their foldings and the ratios
+are computed right; ``fold`` budgets with the calibrated bound by default, ``--margin`` as asked."""
 
 import json
 
@@ -94,18 +94,6 @@ def test_fps_of_measured_foldings(estimates):
         assert e.fps_ratio() == e.measurement.measured_fps / e.estimated_fps()
 
 
-def test_margins_are_the_tightest_calibrating_ratio(estimates):
-    margins = calibration.derive_margins(estimates)
-    for resource in calibration.RESOURCES:
-        ratios = [e.ratio(resource) for e in estimates if e.anchor.calibrates and e.ratio(resource)]
-        assert getattr(margins, resource) == min([1.0] + [1 / r for r in ratios]), resource
-    assert margins.LUT < 1 and margins.BRAM_18K < 1
-    assert margins.DSP == 1.0  # no anchor both estimates and synthesises DSPs
-    # a superseded design does not set a margin
-    superseded = [e for e in estimates if not e.anchor.calibrates]
-    assert superseded and calibration.derive_margins([e for e in estimates if e.anchor.calibrates]) == margins
-
-
 def test_margin_values():
     assert parse_margin(CALIBRATED) == CALIBRATED and parse_margin("0.7") == 0.7 and parse_margin("1") == 1.0
     for bad in ("0", "1.5", "-0.2", "calib", "nan"):
@@ -114,8 +102,10 @@ def test_margin_values():
         assert "\n" not in str(error.value)
 
 
-def test_fold_margin_budgets_the_whole_design(store, tmp_path, capsys, estimates):
-    """``--margin`` shrinks every resource's budget by its margin, for the whole design FINN builds."""
+def test_fold_budgets_the_whole_design_calibrated_by_default(store, tmp_path, capsys):
+    """Without a budget option ``fold`` budgets with the model's stated bound (the store's refit once
+    ``pynqrepro calibrate`` made one), as ``--margin calibrated`` does; ``--margin F`` shrinks every
+    resource; the folding it writes stays within the budget it prints."""
     from hw_models import cnv
 
     from pynqrepro.folding.baselines import from_config
@@ -128,13 +118,16 @@ def test_fold_margin_budgets_the_whole_design(store, tmp_path, capsys, estimates
     out = tmp_path / "folding.json"
     common = ["fold", "--model", str(model), "--store-dir", str(store.root), "--ram-style-choice", "--out", str(out)]
     design = build_design(hw_model, PYNQ_Z1, SpaceOptions(choose_ram_style=True))
-    for margin, margins in ((CALIBRATED, calibration.derive_margins(estimates)),
-                            ("0.6", calibration.Margins(0.6, 0.6, 0.6, "--margin 0.6"))):
-        assert main([*common, "--margin", margin]) == 0
+    shipped = json.loads((DATA / "node_model.json").read_text())["bound"]  # the file, not the code's reading
+    calibrated = calibration.calibrated_margins(None)
+    assert calibrated.LUT == pytest.approx(1 / (1 + shipped["LUT"])) and calibrated.bound == shipped
+    for options, margins in (([], calibrated), (["--margin", CALIBRATED], calibrated),
+                             (["--margin", "0.6"], calibration.Margins(0.6, 0.6, 0.6, "--margin 0.6"))):
+        assert main([*common, *options]) == 0
         assert f"budget margins: {margins.describe()}" in capsys.readouterr().out
-        folding = from_config(design, json.loads(out.read_text()), margin)
+        folding = from_config(design, json.loads(out.read_text()), str(options))
         for resource, device in (("LUT", PYNQ_Z1.luts), ("BRAM_18K", PYNQ_Z1.bram18), ("DSP", PYNQ_Z1.dsp)):
-            assert folding.total(resource) <= int(device * getattr(margins, resource)), (margin, resource)
+            assert folding.total(resource) <= int(device * getattr(margins, resource)), (options, resource)
     for bad, message in ((["--margin", "2"], "fraction in (0, 1]"),
                          (["--margin", "0.8", "--lut-ratio", "0.5"], "drop --lut-ratio")):
         assert main([*common, *bad]) == 2

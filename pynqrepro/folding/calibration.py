@@ -1,4 +1,14 @@
-"""How far FINN's estimates are from real hardware, and the budget margins that follow.
+"""How far FINN's estimates are from real hardware, and the budget that follows.
+
+The budget "fits" is judged on: the decision model's whole design plus the stated upper bound of its
+error (``folding.empirical``: the largest leave-one-build-out under-estimate over public and
+first-party FINN builds), i.e. ``decision total x (1 + bound) <= device``, a budget of
+``device / (1 + bound)`` per resource (``calibrated_margins``); a resource without data keeps the
+whole device and says so.
+
+Beside it, the CNV anchors below (published syntheses of known foldings) compare FINN's estimate with
+what those syntheses used; they no longer set the margin (one number from a ``min`` with no spread,
+including a design that never fitted its own device).
 
 Per calibration anchor (a known folding of CNV with published post-synthesis resources,
 ``pynqrepro.references.SYNTHESIS_ANCHORS``), our estimate of that same folding on the finn-plus HW
@@ -8,18 +18,18 @@ board's shell where the published figure includes it). The estimate depends on t
 the bit widths and the folding, not on training: the HW model is that of a seeded, untrained CNV
 (the weights change only FINN's weight bit-width minimisation).
 
-``published / estimate`` per resource says how much more the real design took; the margin of a
-resource is the budget fraction that would have kept every anchor's real design within its device:
-``min(1, estimate / published)`` over the anchors, whole design in the published figure's scope.
+``published / estimate`` per resource says how much more the real design took.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.options import CALIBRATED
 from pynqrepro.core.store import ArtifactStore
 from pynqrepro.folding.baselines import from_applied_config
-from pynqrepro.folding.optimise import Folding
+from pynqrepro.folding.empirical import current_node_model
+from pynqrepro.folding.optimise import Budget, Folding, board_budget
 from pynqrepro.references import BOARD_MEASUREMENTS, SYNTHESIS_ANCHORS, BoardMeasurement, SynthesisAnchor
 
 RESOURCES = {"LUT": "lut", "BRAM_18K": "bram18", "DSP": "dsp"}  # our resource name -> the anchor's field
@@ -94,31 +104,50 @@ def estimate_anchors(store: ArtifactStore, anchors=SYNTHESIS_ANCHORS) -> list[An
 
 @dataclass(frozen=True)
 class Margins:
-    """Budget fractions per resource, and the anchors they come from."""
+    """Budget fractions per resource, the bound they come from (None: no data) and its source."""
 
     LUT: float
     BRAM_18K: float
     DSP: float
     source: str
+    bound: dict = field(default_factory=dict)  # {resource: relative upper bound or None}
 
     def describe(self) -> str:
-        return f"LUT {self.LUT:.3f}, BRAM18 {self.BRAM_18K:.3f}, DSP {self.DSP:.3f} ({self.source})"
+        def one(label: str, resource: str) -> str:
+            if resource in self.bound and self.bound[resource] is None:
+                return f"{label} {getattr(self, resource):.3f} (no data)"
+            return f"{label} {getattr(self, resource):.3f}"
+
+        return f"{one('LUT', 'LUT')}, {one('BRAM18', 'BRAM_18K')}, {one('DSP', 'DSP')} ({self.source})"
 
 
-def derive_margins(estimates: list[AnchorEstimate]) -> Margins:
-    """Per resource, ``min(1, estimate / published)`` of the whole design over the anchors that
-    calibrate (``SynthesisAnchor.calibrates``) and where both the estimate and the synthesis use
-    the resource: the largest budget fraction under which every such anchor's estimate would have
-    kept its real design within the device. 1 where no anchor tells."""
-    used = [e for e in estimates if e.anchor.calibrates]
-    margins = {r: min([1.0] + [1 / ratio for e in used if (ratio := e.ratio(r))]) for r in RESOURCES}
-    return Margins(**margins, source=f"calibrated: whole-design estimates of {len(used)} published syntheses")
+def calibrated_margins(store_root: Path | None = None) -> Margins:
+    """``1 / (1 + bound)`` per resource from the empirical model's stated upper bound (the store's
+    refit after ``pynqrepro calibrate``, else the shipped fit); 1 where no build tells (no data)."""
+    model = current_node_model(store_root)
+    fractions = {r: 1.0 / (1.0 + b) if b is not None else 1.0 for r, b in model.bound.items()}
+    bound = ", ".join(f"{r.replace('BRAM_18K', 'BRAM18')} " + ("no data" if b is None else f"+{100 * b:.1f} %")
+                      for r, b in model.bound.items())
+    return Margins(**fractions, bound=dict(model.bound),
+                   source=f"calibrated: device / (1 + upper bound {bound}); {model.source}")
 
 
-def budget_margins(margin: str | float, store: ArtifactStore) -> Margins:
+def calibrated_budget(board, store_root: Path | None = None) -> Budget:
+    """The default budget: a design fits when its decision total x (1 + bound) is within the device."""
+    m = calibrated_margins(store_root)
+    return board_budget(board, m.LUT, m.BRAM_18K, m.DSP)
+
+
+def upper_bound(folding: Folding, resource: str, margins: Margins) -> int | None:
+    """Our stated upper bound of a folding's real whole design (None: no data for the resource)."""
+    bound = margins.bound.get(resource)
+    return None if bound is None else round(folding.total(resource) * (1 + bound))
+
+
+def budget_margins(margin: str | float, store_root: Path | None = None) -> Margins:
     """The budget fractions ``--margin`` asks for (``core.options.parse_margin``'s value):
-    ``calibrated``, derived from the anchors that calibrate (their HW models are built once per
-    store, ~30 s each), or one fraction for every resource."""
+    ``calibrated`` (the model's bound, the store's refit where there is one), or one fraction for
+    every resource."""
     if margin == CALIBRATED:
-        return derive_margins(estimate_anchors(store, [a for a in SYNTHESIS_ANCHORS if a.calibrates]))
+        return calibrated_margins(store_root)
     return Margins(margin, margin, margin, source=f"--margin {margin:g}")

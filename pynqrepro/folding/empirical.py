@@ -14,6 +14,7 @@ from pathlib import Path
 from pynqrepro.references import DATA
 
 NODE_MODEL_FILE = DATA / "node_model.json"
+CALIBRATION_DIR = "calibration"  # under a store's root: the builds ``pynqrepro calibrate`` added, and the refit
 FITTED_RESOURCES = ("LUT", "BRAM_18K", "DSP")
 BRAM18_BITS = 18 * 1024  # FINN's bram_efficiency_estimation: bits / (BRAM_18K x 36 x 512)
 URAM_BITS = 72 * 4096  # FINN's uram_efficiency_estimation: bits / (URAM x 72 x 4096)
@@ -76,6 +77,16 @@ class NodeModel:
 
 
 def load_node_model(path: Path | None = None) -> NodeModel:
-    """The fitted model: ``path`` (a store's refit after ``pynqrepro calibrate``), else the one
-    fitted on the public builds shipped with the package."""
+    """The fitted model at ``path``, else the one fitted on the public builds shipped with the package."""
     return NodeModel.from_json(json.loads(Path(path or NODE_MODEL_FILE).read_text()))
+
+
+def store_model_path(store_root: Path) -> Path:
+    """The refit ``pynqrepro calibrate`` writes into a store."""
+    return Path(store_root) / CALIBRATION_DIR / "node_model.json"
+
+
+def current_node_model(store_root: Path | None = None) -> NodeModel:
+    """The model budgets use: the store's refit where ``pynqrepro calibrate`` made one, else the shipped one."""
+    refit = store_model_path(store_root) if store_root is not None else None
+    return load_node_model(refit if refit is not None and refit.is_file() else None)

@@ -24,11 +24,11 @@ from pathlib import Path
 from pynqrepro.core.atomic import atomic_write_json
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
-from pynqrepro.folding.empirical import FITTED_RESOURCES, NODE_MODEL_FILE, NodeModel, costs_from_estimate
+from pynqrepro.folding.empirical import (CALIBRATION_DIR, FITTED_RESOURCES, NODE_MODEL_FILE, NodeModel,
+                                        costs_from_estimate, store_model_path)
 from pynqrepro.references.public_builds import PUBLIC_BUILDS, lay_out
 from pynqrepro.synthesis.reports import INSERTED_OP_TYPES, FinnBuild, op_type_of, read_finn_build
 
-CALIBRATION_DIR = "calibration"  # under the store's root
 BOUND_QUANTILE = "max"  # the bound is the largest held-out under-estimate (7 builds: no finer quantile)
 
 
@@ -230,11 +230,6 @@ def calibrated_model(store_root: Path, workdir: Path) -> tuple[NodeModel, list[H
                                                 f"of the calibration set; bound: largest leave-one-build-out "
                                                 f"under-estimate")
     return model, held_out, anchors
-
-
-def store_model_path(store_root: Path) -> Path:
-    """The refit ``pynqrepro calibrate`` writes; ``fold`` budgets with it where it exists."""
-    return calibration_root(store_root) / "node_model.json"
 
 
 def _build_id(build_dir: Path) -> str:
