@@ -154,3 +154,23 @@ def test_shipped_node_model_is_the_regenerated_one(tmp_path):
     for fits in data["op_types"].values():
         assert set(fits) == {"LUT", "BRAM_18K", "DSP"}
         assert all(set(c) == {"intercept", "estimate", "memory_bits"} for c in fits.values())
+
+
+def test_vivado_stage_adds_each_build_to_the_calibration_set(laid_out, tmp_path, monkeypatch):
+    """The vivado stage's build step (study.synthesis) feeds the calibration set with the build's
+    folder, here a public build's as FINN writes it (no Vivado)."""
+    from types import SimpleNamespace
+
+    import pynqrepro.pipeline as pipeline
+    from pynqrepro.core.boards import get_board
+    from pynqrepro.study import synthesis as study
+    from pynqrepro.synthesis.build import SynthesisBuild
+
+    built = SynthesisBuild(ooc=None, system=None, build_dir=laid_out["D"])
+    monkeypatch.setattr(pipeline, "synthesis_build", lambda setup, network, folding: built)
+    setup = SimpleNamespace(store=SimpleNamespace(root=tmp_path / "store"))
+    network = SimpleNamespace(board=get_board("pynq-z2"), estimate=lambda folding: None)
+    assert study._synthesise(setup, network, "exact", {}).build is built
+    anchors = calibrate.store_anchors(tmp_path / "store")
+    assert [(a.build.totals["LUT"], a.build.totals["DSP"], a.first_party) for a in anchors] == [(36222, 34, True)]
+    assert calibrate.store_model_path(tmp_path / "store").is_file()

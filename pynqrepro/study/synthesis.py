@@ -69,9 +69,14 @@ def _exact_folding(network: Network) -> tuple[dict | None, str]:
 
 
 def _synthesise(setup: Setup, network: Network, name: str, folding: dict) -> Synthesis:
+    """Build (or reuse) the design, and add its reports to the store's calibration set, so the next
+    fold on this store budgets with the refitted model (``pynqrepro calibrate``)."""
     from pynqrepro.pipeline import synthesis_build
+    from pynqrepro.synthesis.calibrate import add_build
 
-    return Synthesis(name, folding, synthesis_build(setup, network, folding), network.estimate(folding))
+    build = synthesis_build(setup, network, folding)
+    add_build(setup.store.root, build.build_dir, network.board.name)
+    return Synthesis(name, folding, build, network.estimate(folding))
 
 
 def measure(setup: Setup, case: Bits) -> Syntheses:
