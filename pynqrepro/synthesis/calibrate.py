@@ -27,7 +27,8 @@ from pynqrepro.core.errors import UserError
 from pynqrepro.folding.empirical import (CALIBRATION_DIR, FITTED_RESOURCES, NODE_MODEL_FILE, NodeModel,
                                         costs_from_estimate, store_model_path)
 from pynqrepro.references.public_builds import PUBLIC_BUILDS, lay_out
-from pynqrepro.synthesis.reports import INSERTED_OP_TYPES, FinnBuild, op_type_of, read_finn_build
+from pynqrepro.synthesis.reports import (BUILD_FILES, FOLDING_FILES, INSERTED_OP_TYPES, FinnBuild, op_type_of,
+                                         read_finn_build)
 
 BOUND_QUANTILE = "max"  # the bound is the largest held-out under-estimate (7 builds: no finer quantile)
 
@@ -197,6 +198,8 @@ def store_anchors(store_root: Path) -> list[Anchor]:
     builds = calibration_root(store_root) / "builds"
     anchors = []
     for entry in sorted(builds.glob("*/entry.json")) if builds.is_dir() else ():
+        if entry.parent.name.startswith("."):  # a staging folder an interrupted add left behind
+            continue
         meta = json.loads(entry.read_text())
         board = get_board(meta["board"])
         anchors.append(Anchor(meta["id"], read_finn_build(entry.parent / "build"), board.limits(),
@@ -232,9 +235,15 @@ def calibrated_model(store_root: Path, workdir: Path) -> tuple[NodeModel, list[H
     return model, held_out, anchors
 
 
+def _report_files(build_dir: Path) -> list[str]:
+    """The files of a build folder the calibration reads (relative paths), in a fixed order."""
+    names = (*BUILD_FILES.values(), *FOLDING_FILES)
+    return sorted(rel for rel in names if (build_dir / rel).is_file())
+
+
 def _build_id(build_dir: Path) -> str:
     digest = hashlib.sha256()
-    for rel in sorted(p.relative_to(build_dir).as_posix() for p in build_dir.rglob("*.json")):
+    for rel in _report_files(build_dir):
         digest.update(rel.encode() + b"\0" + (build_dir / rel).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -258,7 +267,7 @@ def add_build(store_root: Path, build_dir: Path, board_name: str, tools: str = "
     if not final.exists():
         staging = Path(tempfile.mkdtemp(dir=builds, prefix=".adding-"))
         try:
-            for rel in (*(p.relative_to(build_dir) for p in build_dir.rglob("*.json")),):
+            for rel in _report_files(build_dir):
                 (staging / "build" / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(build_dir / rel, staging / "build" / rel)
             (staging / "entry.json").write_text(json.dumps(
