@@ -174,3 +174,40 @@ def test_vivado_stage_adds_each_build_to_the_calibration_set(laid_out, tmp_path,
     anchors = calibrate.store_anchors(tmp_path / "store")
     assert [(a.build.totals["LUT"], a.build.totals["DSP"], a.first_party) for a in anchors] == [(36222, 34, True)]
     assert calibrate.store_model_path(tmp_path / "store").is_file()
+
+
+def test_a_build_with_its_folded_model_gets_the_decision_features(store, tmp_path):
+    """A build folder that keeps FINN's folded model (intermediate_models/) is featured by
+    ``node_decision_costs`` of that model; memory bits are each BRAM-weight MVAU's MW x MH x weight
+    bits, read from its weight tensor."""
+    from hw_models import cnv
+    from qonnx.custom_op.registry import getCustomOp
+
+    from pynqrepro.core.boards import get_board
+    from pynqrepro.finnflow.foldconfig import apply_folding, model_folding
+    from pynqrepro.folding.empirical import node_decision_costs
+    from pynqrepro.references import reference_folding
+
+    board = get_board("pynq-z1")
+    hw_model = cnv(store, 2)
+    folded = apply_folding(hw_model, model_folding(hw_model, reference_folding("finn-foldings/cnv-w2a2.json")))
+    build_dir = tmp_path / "build"
+    (build_dir / "intermediate_models").mkdir(parents=True)
+    folded.save(str(build_dir / "intermediate_models" / "step_generate_estimate_reports.onnx"))
+    (build_dir / "report").mkdir()
+    shutil.copyfile(PUBLIC_BUILDS_DIR / "B1" / "ooc_synth_and_timing.json",
+                    build_dir / "report" / "ooc_synth_and_timing.json")
+    build = read_finn_build(build_dir)
+    assert not build.estimate  # no estimate rows: the features can only come from the model
+    features = calibrate.decision_costs(build, board.part)
+    assert features == node_decision_costs(folded, board.part)
+    mvaus = [n for n in folded.graph.node if n.op_type.startswith("MVAU")]
+    assert mvaus and all(features[n.name]["op_type"] == n.op_type for n in mvaus)
+    checked = 0
+    for node in mvaus:
+        op = getCustomOp(node)
+        if features[node.name]["BRAM_18K"]:
+            bits = op.get_nodeattr("MW") * op.get_nodeattr("MH") * op.get_input_datatype(1).bitwidth()
+            assert features[node.name]["memory_bits"] == pytest.approx(bits), node.name
+            checked += 1
+    assert checked >= 3

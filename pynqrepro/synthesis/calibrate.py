@@ -3,10 +3,10 @@ leave-one-build-out validation, the upper bound a budget takes from it, and the 
 (``<store>/calibration/``) that ``pynqrepro calibrate`` and the ``vivado`` stage add builds to.
 
 Training rows are the per-node post-route rows of builds in the shell (FINN's
-``post_synth_resources.json``), joined by node name with FINN's estimate of the same node (the
-decision estimate: ``folding.empirical.costs_from_estimate`` of the build's
-``estimate_layer_resources.json`` row; ``node_decision_costs`` gives the same features for a HW
-model). DWCs and FIFOs have no estimate row (FINN estimates before inserting them): their fit is a
+``post_synth_resources.json``), joined by node name with the decision estimate of the same node:
+``folding.empirical.node_decision_costs`` of the build's folded HW model where its folder keeps it
+(FINN's intermediate_models/), else the same features from its ``estimate_layer_resources.json``
+rows (the public builds). DWCs and FIFOs have no estimate row (FINN estimates before inserting them): their fit is a
 mean cost per node. A whole design is predicted as the sum of its built nodes (final_hw_config)
 plus the board's shell where the scope is in the shell.
 """
@@ -25,7 +25,7 @@ from pynqrepro.core.atomic import atomic_write_json
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
 from pynqrepro.folding.empirical import (CALIBRATION_DIR, FITTED_RESOURCES, NODE_MODEL_FILE, NodeModel,
-                                        costs_from_estimate, store_model_path)
+                                        costs_from_estimate, node_decision_costs, store_model_path)
 from pynqrepro.references.public_builds import PUBLIC_BUILDS, lay_out
 from pynqrepro.synthesis.reports import (BUILD_FILES, FOLDING_FILES, INSERTED_OP_TYPES, FinnBuild, op_type_of,
                                          read_finn_build)
@@ -39,7 +39,8 @@ class Anchor:
 
     id: str
     build: FinnBuild
-    device: dict  # {resource: count} of the part it was built for
+    part: str  # the FPGA part it was built for
+    device: dict  # {resource: count} of the part
     shell: dict  # {resource: count} added to an in-shell prediction (the board's shell)
     tools: str
     first_party: bool  # added by ``pynqrepro calibrate`` / the vivado stage, not shipped
@@ -49,15 +50,44 @@ class Anchor:
         return all(self.build.totals[r] <= self.device[r] for r in FITTED_RESOURCES)
 
 
-def node_features(build: FinnBuild) -> dict:
-    """Per built node, ``node_decision_costs``' form: FINN's estimate row where the build has one,
-    zero estimate for the DWCs/FIFOs FINN inserts after estimating."""
+# the folded HW model before FINN inserts DWCs/FIFOs, as FINN's builder saves it (intermediate_models/)
+FOLDED_MODEL_STEPS = ("step_generate_estimate_reports", "step_minimize_bit_width", "step_apply_folding_config")
+
+
+def folded_model(build: FinnBuild) -> Path | None:
+    """The build's folded HW model among its intermediate models (FINN's ``save_intermediate_models``)."""
+    by_step = {path.stem: path for path in build.models}
+    return next((by_step[step] for step in FOLDED_MODEL_STEPS if step in by_step), None)
+
+
+def decision_costs(build: FinnBuild, part: str) -> dict:
+    """The compute nodes' decision estimates: ``node_decision_costs`` of the build's folded HW model
+    where the folder holds it, else its FINN estimate rows in the same form (public builds whose
+    repositories keep no folded model)."""
+    model_file = folded_model(build)
+    if model_file is None:
+        return {name: costs_from_estimate(op_type_of(name), row) for name, row in build.estimate.items()}
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    try:
+        model = ModelWrapper(str(model_file))
+    except Exception as exc:  # protobuf's DecodeError, onnx's checks: not an ONNX model
+        raise UserError(f"{model_file} is not an ONNX model ({type(exc).__name__}): pass the output folder of a "
+                        f"finished FINN build, its intermediate_models/ as FINN saved them") from None
+    return node_decision_costs(model, part)
+
+
+def node_features(build: FinnBuild, part: str) -> dict:
+    """Per built node, ``node_decision_costs``' form: the compute nodes' decision estimates, a zero
+    estimate for the DWCs/FIFOs FINN inserts after estimating."""
+    compute = decision_costs(build, part)
     features = {}
     for name in build.built_nodes():
         op_type = op_type_of(name)
-        row = build.estimate.get(name)
-        if row is not None or op_type.startswith(INSERTED_OP_TYPES):
-            features[name] = costs_from_estimate(op_type, row or {})
+        if name in compute:
+            features[name] = compute[name]
+        elif op_type.startswith(INSERTED_OP_TYPES):
+            features[name] = costs_from_estimate(op_type, {})
     return features
 
 
@@ -65,7 +95,7 @@ def training_rows(anchors) -> dict:
     """{op_type: [(costs, real)]} from the per-node rows of the anchors reported in the shell."""
     rows = {}
     for anchor in anchors:
-        features = node_features(anchor.build)
+        features = node_features(anchor.build, anchor.part)
         for name, real in anchor.build.nodes.items():
             if name in features:
                 rows.setdefault(features[name]["op_type"], []).append((features[name], real))
@@ -94,7 +124,7 @@ def fit_node_model(anchors, bound: dict | None = None, source: str = "") -> Node
 
 def predict_design(model: NodeModel, anchor: Anchor) -> dict:
     """The whole design of a build in its scope: its built nodes, plus the shell where in the shell."""
-    features = node_features(anchor.build).values()
+    features = node_features(anchor.build, anchor.part).values()
     return {r: sum(model.predict(c, r) for c in features) + (anchor.shell[r] if anchor.build.in_shell else 0)
             for r in FITTED_RESOURCES}
 
@@ -184,8 +214,8 @@ def public_anchors(workdir: Path) -> list[Anchor]:
     for public in PUBLIC_BUILDS:
         board = get_board(public.board) if public.board else None
         shell = {r: board.shell.resource(r) if board else 0 for r in FITTED_RESOURCES}
-        anchors.append(Anchor(public.id, read_finn_build(lay_out(public, workdir)), public.device, shell,
-                              f"{public.tools}; {public.source}", first_party=False))
+        anchors.append(Anchor(public.id, read_finn_build(lay_out(public, workdir)), public.part, public.device,
+                              shell, f"{public.tools}; {public.source}", first_party=False))
     return anchors
 
 
@@ -202,7 +232,7 @@ def store_anchors(store_root: Path) -> list[Anchor]:
             continue
         meta = json.loads(entry.read_text())
         board = get_board(meta["board"])
-        anchors.append(Anchor(meta["id"], read_finn_build(entry.parent / "build"), board.limits(),
+        anchors.append(Anchor(meta["id"], read_finn_build(entry.parent / "build"), board.part, board.limits(),
                               {r: board.shell.resource(r) for r in FITTED_RESOURCES}, meta["tools"],
                               first_party=True))
     return anchors
@@ -237,7 +267,8 @@ def calibrated_model(store_root: Path, workdir: Path) -> tuple[NodeModel, list[H
 
 def _report_files(build_dir: Path) -> list[str]:
     """The files of a build folder the calibration reads (relative paths), in a fixed order."""
-    names = (*BUILD_FILES.values(), *FOLDING_FILES)
+    models = [f"intermediate_models/{step}.onnx" for step in FOLDED_MODEL_STEPS]
+    names = (*BUILD_FILES.values(), *FOLDING_FILES, *[m for m in models if (build_dir / m).is_file()][:1])
     return sorted(rel for rel in names if (build_dir / rel).is_file())
 
 
