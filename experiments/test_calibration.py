@@ -8,13 +8,14 @@ import json
 import pytest
 
 from pynqrepro.references import STUDY_FOLDING_RUNS
-from pynqrepro.references.public_builds import PUBLIC_BUILDS_DIR
+from pynqrepro.references.public_builds import PUBLIC_BUILDS_DIR, STUDY_OOC_BUILDS, STUDY_RUNS_DIR
 from pynqrepro.study import calibration
 
 
 def _upstream_real(build_id: str) -> tuple[float, float]:
-    """(LUT, BRAM18) of a public build read straight from its copied upstream file."""
-    folder = PUBLIC_BUILDS_DIR / build_id
+    """(LUT, BRAM18) of a public build or study run read straight from its copied upstream file."""
+    study = {b.id: STUDY_RUNS_DIR / b.source.rpartition("/")[2] for b in STUDY_OOC_BUILDS}
+    folder = study.get(build_id, PUBLIC_BUILDS_DIR / build_id)
     if (folder / "post_synth_resources.json").is_file():
         top = json.loads((folder / "post_synth_resources.json").read_text())["(top)"]
         return top["LUT"], 2 * top["BRAM_36K"] + top["BRAM_18K"]
@@ -35,7 +36,8 @@ def test_calibration(setup, results, case):
             assert e.folding.max_cycles == e.measurement.max_cycles, e.anchor.design
             assert 0.95 < e.fps_ratio() <= 1.0, f"{e.anchor.design}: measured {e.measurement.measured_fps} fps"
     public = [h for h in measured.held_out if not h.anchor.first_party]
-    assert len(public) >= 7
+    assert len(public) >= 11
+    assert [h.anchor.id for h in public if not h.anchor.fits_device()] == ["study 4-bit search 85%"]
     margins = measured.margins
     for h in public:  # the held-out rows carry each build's real figures as its upstream file states them
         assert (h.real["LUT"], h.real["BRAM_18K"]) == _upstream_real(h.anchor.id), h.anchor.id

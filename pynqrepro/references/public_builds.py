@@ -55,18 +55,32 @@ PUBLIC_BUILDS = (
     PublicBuild("F", "DeepPiCarMicro-style CNN W4A4", "xc7s25csga225-1", None, S25, "FINN >= v0.10, Vivado 2024.2",
                 "auto_folding_config.json", "tsopeter/753-FPGA @b79e8d9"),
 )
+# The study's four out-of-context runs (data/thesis-folding-results/<run>/, FINN v0.5b, Pynq-Z1): FINN's
+# estimate per layer and the OOC result, no per-node rows; the 4-bit run needed 464 BRAM18 on a 280-BRAM18
+# part, so it never fitted its device and sets no bound.
+STUDY_RUNS_DIR = DATA / "thesis-folding-results"
+STUDY_OOC_BUILDS = tuple(
+    PublicBuild(f"study {bits}-bit {label}", f"CNV W{bits}A{bits}", "xc7z020clg400-1", "pynq-z1", Z020,
+                "FINN v0.5b (the study's runs)", "", f"rbcarlos/Bachelor-Thesis, thesis-folding-results/{run}")
+    for bits, label, run in (
+        (1, "FINN default", "estimate_set_folding_default_1bit_nonpruned"),
+        (1, "search 100%", "estimate_set_folding_exhaustive_no_pruning_100_budget_1bit_nonpruned"),
+        (2, "search 85%", "estimate_set_folding_exhaustive_no_pruning_85_budget_prio_simd_2bit_nonpruned"),
+        (4, "search 85%", "estimate_set_folding_exhaustive_no_pruning_85_budget_prio_simd_auto_ram_4bit_nonpruned")))
+
 # C (hls4ml-finn-mlperftiny, CNV W1A1) has no report file (its resources are an image, transcribed in
 # C/SOURCE.md) and no estimate: it cannot be read as a build nor predicted.
 
 
 def lay_out(build: PublicBuild, dest: Path) -> Path:
     """Copy a public build's report files into ``dest/<id>/`` as FINN's output folder holds them."""
-    out = Path(dest) / build.id
+    out = Path(dest) / build.id.replace(" ", "_").replace("%", "")
+    folder = STUDY_RUNS_DIR / build.source.rpartition("/")[2] if build in STUDY_OOC_BUILDS else PUBLIC_BUILDS_DIR / build.id
     for name, rel in FINN_LAYOUT.items():
-        source = PUBLIC_BUILDS_DIR / build.id / name
+        source = folder / name
         if source.is_file():
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, out / rel)
-    if build.folding != "final_hw_config.json" and not (out / "auto_folding_config.json").exists():
+    if build.folding not in ("", "final_hw_config.json") and not (out / "auto_folding_config.json").exists():
         shutil.copyfile(PUBLIC_BUILDS_DIR / build.id / build.folding, out / "auto_folding_config.json")
     return out

@@ -26,7 +26,7 @@ from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
 from pynqrepro.folding.empirical import (CALIBRATION_DIR, FITTED_RESOURCES, NODE_MODEL_FILE, NodeModel,
                                         costs_from_estimate, node_decision_costs, store_model_path)
-from pynqrepro.references.public_builds import PUBLIC_BUILDS, lay_out
+from pynqrepro.references.public_builds import PUBLIC_BUILDS, STUDY_OOC_BUILDS, lay_out
 from pynqrepro.synthesis.reports import (BUILD_FILES, FOLDING_FILES, INSERTED_OP_TYPES, FinnBuild, op_type_of,
                                          read_finn_build)
 
@@ -105,7 +105,10 @@ def training_rows(anchors) -> dict:
 def fit_node_model(anchors, bound: dict | None = None, source: str = "") -> NodeModel:
     """Per op type and resource, ``real = intercept + estimate x E + memory_bits x M`` by least
     squares with non-negative slopes (scikit-learn's LinearRegression(positive=True)): each slope
-    says how much of the estimate or memory becomes real hardware."""
+    says how much of the estimate or memory becomes real hardware. The intercept is fitted only
+    where the estimate of that resource is zero for every node of the op type (what FINN prices at
+    zero: a mean cost per node); elsewhere the line goes through the origin, so a few costly nodes
+    (e.g. unpriced threshold logic) do not become a fixed cost of every small node."""
     from sklearn.linear_model import LinearRegression
 
     op_types = {}
@@ -114,7 +117,8 @@ def fit_node_model(anchors, bound: dict | None = None, source: str = "") -> Node
         for resource in FITTED_RESOURCES:
             x = [[costs[resource], costs["memory_bits"]] for costs, _ in rows]
             y = [real[resource] for _, real in rows]
-            fit = LinearRegression(positive=True).fit(x, y)
+            unpriced = all(estimate == 0 for estimate, _ in x)
+            fit = LinearRegression(positive=True, fit_intercept=unpriced).fit(x, y)
             fitted[resource] = {"intercept": round(float(fit.intercept_), 3),
                                 "estimate": round(float(fit.coef_[0]), 6),
                                 "memory_bits": round(float(fit.coef_[1]), 9)}
@@ -209,9 +213,10 @@ def held_out_rows(held_out: list[HeldOut]) -> list[dict]:
 # --- the anchors: shipped public builds and the store's calibration set -----------------------------
 
 def public_anchors(workdir: Path) -> list[Anchor]:
-    """The public builds, laid out as FINN's output folders under ``workdir`` and read back."""
+    """The public builds and the study's OOC runs, laid out as FINN's output folders under
+    ``workdir`` and read back."""
     anchors = []
-    for public in PUBLIC_BUILDS:
+    for public in (*PUBLIC_BUILDS, *STUDY_OOC_BUILDS):
         board = get_board(public.board) if public.board else None
         shell = {r: board.shell.resource(r) if board else 0 for r in FITTED_RESOURCES}
         anchors.append(Anchor(public.id, read_finn_build(lay_out(public, workdir)), public.part, public.device,
@@ -249,8 +254,8 @@ def regenerate_shipped_model(path: Path = NODE_MODEL_FILE) -> tuple[NodeModel, l
     with tempfile.TemporaryDirectory() as tmp:
         model, held_out = fit_and_validate(public_anchors(Path(tmp)),
                                            "public FINN builds " + ", ".join(b.id for b in PUBLIC_BUILDS)
-                                           + " (references/data/public-builds); bound: largest "
-                                             "leave-one-build-out under-estimate")
+                                           + " (references/data/public-builds) and the study's 4 OOC runs; "
+                                             "bound: largest leave-one-build-out under-estimate")
     atomic_write_json(path, model.to_json())
     return model, held_out
 
