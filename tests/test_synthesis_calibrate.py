@@ -219,3 +219,19 @@ def test_a_build_with_its_folded_model_gets_the_decision_features(store, tmp_pat
             assert features[node.name]["memory_bits"] == pytest.approx(bits), node.name
             checked += 1
     assert checked >= 3
+
+
+@pytest.mark.parametrize("build_id", sorted(README))
+def test_the_vivado_stages_parsers_read_the_public_builds(laid_out, build_id):
+    """The parsers the vivado stage's rows use (whole design in the shell, OOC) on the real files."""
+    from pynqrepro.synthesis.build import BuildPaths
+    from pynqrepro.synthesis.reports import read_ooc_synth_and_timing, read_post_synth_resources
+
+    scope, lut, bram18, dsp, _ = README[build_id]
+    paths = BuildPaths(laid_out[build_id])
+    if scope == "in the shell":
+        result = read_post_synth_resources(paths.post_synth_resources)
+    else:
+        result = read_ooc_synth_and_timing(paths.ooc)
+        assert result.fmax_mhz > 0 and result.wns_ns is not None
+    assert (result.lut, 2 * result.bram36, result.dsp) == (lut, bram18, dsp)

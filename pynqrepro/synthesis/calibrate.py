@@ -201,7 +201,7 @@ def held_out_rows(held_out: list[HeldOut]) -> list[dict]:
     rows = []
     for h in held_out:
         row = {"build": h.anchor.id + (" (first-party)" if h.anchor.first_party else ""), "scope": h.anchor.build.scope,
-               "fits its device": "yes" if h.anchor.fits_device() else "no"}
+               "tools": h.anchor.tools.split(";")[0], "fits its device": "yes" if h.anchor.fits_device() else "no"}
         for r, label in (("LUT", "LUT"), ("BRAM_18K", "BRAM18"), ("DSP", "DSP")):
             row.update({f"{label} real": round(h.real[r]), f"{label} FINN": round(h.finn[r]),
                         f"{label} FINN err": _percent(h.error(r, "finn")), f"{label} ours": round(h.ours[r]),
