@@ -40,6 +40,8 @@ NOTES = [
     "rows as the decision estimate; DWCs/FIFOs a mean cost per node; plus the board's shell in the shell); "
     "FINN = its raw estimate of the same nodes plus the shell; error = (estimate - real) / real. Scopes "
     "differ (post-route in the shell or out of context) and are named per row.",
+    "A build whose real DSP count is 0 (resType lut, or OOC without DSPs) has no relative DSP error: its "
+    "predicted DSPs (the fit's DSP per MVAU_hls, from builds with resType auto) show in 'DSP ours' only.",
     "bound: the largest held-out under-estimate real / ours - 1 over the builds that fitted their own device, "
     "per resource ('no data' where none tells). A design fits when ours x (1 + bound) is within the device: "
     "the default budget of `pynqrepro fold`, the experiments and the reports (device / (1 + bound)); the "

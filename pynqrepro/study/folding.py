@@ -42,7 +42,8 @@ NOTES = [
     "Whole design: the compute nodes, the width converters (DWCs) and FIFOs FINN's build inserts (InsertDWC, "
     "InsertFIFO at minimal depths, as force_minimal_fifos builds) and the board's shell (IODMAs, AXI "
     "interconnect; FINN does not estimate it). Every row, ours and the baselines', is judged on those totals: "
-    "'fits' (calibrated, see below) and 'within row budget'; the (compute) columns are the compute nodes alone, what FINN's estimate reports.",
+    "'fits' (calibrated, see below) and 'within row budget'; "
+    "the (compute) columns are the compute nodes alone, what FINN's estimate reports.",
     "exact: provably fastest folding whose whole design fits the budget (SIMD x W <= 36); exact+LUTRAM: MVAU "
     "weights may also go to distributed RAM; exact+all FINN options: also MVAU_hls multipliers in DSPs "
     "(resType) and sliding-window line buffers in BRAM (SWG ram_style), where FINN's build sets LUTs / LUTRAM; "
