@@ -106,13 +106,13 @@ def test_fold_budgets_the_whole_design_calibrated_by_default(store, tmp_path, ca
     """Without a budget option ``fold`` budgets with the model's stated bound (the store's refit once
     ``pynqrepro calibrate`` made one), as ``--margin calibrated`` does; ``--margin F`` shrinks every
     resource; the folding it writes stays within the budget it prints."""
-    from hw_models import cnv
+    from hw_models import mlp
 
     from pynqrepro.folding.baselines import from_config
     from pynqrepro.folding.space import SpaceOptions
     from pynqrepro.folding.wholedesign import build_design
 
-    hw_model = cnv(store, 2)
+    hw_model = mlp(store, "tfc_2w2a")  # small enough for the calibrated budget (the 2-bit CNV's LUTs are not)
     model = tmp_path / "hw.onnx"
     hw_model.save(str(model))
     out = tmp_path / "folding.json"
