@@ -51,11 +51,11 @@ def assert_finn_prepares(model, folding, budget, board) -> None:
     assert widths[0] == native and native % widths[1] == 0
     assert prepared.max_cycles() == folding.max_cycles
     compute = prepared.estimate_reports["estimate_layer_resources.json"]["total"]
-    assert all(compute[r] == folding.compute_total(r) for r in cm.RESOURCES)
+    assert all(compute[r] == folding.finn_compute_total(r) for r in cm.RESOURCES)
     finn = prepared.resources(board.part)
     for r in cm.RESOURCES:  # FINN's estimate of the stitched graph, plus the shell FINN does not estimate
-        assert sum(int(v[r]) for v in finn.values()) + board.shell.resource(r) == folding.total(r)
-        assert prepared.whole_design(board)[r] == folding.total(r)
+        assert sum(int(v[r]) for v in finn.values()) + board.shell.resource(r) == folding.finn_total(r)
+        assert prepared.whole_design(board)[r] == folding.finn_total(r)
     assert len([n for n in prepared.inserted() if n.role == "converter"]) == folding.converters
     assert set(prepared.fifo_sizing["fifo_depths"].values()) == {2}
 
@@ -106,7 +106,7 @@ def test_finn_build_check_names_what_differs(store):
     assert outputs.finn_build_check(model, folding, PYNQ_Z1) == []
     shell = dataclasses.replace(PYNQ_Z1.shell, LUT=PYNQ_Z1.shell.LUT + 1)
     wrong = dataclasses.replace(folding, insertions=dataclasses.replace(folding.insertions, shell=shell))
-    total = folding.total("LUT")
+    total = folding.finn_total("LUT")
     assert outputs.finn_build_check(model, wrong, PYNQ_Z1) == [f"whole design LUT: ours {total + 1} FINN {total}"]
 
 

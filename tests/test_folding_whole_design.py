@@ -55,10 +55,10 @@ def check_random_foldings(model, design: Design, count: int, seed: int) -> int:
         assert ours(folding) == inserted
         for group, i in zip(folding.groups, folding.choice):
             if len(group.nodes) == 1:
-                assert finn[group.name] == tuple(int(group.costs.resource(r)[i]) for r in cm.RESOURCES)
+                assert finn[group.name] == tuple(int(group.finn_costs.resource(r)[i]) for r in cm.RESOURCES)
         shell = design.insertions.shell
         for k, r in enumerate(cm.RESOURCES):
-            assert folding.total(r) == sum(c[k] for c in finn.values()) + shell.resource(r)
+            assert folding.finn_total(r) == sum(c[k] for c in finn.values()) + shell.resource(r)
         converters += folding.converters
     return converters
 

@@ -179,3 +179,20 @@ def test_cli_build_without_vivado(w2a2_hw, store, tmp_path, monkeypatch, capsys)
     assert main(["build", str(checkpoint), "--folding", "finn:w2a2", "--store-dir", str(tmp_path)]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after FINN's progress on a cold store
     assert last.startswith("pynqrepro: error: the FINN build") and last.endswith("set XILINX_VIVADO")
+
+
+def test_build_config_carries_the_certified_fifo_depths(tmp_path):
+    """The synthesis build inserts FIFOs at the folding JSON's node depths without sizing them
+    (force_minimal_fifos), exactly as ``fold`` and the build preparation certified; FINN's default
+    would size them by simulation."""
+    from finn.builder.build_dataflow_config import AutoFIFOSizingMethod, DataflowBuildConfig
+
+    folding = tmp_path / "folding.json"
+    folding.write_text(json.dumps({"Defaults": {}, "Thresholding_rtl_0": {"inFIFODepths": [64]}}))
+    cfg = synth.synthesis_config(PYNQ_Z1, tmp_path / "out", folding)
+    assert DataflowBuildConfig(output_dir="x", synth_clk_period_ns=10.0).auto_fifo_strategy \
+        == AutoFIFOSizingMethod.DISTRIBUTED_SIMULATION  # what FINN does unless told
+    assert cfg.auto_fifo_depths and cfg.auto_fifo_strategy == AutoFIFOSizingMethod.FORCE_MINIMAL_FIFOS
+    assert cfg.fifo_config_file is None
+    assert "minimal" in synth.fifo_depths_source({"MVAU_hls_0": {"PE": 2}})
+    assert "fold --fifo-config" in synth.fifo_depths_source(json.loads(folding.read_text()))

@@ -88,17 +88,27 @@ def inserted_nodes(model: ModelWrapper) -> list[InsertedNode]:
     return out
 
 
+def certified_fifo_settings(fifo_config_file: Path | None = None) -> dict:
+    """The DataflowBuildConfig FIFO settings a folding is certified with (``fold``, build preparation)
+    and built with (the synthesis stage): FIFOs at the depths the folding JSON's nodes carry
+    (``inFIFODepths``/``outFIFODepths``: minimal unless ``fold --fifo-config`` set them), inserted
+    by ``force_minimal_fifos`` without sizing, or at the depths of a fifo_sizing.json."""
+    from finn.builder.build_dataflow_config import AutoFIFOSizingMethod
+
+    return {"fifo_config_file": fifo_config_file, "auto_fifo_depths": fifo_config_file is None,
+            "auto_fifo_strategy": AutoFIFOSizingMethod.FORCE_MINIMAL_FIFOS}
+
+
 def build_config(board: Board, output_dir: Path, folding_file: Path | None = None,
                  fifo_config_file: Path | None = None):
     """FINN's DataflowBuildConfig of a build of ``board`` from a folding JSON: FIFOs at their
-    minimal depths (``force_minimal_fifos``), or at the depths of a FIFO config."""
+    certified depths (``certified_fifo_settings``)."""
     builder_steps()
-    from finn.builder.build_dataflow_config import AutoFIFOSizingMethod, DataflowBuildConfig, DataflowOutputType
+    from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType
 
     return DataflowBuildConfig(
         output_dir=str(output_dir), synth_clk_period_ns=board.clock_ns, board=board.finn_board,
-        fpga_part=board.part, folding_config_file=folding_file, fifo_config_file=fifo_config_file,
-        auto_fifo_depths=fifo_config_file is None, auto_fifo_strategy=AutoFIFOSizingMethod.FORCE_MINIMAL_FIFOS,
+        fpga_part=board.part, folding_config_file=folding_file, **certified_fifo_settings(fifo_config_file),
         generate_outputs=[DataflowOutputType.ESTIMATE_REPORTS, DataflowOutputType.BITFILE])
 
 

@@ -48,13 +48,14 @@ class AnchorEstimate:
 
     def compute(self, resource: str) -> int:
         """FINN's estimate of the compute nodes (what FINN's own estimate reports)."""
-        return self.folding.compute_total(resource)
+        return self.folding.finn_compute_total(resource)
 
     def whole(self, resource: str) -> int:
         """The whole design in the published figure's scope: compute nodes, DWCs and FIFOs, and the
         shell where the anchor includes it."""
         shell = self.folding.insertions.shell.resource(resource) if self.anchor.shell else 0
-        return self.folding.compute_total(resource) + self.folding.dwc_fifo_total(resource) + shell
+        return self.compute(resource) + self.folding.inserted_total(resource, finn=True) \
+            - self.folding.insertions.shell.resource(resource) + shell
 
     def ratio(self, resource: str, whole: bool = True) -> float | None:
         """published / estimate (None where we estimate none of the resource)."""

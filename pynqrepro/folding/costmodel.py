@@ -110,11 +110,55 @@ def _mvau_bram(omega, mem_width):
     )
 
 
-def mvau_costs(spec: NodeSpec, pe, simd, ram_style, mw=None, res_type=None) -> Costs:
+# Where FINN's MVAU estimate and the hardware Vivado builds part (``decision=True`` of mvau_costs):
+# - Thresholds. MVAU_hls.lut_estimation counts threshold storage and comparators only for
+#   ram_style_thresholds "distributed"; at "auto" (FINN's default, what our HW models carry) it
+#   counts none. But MVAU_hls.pragmas partition the threshold array completely over PE and over the
+#   threshold levels (ARRAY_PARTITION dims 1 and 3), leaving per (PE, level) a TMEM = MH/PE deep
+#   array that HLS maps to LUTRAM or registers, plus a comparator each: what the "distributed" terms
+#   price. With them, finn-plus lands within 0.7-2.3 % of FINN v0.5b's estimates of the study's four
+#   OOC runs, and within 6 % of the real 2- and 4-bit syntheses (issue 16). "block" (ROM_2P_BRAM)
+#   keeps the comparators and puts every partition in its own BRAM18 (PE x levels x acc/36 wide).
+# - Multipliers. At resType "auto" HLS maps a multiplication to a DSP slice once the product is wide
+#   enough: public build D (LPYOLO W8A3, post-route) uses PE x SIMD DSPs in every MVAU_hls (e.g.
+#   MVAU_hls_1, SIMD 4: 4 DSP; MVAU_hls_6, SIMD 6: 6 DSP) where FINN estimates 0; A1 (CNV, W1 x 8-bit
+#   input layer) 27 DSP in MVAU_hls_0 at SIMD 27; the study's W2A2 and W4A4 OOC runs use 0 DSP. So
+#   products of at least DSP_PRODUCT_BITS bits go to DSPs (and their LUT multipliers vanish).
+# - MVAU_rtl: FINN prices 0 LUT; its control, adder and output logic cost LUTs (mvau_rtl_luts).
+DSP_PRODUCT_BITS = 9  # W + A at which "auto" multipliers become DSPs (D: 8+3, A1: 1+8 yes; 4+4 no)
+
+
+MVAU_RTL_LUTS = (50.9, 17.64)  # LUT = a + b x PE x SIMD, see mvau_rtl_luts
+
+
+def mvau_rtl_luts(pe, simd) -> np.ndarray:
+    """LUTs of an MVAU_rtl, which FINN estimates at 0: 50.9 + 17.64 per PE x SIMD lane, the
+    least-squares line through the 20 post-route MVAU_rtl rows of public builds E1/E2 (RadioML,
+    ZCU104), e.g. E1 MVAU_rtl_1 PE 16 SIMD 8: 2,072 LUT, E2 MVAU_rtl_1 PE 32 SIMD 4: 2,585,
+    E1 MVAU_rtl_8 PE 1 SIMD 1: 80 (tests/test_folding_decision.py refits it)."""
+    a, b = MVAU_RTL_LUTS
+    lanes = np.asarray(pe, dtype=np.int64) * np.asarray(simd, dtype=np.int64)
+    return np.ceil(a + b * lanes).astype(np.int64)
+
+
+def threshold_levels(spec: NodeSpec) -> int:
+    """Thresholds per channel of an activation-bearing MVAU (0 without activation)."""
+    return 0 if spec.attrs["noActivation"] else 2 ** spec.attrs["out_bits"] - 1
+
+
+def memory_bits(spec: NodeSpec, mw=None) -> np.ndarray | int:
+    """Bits of weight and threshold memory of an MVAU (``mw`` per candidate overrides MW)."""
+    a = spec.attrs
+    mw = a["MW"] if mw is None else np.asarray(mw, dtype=np.int64)
+    return mw * a["MH"] * a["W"] + a["MH"] * threshold_levels(spec) * a["acc_bits"]
+
+
+def mvau_costs(spec: NodeSpec, pe, simd, ram_style, mw=None, res_type=None, decision: bool = False) -> Costs:
     """``mw`` (per candidate) overrides the node's MW: the pruning-aware mode, where the study's
     SIMD-block pruning leaves a MW that depends on the SIMD chosen. ``res_type`` (per candidate,
     ``RES_TYPES`` codes; default the node's own) is MVAU_hls's multiplier style: "dsp" moves the
-    multipliers' LUTs to DSP slices (MVAU_rtl always uses DSPs)."""
+    multipliers' LUTs to DSP slices (MVAU_rtl always uses DSPs). ``decision``: pynqrepro's estimate
+    (FINN's blind spots priced, see above) instead of FINN's own."""
     a = spec.attrs
     pe, simd, ram_style = (np.asarray(x, dtype=np.int64) for x in (pe, simd, ram_style))
     res_type = np.broadcast_to(np.asarray(encode("resType", a["resType"]) if res_type is None else res_type,
@@ -144,7 +188,8 @@ def mvau_costs(spec: NodeSpec, pe, simd, ram_style, mw=None, res_type=None) -> C
             dsp = pe * np.ceil(simd / 3)
         else:
             dsp = np.ceil(pe / 4) * simd
-        return Costs(cycles, np.zeros_like(pe), bram, uram, dsp.astype(np.int64))
+        lut = mvau_rtl_luts(pe, simd) if decision else np.zeros_like(pe)
+        return Costs(cycles, lut, bram, uram, dsp.astype(np.int64))
     # MVAU_hls.lut_estimation / dsp_estimation
     if mode == "internal_decoupled":
         c2 = np.where(distributed, (pe * simd * w) * np.ceil(wmem / 64), 0)
@@ -153,16 +198,22 @@ def mvau_costs(spec: NodeSpec, pe, simd, ram_style, mw=None, res_type=None) -> C
     else:
         c2 = np.zeros_like(pe)
     use_dsp = res_type == RES_TYPES.index("dsp")
+    if decision and a["W"] + act >= DSP_PRODUCT_BITS:
+        use_dsp = use_dsp | (res_type == RES_TYPES.index("auto"))
     mult = np.where(use_dsp, 0, simd * (2 * math.ceil((w + act) / 6) - 1) * (w + act))
     adder = (w + act) * (2 * simd - 1)
     widths = np.unique(mw)
     acc = np.asarray([_mvau_acc_bits({**a, "MW": int(x)}) for x in widths], dtype=np.float64)
     acc = acc[np.searchsorted(widths, mw)]
     thr = comp = 0
-    if a["noActivation"] == 0 and a["ram_style_thresholds"] == "distributed":
-        levels = 2 ** a["out_bits"] - 1
+    levels = threshold_levels(spec)
+    style = a["ram_style_thresholds"]
+    if levels and (style == "distributed" or (decision and style == "auto")):
         thr = levels * acc * np.ceil((mh // pe) / 64)
         comp = levels * acc
+    elif levels and decision and style == "block":
+        comp = levels * acc
+        bram = bram + (pe * levels * np.ceil(acc / 36)).astype(np.int64)
     lut = (300 + 1.1 * (pe * (mult + adder + acc + thr + comp)) + c2).astype(np.int64)
     dsp = np.where(use_dsp, pe * simd * math.ceil((w + act) / 48), 0)
     return Costs(cycles, lut, bram, uram, dsp.astype(np.int64))

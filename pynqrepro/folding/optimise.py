@@ -98,12 +98,21 @@ class Folding:
         return self.insertions is not None
 
     def compute_total(self, resource: str) -> int:
-        """The compute nodes' total (what FINN's estimate of the folded HW model reports)."""
+        """The compute nodes' total, pynqrepro's estimate (``folding.decision``)."""
         return int(sum(g.costs.resource(resource)[i] for g, i in zip(self.groups, self.choice)))
 
-    def inserted_total(self, resource: str) -> int:
-        """DWCs, FIFOs and the shell (0 for a compute-only folding)."""
-        return self.insertions.total(resource, self.choice) if self.insertions else 0
+    def finn_compute_total(self, resource: str) -> int:
+        """The compute nodes' total as FINN estimates it (what FINN's estimate of the folded HW
+        model reports)."""
+        return int(sum(g.finn_costs.resource(resource)[i] for g, i in zip(self.groups, self.choice)))
+
+    def inserted_total(self, resource: str, finn: bool = False) -> int:
+        """DWCs, FIFOs and the shell (0 for a compute-only folding); ``finn``: FINN's estimate."""
+        return self.insertions.total(resource, self.choice, finn) if self.insertions else 0
+
+    def finn_total(self, resource: str) -> int:
+        """FINN's raw estimate of what ``total`` covers (its blind spots left at zero), beside ours."""
+        return self.finn_compute_total(resource) + self.inserted_total(resource, finn=True)
 
     def dwc_fifo_total(self, resource: str) -> int:
         """DWCs and FIFOs alone (0 for a compute-only folding): the part of FINN's insertions the

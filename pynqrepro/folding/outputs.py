@@ -11,6 +11,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from pynqrepro.core.atomic import atomic_write_json
 from pynqrepro.core.boards import Board
 from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding import decision
 from pynqrepro.folding.optimise import Budget, Folding
 
 LABELS = {"LUT": "LUT", "BRAM_18K": "BRAM18", "URAM": "URAM", "DSP": "DSP"}
@@ -35,7 +36,8 @@ def get_res(folding: Folding, budget: Budget) -> list[dict]:
     """The study's get_res table, for the whole design FINN builds: one row per node of the folding
     JSON (PE, SIMD, the implementation choices searched over, cycles, resources and their share of
     the budget; nodes decided together, e.g. a max-pool's SWG and Pool, are costed on the first),
-    then every DWC/FIFO FINN inserts and the shell (for a whole-design folding), then the totals."""
+    then every DWC/FIFO FINN inserts and the shell (for a whole-design folding), then the totals:
+    pynqrepro's estimate, and FINN's raw estimate of the same scope beside it."""
     rows = []
     for group, i in zip(folding.groups, folding.choice):
         for k, (node, attrs) in enumerate(group.assignment(i).items()):
@@ -50,7 +52,9 @@ def get_res(folding: Folding, budget: Budget) -> list[dict]:
     for node in folding.inserted():
         where = f"{node['producer'] or 'input'} -> {node['consumer'] or 'output'}"
         depth = f", depth {node['depth']}" if node["depth"] is not None else ""
-        rows.append({"node": f"{node['op_type']} ({node['role']})", **_costs(node, budget),
+        ours = decision.inserted(node["op_type"], {r: np.asarray([node[r]]) for r in cm.RESOURCES})
+        rows.append({"node": f"{node['op_type']} ({node['role']})",
+                     **_costs({r: int(v[0]) for r, v in ours.items()}, budget),
                      "note": f"{where}, {node['in_width']} -> {node['out_width']} bits{depth}"})
     if folding.whole_design:
         shell = folding.insertions.shell
@@ -60,6 +64,7 @@ def get_res(folding: Folding, budget: Budget) -> list[dict]:
     scope = "whole design" if folding.whole_design else "compute nodes"
     rows.append({"node": f"total ({scope})", "cycles": folding.max_cycles,
                  **_costs({r: folding.total(r) for r in cm.RESOURCES}, budget),
+                 **{f"{LABELS[r]} (FINN)": folding.finn_total(r) for r in ("LUT", "BRAM_18K", "DSP")},
                  "note": "fits the budget" if folding.fits(budget) else "OVER BUDGET"})
     return rows
 
@@ -141,8 +146,10 @@ def finn_reestimate(model: ModelWrapper, folding: Folding, part: str, clock_ns: 
 
 
 def _ours_per_layer(folding: Folding) -> dict:
-    """{node: (cycles, LUT, BRAM18, URAM, DSP)} of the single-node groups (FINN reports per node)."""
-    return {group.name: (int(group.costs.cycles[i]),) + tuple(int(group.costs.resource(r)[i]) for r in cm.RESOURCES)
+    """{node: (cycles, LUT, BRAM18, URAM, DSP)} of the single-node groups (FINN reports per node),
+    as our copy of FINN's estimate costs them (the raw figures, not pynqrepro's decision estimate)."""
+    return {group.name: (int(group.finn_costs.cycles[i]),)
+            + tuple(int(group.finn_costs.resource(r)[i]) for r in cm.RESOURCES)
             for group, i in zip(folding.groups, folding.choice) if len(group.nodes) == 1}
 
 
@@ -151,15 +158,16 @@ def _differences(folding: Folding, theirs: dict, compute: dict, max_cycles: int)
     ours = _ours_per_layer(folding)
     out = [f"{name}: ours {ours[name]} FINN {figures}" for name, figures in theirs.items()
            if name in ours and ours[name] != figures]
-    out += [f"total {r}: ours {folding.compute_total(r)} FINN {compute[r]}" for r in compute
-            if folding.compute_total(r) != compute[r]]
+    out += [f"total {r}: ours {folding.finn_compute_total(r)} FINN {compute[r]}" for r in compute
+            if folding.finn_compute_total(r) != compute[r]]
     if folding.max_cycles != max_cycles:
         out.append(f"max cycles: ours {folding.max_cycles} FINN {max_cycles}")
     return out
 
 
 def disagreements(folding: Folding, finn_estimate) -> list[str]:
-    """Compute layers where FINN's re-estimate of the folded HW model differs from ours in cycles,
+    """Compute layers where FINN's re-estimate of the folded HW model differs from our copy of its
+    estimate (``Group.finn_costs``) in cycles,
     LUT, BRAM18, URAM or DSP, then the compute totals and the bottleneck."""
     theirs = {layer.name: (layer.cycles, int(layer.lut), int(layer.bram18), int(layer.uram), int(layer.dsp))
               for layer in finn_estimate.layers}
@@ -190,6 +198,6 @@ def finn_build_check(model: ModelWrapper, folding: Folding, board: Board, prepar
         if converters != folding.converters:
             out.append(f"DWCs: ours {folding.converters} FINN {converters}")
         finn = prepared.whole_design(board)
-        out += [f"whole design {r}: ours {folding.total(r)} FINN {finn[r]}" for r in cm.RESOURCES
-                if folding.total(r) != finn[r]]
+        out += [f"whole design {r}: ours {folding.finn_total(r)} FINN {finn[r]}" for r in cm.RESOURCES
+                if folding.finn_total(r) != finn[r]]
     return out

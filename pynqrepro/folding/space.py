@@ -22,6 +22,7 @@ its masks (``MaskedBlocks``): at a folding SIMD dividing the masks' block width,
 leaves MW = the columns the masks keep; at any other SIMD the layer runs dense.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from pynqrepro.core.divisors import divisors
 from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding import decision
 from pynqrepro.pruning.rules import pruned_columns
 from pynqrepro.references import MVAU_WWIDTH_MAX
 
@@ -43,8 +45,14 @@ class Group:
     name: str
     nodes: list  # NodeSpec of every node the decision sets
     params: dict  # parameter -> per-candidate np.ndarray (PE, SIMD, ram_style/resType codes, MW)
-    costs: cm.Costs
+    costs: cm.Costs  # pynqrepro's estimate (``folding.decision``): what the optimiser decides on
     node_attrs: dict = field(default_factory=dict)  # node name -> attributes it takes from params
+    finn: cm.Costs | None = None  # FINN's own estimate of the candidates (None: same as ``costs``)
+
+    @property
+    def finn_costs(self) -> cm.Costs:
+        """FINN's raw estimate of every candidate, beside ours."""
+        return self.costs if self.finn is None else self.finn
 
     def __len__(self) -> int:
         return len(self.costs.cycles)
@@ -233,22 +241,26 @@ def _mvau_group(spec, options: SpaceOptions, pruning: StudyRule | MaskedBlocks |
         attrs["ram_style"] = "ram_style"
     if choose_res_type:
         attrs["resType"] = "resType"
-    costs = cm.mvau_costs(spec, c["PE"], c["SIMD"], c["ram_style"], c["MW"], c["resType"])
-    return Group(spec.name, [spec], c, costs, {spec.name: attrs})
+    args = (spec, c["PE"], c["SIMD"], c["ram_style"], c["MW"], c["resType"])
+    return Group(spec.name, [spec], c, decision.mvau(*args), {spec.name: attrs}, cm.mvau_costs(*args))
 
 
-def _swg_costs(spec, simd: np.ndarray, ram_style: np.ndarray) -> cm.Costs:
+def _swg_costs(spec, simd: np.ndarray, ram_style: np.ndarray) -> tuple[cm.Costs, cm.Costs]:
+    """(ours, FINN's) costs of a sliding window at each candidate."""
     if cm.swg_vectorised(spec):
-        return cm.swg_costs(spec, simd, ram_style)
-    return cm.finn_costs(spec, [{"SIMD": int(s), "ram_style": cm.decode("ram_style", r)}
-                                for s, r in zip(simd, ram_style)])
+        finn = cm.swg_costs(spec, simd, ram_style)
+    else:
+        finn = cm.finn_costs(spec, [{"SIMD": int(s), "ram_style": cm.decode("ram_style", r)}
+                                    for s, r in zip(simd, ram_style)])
+    return decision.other(spec, finn), finn
 
 
 def _swg_group(spec, options: SpaceOptions) -> Group:
     c = _grid(SIMD=_legal(spec, "SIMD", divisors(spec.attrs["IFMChannels"])),
               ram_style=_styles(spec, "ram_style", options.choose_swg_ram_style, _BLOCK_OR_LUTRAM))
     attrs = {"SIMD": "SIMD", "ram_style": "ram_style"} if options.choose_swg_ram_style else {"SIMD": "SIMD"}
-    return Group(spec.name, [spec], c, _swg_costs(spec, c["SIMD"], c["ram_style"]), {spec.name: attrs})
+    ours, finn = _swg_costs(spec, c["SIMD"], c["ram_style"])
+    return Group(spec.name, [spec], c, ours, {spec.name: attrs}, finn)
 
 
 def _folds(spec, attr: str, value: int) -> bool:
@@ -284,19 +296,30 @@ def _legal(spec, attr: str, values) -> np.ndarray:
 def _pe_group(spec, limit: int, swg, options: SpaceOptions) -> Group:
     """A PE-folded node; with ``swg``, the depthwise SWG feeding it, whose SIMD equals the PE."""
     pes = _legal(spec, "PE", divisors(limit))
+    assignments = [{"PE": int(p)} for p in pes]
+    finn = cm.finn_costs(spec, assignments)
+    ours = decision.other(spec, finn, assignments)
     if swg is None:
-        costs = cm.finn_costs(spec, [{"PE": int(p)} for p in pes])
-        return Group(spec.name, [spec], {"PE": pes}, costs, {spec.name: {"PE": "PE"}})
-    pes = _legal(swg, "SIMD", pes)
+        return Group(spec.name, [spec], {"PE": pes}, ours, {spec.name: {"PE": "PE"}}, finn)
+    legal = np.isin(pes, _legal(swg, "SIMD", pes))
+    pes, ours, finn = pes[legal], ours.take(legal), finn.take(legal)
     c = _grid(PE=pes, ram_style=_styles(swg, "ram_style", options.choose_swg_ram_style, _BLOCK_OR_LUTRAM))
-    own = cm.finn_costs(spec, [{"PE": int(p)} for p in pes]).take(np.searchsorted(pes, c["PE"]))
+    at = np.searchsorted(pes, c["PE"])
+    swg_ours, swg_finn = _swg_costs(swg, c["PE"], c["ram_style"])
     swg_attrs = {"SIMD": "PE", "ram_style": "ram_style"} if options.choose_swg_ram_style else {"SIMD": "PE"}
-    return Group(spec.name, [swg, spec], c, combine(own, _swg_costs(swg, c["PE"], c["ram_style"])),
-                 {swg.name: swg_attrs, spec.name: {"PE": "PE"}})
+    return Group(spec.name, [swg, spec], c, combine(ours.take(at), swg_ours),
+                 {swg.name: swg_attrs, spec.name: {"PE": "PE"}}, combine(finn.take(at), swg_finn))
 
 
 def _fixed_group(spec) -> Group:
-    return Group(spec.name, [spec], {}, cm.finn_costs(spec, [{}]), {})
+    finn = cm.finn_costs(spec, [{}])
+    return Group(spec.name, [spec], {}, decision.other(spec, finn, [{}]), {}, finn)
+
+
+def as_finn_estimates(groups: list[Group]) -> list[Group]:
+    """The same candidates costed by FINN's raw estimate instead of ours: what FINN's SetFolding and
+    the study decide on, kept to compare with (and to reproduce FINN-estimate figures)."""
+    return [dataclasses.replace(g, costs=g.finn_costs, finn=None) for g in groups]
 
 
 def combine(a: cm.Costs, b: cm.Costs) -> cm.Costs:

@@ -38,7 +38,8 @@ from qonnx.core.modelwrapper import ModelWrapper
 from pynqrepro.core.boards import Board, Shell
 from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm
-from pynqrepro.folding.space import Group, SpaceOptions, build_space
+from pynqrepro.folding import decision
+from pynqrepro.folding.space import Group, SpaceOptions, as_finn_estimates, build_space
 
 CONVERTER_OP = "StreamingDataWidthConverter_rtl"
 FIFO_OP = "StreamingFIFO_rtl"
@@ -234,7 +235,8 @@ class Edge:
     converter_out: np.ndarray  # per column: the DWC's output width (consumer's input stream width)
     fifo_width: np.ndarray  # per row: the FIFO after the producer (per column for the graph input)
     depths: tuple  # (plain stream, before a DWC, after a DWC) FIFO depths
-    tables: dict = field(repr=False)  # resource -> (rows x columns) cost of everything inserted
+    tables: dict = field(repr=False)  # resource -> (rows x columns) our cost of everything inserted
+    finn_tables: dict | None = field(repr=False, default=None)  # FINN's (None: same as ``tables``)
 
     @property
     def converter(self) -> np.ndarray:
@@ -243,8 +245,9 @@ class Edge:
             return np.zeros((len(self.out_elems), len(self.in_elems)), dtype=bool)
         return self.out_elems[:, None] != self.in_elems[None, :]
 
-    def cost(self, resource: str, k: int, l: int) -> int:
-        return int(self.tables[resource][k, l])
+    def cost(self, resource: str, k: int, l: int, finn: bool = False) -> int:
+        tables = self.finn_tables if finn and self.finn_tables is not None else self.tables
+        return int(tables[resource][k, l])
 
     def nodes(self, k: int, l: int, part: str) -> list[dict]:
         """What FINN inserts on this stream at row ``k``, column ``l``, in graph order."""
@@ -308,17 +311,22 @@ def _in_facts(index: int):
                          int(inst.get_folded_input_shape(index)[-1]) * inst.get_input_datatype(index).bitwidth())
 
 
-def _stream_tables(out: np.ndarray, inp: np.ndarray, depths: tuple, part: str) -> dict:
-    """Cost of what FINN inserts for every (producer class, consumer class): a FIFO, or FIFO + DWC + FIFO."""
+def _stream_tables(out: np.ndarray, inp: np.ndarray, depths: tuple, part: str, ours: bool = True) -> dict:
+    """Cost of what FINN inserts for every (producer class, consumer class): a FIFO, or FIFO + DWC +
+    FIFO; ``ours``: pynqrepro's estimate of each inserted node (``decision.inserted``), else FINN's."""
     direct, before, after = depths
     converter = out[:, 0][:, None] != inp[:, 0][None, :]
-    plain = fifo_costs(direct, out[:, 2], part)
-    ahead = fifo_costs(before, out[:, 2], part)
-    behind = fifo_costs(after, inp[:, 1], part)
+    fifo = (lambda t: decision.inserted(FIFO_OP, t)) if ours else (lambda t: t)
+    plain = fifo(fifo_costs(direct, out[:, 2], part))
+    ahead = fifo(fifo_costs(before, out[:, 2], part))
+    behind = fifo(fifo_costs(after, inp[:, 1], part))
     luts = dwc_luts(out[:, 1][:, None], inp[:, 1][None, :])
+    zeros = np.zeros(luts.shape, dtype=np.int64)
+    dwc = {r: luts if r == "LUT" else zeros for r in cm.RESOURCES}
+    dwc = decision.inserted(CONVERTER_OP, dwc) if ours else dwc
     tables = {}
     for r in cm.RESOURCES:
-        converted = ahead[r][:, None] + behind[r][None, :] + (luts if r == "LUT" else 0)
+        converted = ahead[r][:, None] + behind[r][None, :] + dwc[r]
         tables[r] = np.where(converter, converted, plain[r][:, None]).astype(np.int64)
     return tables
 
@@ -402,21 +410,23 @@ def build_edges(model: ModelWrapper, groups: list[Group], part: str, depths: Fif
         stream_depths = (max(p_depth, c_depth), max(p_depth, DWC_OWN_DEPTH), max(DWC_OWN_DEPTH, c_depth))
         edges.append(Edge(producer.name, consumer.name, where[producer.name][0], where[consumer.name][0], out_class,
                           in_class, out[:, 0], inp[:, 0], out[:, 1], inp[:, 1], out[:, 2], stream_depths,
-                          _stream_tables(out, inp, stream_depths, part)))
+                          _stream_tables(out, inp, stream_depths, part),
+                          _stream_tables(out, inp, stream_depths, part, ours=False)))
     return edges
 
 
 def _io_edge(producer, consumer, p_group, c_group, out_class, in_class, facts, depth, part) -> Edge:
     """The graph input's (``producer`` None) or output's FIFO: one row or one column."""
-    costs = fifo_costs(depth, facts[:, 2], part)
+    finn = fifo_costs(depth, facts[:, 2], part)
+    costs = decision.inserted(FIFO_OP, finn)
     one = np.zeros(1, dtype=np.int64)
     if producer is None:
-        tables = {r: v[None, :] for r, v in costs.items()}
+        tables, finn = ({r: v[None, :] for r, v in c.items()} for c in (costs, finn))
         return Edge(None, consumer, None, c_group, out_class, in_class, one, facts[:, 0], one, facts[:, 1],
-                    facts[:, 2], (depth,) * 3, tables)
-    tables = {r: v[:, None] for r, v in costs.items()}
+                    facts[:, 2], (depth,) * 3, tables, finn)
+    tables, finn = ({r: v[:, None] for r, v in c.items()} for c in (costs, finn))
     return Edge(producer, None, p_group, None, out_class, in_class, facts[:, 0], one, facts[:, 1], one,
-                facts[:, 2], (depth,) * 3, tables)
+                facts[:, 2], (depth,) * 3, tables, finn)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -439,9 +449,10 @@ class Insertions:
         l = edge.in_class[choice[edge.consumer_group]] if edge.consumer_group is not None else 0
         return int(k), int(l)
 
-    def total(self, resource: str, choice) -> int:
-        """Everything inserted, plus the shell, at ``choice`` (one candidate index per group)."""
-        inserted = sum(edge.cost(resource, *self._ends(edge, choice)) for edge in self.edges)
+    def total(self, resource: str, choice, finn: bool = False) -> int:
+        """Everything inserted, plus the shell, at ``choice`` (one candidate index per group):
+        pynqrepro's estimate, or with ``finn`` FINN's own."""
+        inserted = sum(edge.cost(resource, *self._ends(edge, choice), finn=finn) for edge in self.edges)
         return inserted + self.shell.resource(resource)
 
     def converters(self, choice) -> int:
@@ -483,6 +494,12 @@ class Design:
 
     groups: list
     insertions: Insertions
+
+    def as_finn_estimates(self) -> "Design":
+        """The same design costed by FINN's raw estimate (``space.as_finn_estimates``)."""
+        edges = [dataclasses.replace(e, tables=e.tables if e.finn_tables is None else e.finn_tables, finn_tables=None)
+                 for e in self.insertions.edges]
+        return Design(as_finn_estimates(self.groups), dataclasses.replace(self.insertions, edges=edges))
 
     def without_width_converters(self) -> "Design":
         """The same design with DWCs forbidden: neighbouring stream widths must match."""

@@ -38,12 +38,14 @@ NO_CONVERTERS = f"{COMPARED_IN}, no width converters"
 COMPUTE_ONLY = f"{COMPARED_IN}, compute-only search"
 CALIBRATED_ROW = f"{COMPARED_IN}, calibrated budget"  # the default budget of `fold`: ours x (1 + bound) <= device
 NOTES = [
-    "FINN's analytical estimates (exp_cycles, res_estimation), fps at the board's default clock.",
+    "pynqrepro's estimate decides (FINN's analytical exp_cycles/res_estimation with its blind spots priced: "
+    "MVAU threshold logic, 'auto' DSP multipliers, nodes FINN prices at 0; pynqrepro.folding.decision); "
+    "FINN (whole) columns: FINN's raw estimate of the same whole design. fps at the board's default clock.",
     "Whole design: the compute nodes, the width converters (DWCs) and FIFOs FINN's build inserts (InsertDWC, "
     "InsertFIFO at minimal depths, as force_minimal_fifos builds) and the board's shell (IODMAs, AXI "
     "interconnect; FINN does not estimate it). Every row, ours and the baselines', is judged on those totals: "
     "'fits' (calibrated, see below) and 'within row budget'; "
-    "the (compute) columns are the compute nodes alone, what FINN's estimate reports.",
+    "the (compute) columns are the compute nodes alone (ours; the study's rows: its FINN estimate).",
     "exact: provably fastest folding whose whole design fits the budget (SIMD x W <= 36); exact+LUTRAM: MVAU "
     "weights may also go to distributed RAM; exact+all FINN options: also MVAU_hls multipliers in DSPs "
     "(resType) and sliding-window line buffers in BRAM (SWG ram_style), where FINN's build sets LUTs / LUTRAM; "
@@ -222,7 +224,11 @@ def tabulate(results: Recorder, setup: Setup, comparison: FoldingComparison) -> 
                         "LUT (compute)": folding.compute_total("LUT"),
                         "BRAM18 (compute)": folding.compute_total("BRAM_18K"),
                         "DSP (compute)": folding.compute_total("DSP"), "DWCs": folding.converters,
-                        "bottleneck": folding.bottleneck})
+                        "bottleneck": folding.bottleneck,
+                        # FINN's raw estimate of the same whole design, beside ours (which decides)
+                        "FINN LUT (whole)": folding.finn_total("LUT"),
+                        "FINN BRAM18 (whole)": folding.finn_total("BRAM_18K"),
+                        "FINN DSP (whole)": folding.finn_total("DSP")})
             if method.name in comparison.finn_build:
                 differences = comparison.finn_build[method.name]
                 row["FINN build prep"] = "equal" if not differences else "; ".join(differences)

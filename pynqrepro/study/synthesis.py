@@ -109,6 +109,7 @@ def tabulate(results: Recorder, setup: Setup, syntheses: Syntheses) -> None:
             "OOC WNS ns": ooc.wns_ns, "OOC fmax MHz": round(ooc.fmax_mhz, 1),
             "design LUT": system.lut, "design BRAM36": system.bram36, "design WNS ns": system.wns_ns,
             "design fmax MHz": round(system.fmax_mhz, 1), "est. fps": round(synthesis.estimate.est_fps, 1),
+            "FIFO depths": synthesis.build.fifo_depths,
             "source": f"pynqrepro ({setup.scale.name}, {board.clock_ns} ns)",
         }, config={"hw_model": network.hw.key, "build": synthesis.build.key, "folding": synthesis.folding})
     for name, why_not in syntheses.unbuilt.items():

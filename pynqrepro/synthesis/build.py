@@ -2,8 +2,9 @@
 
 The build continues FINN's BNN-PYNQ flow (``finn/benchmarking/dut/bnn-pynq.yml``) where the
 estimate flow (``pynqrepro.finnflow.build``) stopped, after layer specialisation: FINN's builder
-(``build_dataflow_cfg``) applies the folding JSON, generates the hardware (FIFO sizing included),
-stitches the IP, runs out-of-context synthesis, synthesises the Zynq bitfile, writes the PYNQ
+(``build_dataflow_cfg``) applies the folding JSON, generates the hardware with exactly the FIFO
+depths the folding was certified with (the JSON's node depths: minimal, or ``fold --fifo-config``'s;
+FINN's FIFO sizing by simulation would deepen them past what ``fold`` budgeted), stitches the IP, runs out-of-context synthesis, synthesises the Zynq bitfile, writes the PYNQ
 driver settings and the deployment package. Everything lands in the artifact's ``build/`` folder
 in FINN's own layout; ``read_build`` parses the reports FINN wrote there.
 """
@@ -85,6 +86,7 @@ class SynthesisBuild:
     system: SynthesisResult  # whole Zynq design (shell included), WNS/fmax after routing
     build_dir: Path  # FINN's output folder
     key: str | None = None  # the store artifact's key (None: a folder read directly)
+    fifo_depths: str | None = None  # which FIFO depths it was built with (``fifo_depths_source``)
 
     @property
     def deploy_dir(self) -> Path:
@@ -92,10 +94,21 @@ class SynthesisBuild:
         return BuildPaths(self.build_dir).deploy
 
 
+def fifo_depths_source(folding: dict) -> str:
+    """Which FIFO depths a build of ``folding`` gets: those its JSON carries, else the minimal ones."""
+    carried = any(isinstance(attrs, dict) and ({"inFIFODepths", "outFIFODepths"} & set(attrs))
+                  for attrs in folding.values())
+    return ("the folding JSON's FIFO depths (fold --fifo-config), unsized" if carried
+            else "minimal FIFO depths (force_minimal_fifos), as certified")
+
+
 def synthesis_config(board: Board, output_dir: Path, folding_file: Path, clock_ns: float | None = None):
-    """FINN's DataflowBuildConfig for the full Zynq build of a specialised HW model at a folding."""
+    """FINN's DataflowBuildConfig for the full Zynq build of a specialised HW model at a folding,
+    with the FIFO settings the folding was certified with (``certified_fifo_settings``)."""
     boot_finn()
     from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType, ShellFlowType
+
+    from pynqrepro.finnflow.buildprep import certified_fifo_settings
 
     return DataflowBuildConfig.construct_from(DataflowBuildConfig(
         output_dir=str(output_dir),
@@ -106,6 +119,7 @@ def synthesis_config(board: Board, output_dir: Path, folding_file: Path, clock_n
         folding_config_file=Path(folding_file),
         generate_outputs=[DataflowOutputType(o) for o in SYNTH_OUTPUTS],
         steps=list(SYNTH_STEPS),
+        **certified_fifo_settings(),
     ))
 
 
@@ -148,7 +162,7 @@ def synthesis_artifact(store: ArtifactStore, hw_artifact: Artifact, board: Board
     hw_model = load_hw_model(hw_artifact)
     folding = all_ones_folding(hw_model) if folding is None else folding
     config = {"board": board.name, "part": board.part, "clock_ns": clock_ns, "folding": folding,
-              "steps": list(SYNTH_STEPS), "outputs": list(SYNTH_OUTPUTS)}
+              "steps": list(SYNTH_STEPS), "outputs": list(SYNTH_OUTPUTS), "fifos": "certified"}
     inputs = {"hw_model": hw_artifact}
     cached = store.find("finn_synthesis", config, inputs)
     if cached is not None:
@@ -185,6 +199,7 @@ def finished_build(store: ArtifactStore, hw_artifact: Artifact, board: Board, fo
     package checked."""
     clock_ns = clock_ns or board.clock_ns
     artifact = synthesis_artifact(store, hw_artifact, board, folding, clock_ns)
-    build = dataclasses.replace(read_build(artifact.path / BUILD_DIR, clock_ns), key=artifact.key)
+    build = dataclasses.replace(read_build(artifact.path / BUILD_DIR, clock_ns), key=artifact.key,
+                                fifo_depths=fifo_depths_source(artifact.config["folding"]))
     check_package(build.deploy_dir)
     return build

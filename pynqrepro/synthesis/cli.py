@@ -27,13 +27,14 @@ def _build(args) -> None:
     if args.json:
         print(json.dumps({"build_dir": str(result.build_dir), "deploy_dir": str(result.deploy_dir),
                           "ooc": vars(result.ooc), "system": vars(result.system), "estimate": est,
-                          "estimate/ooc": ratios}, indent=2))
+                          "estimate/ooc": ratios, "fifo_depths": result.fifo_depths}, indent=2))
         return
     for label, res in (("out of context", result.ooc), ("whole design", result.system)):
         print(f"{label}: LUT {res.lut:.0f}, FF {res.ff:.0f}, BRAM36 {res.bram36:g}, DSP {res.dsp:.0f}, "
               f"WNS {res.wns_ns:.3f} ns, fmax {res.fmax_mhz:.1f} MHz")
     print(f"FINN estimate: LUT {est['lut']:.0f}, BRAM18 {est['bram18']:.0f}, DSP {est['dsp']:.0f}; "
           + ", ".join(f"{k} {v}" for k, v in ratios.items()))
+    print(f"built with {result.fifo_depths}")
     print(f"deployment package: {result.deploy_dir}  (next: pynqrepro deploy {result.deploy_dir})")
 
 
