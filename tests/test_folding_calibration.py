@@ -133,3 +133,62 @@ def test_fold_budgets_the_whole_design_calibrated_by_default(store, tmp_path, ca
         assert main([*common, *bad]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
+
+
+def test_the_optimisers_totals_are_the_fit_node_by_node(estimates):
+    """The decision model as the optimiser totals it (vectorised per candidate, each node rounded up)
+    equals the shipped fit applied node by node to FINN's own res_estimation rows of the built
+    design (``fitted_design``), up to that rounding."""
+    for e in estimates:
+        nodes = sum(len(g.nodes) for g in e.folding.groups) + len(e.folding.inserted())
+        for resource in calibration.RESOURCES:
+            assert e.fitted[resource] <= e.ours(resource) <= e.fitted[resource] + nodes, (e.anchor.design, resource)
+
+
+def _real(anchor) -> dict:
+    """The anchor's real figures from the test's own transcription of the sources (NUMBERS.md), or
+    the study's OOC report file."""
+    if anchor.design in PUBLISHED:
+        lut, _, bram18, dsp = PUBLISHED[anchor.design]
+        return {"LUT": lut, "BRAM_18K": bram18, "DSP": dsp}
+    ooc = json.loads((DATA / "thesis-folding-results" / anchor.source.removeprefix("study, ")).read_text())
+    return {"LUT": ooc["LUT"], "BRAM_18K": 2 * ooc["BRAM"], "DSP": ooc["DSP"]}
+
+
+def test_bound_covers_each_cnv_anchor_that_fitted_its_device(estimates):
+    """ours x (1 + bound) >= real for every CNV anchor whose design fitted its own device (real figures:
+    the sources); the bound is the largest such under-estimate (one anchor sets it); the study's 4-bit
+    run (464 BRAM18 on a 280-BRAM18 part) sets none."""
+    bound = calibration.current_node_model(None).bound
+    tight = {r: 0.0 for r in calibration.RESOURCES}
+    for e in estimates:
+        real = _real(e.anchor)
+        fits = all(real[r] <= PYNQ_Z1.limits()[r] for r in calibration.RESOURCES)
+        assert e.fits_device() == fits == (e.anchor.weight_bits != 4), e.anchor.design
+        for r in calibration.RESOURCES:
+            if fits and real[r] and e.fitted[r]:
+                assert real[r] <= e.fitted[r] * (1 + bound[r]) + 1e-6, (e.anchor.design, r)
+                tight[r] = max(tight[r], real[r] / e.fitted[r] - 1)
+    assert all(tight[r] == pytest.approx(bound[r], abs=1e-4) for r in calibration.RESOURCES)
+
+
+def _bnn_pynq_w2a2(estimates):
+    e = next(e for e in estimates if e.anchor.design == "CNV W2A2, BNN-PYNQ folding")
+    real = _real(e.anchor)
+    assert real == {"LUT": 37_302, "BRAM_18K": 280, "DSP": 32}  # fitted the Pynq-Z1 (BNN-PYNQ's README)
+    return e, calibration.calibrated_budget(PYNQ_Z1)
+
+
+def test_calibrated_budget_admits_bnn_pynq_w2a2_luts_and_dsps(estimates):
+    """BNN-PYNQ's real W2A2 CNV fitted the Pynq-Z1: its LUTs and DSPs are within the calibrated budget."""
+    e, budget = _bnn_pynq_w2a2(estimates)
+    assert e.folding.total("LUT") <= budget.LUT and e.folding.total("DSP") <= budget.DSP
+
+
+@pytest.mark.xfail(strict=True, reason="the decision model and its honest bound declare BNN-PYNQ's W2A2 CNV infeasible "
+                                       "on BRAM18: it used all 280 of the Pynq-Z1's, ours is 307 (+10 %: the fit's "
+                                       "per-FIFO and per-pool BRAM means), and the bound (+20.3 %, FINN's cnv-w1a1 "
+                                       "before PR #209) leaves 232")
+def test_calibrated_budget_admits_bnn_pynq_w2a2_bram18(estimates):
+    e, budget = _bnn_pynq_w2a2(estimates)
+    assert e.folding.total("BRAM_18K") <= budget.BRAM_18K

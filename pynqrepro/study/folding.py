@@ -38,8 +38,9 @@ NO_CONVERTERS = f"{COMPARED_IN}, no width converters"
 COMPUTE_ONLY = f"{COMPARED_IN}, compute-only search"
 CALIBRATED_ROW = f"{COMPARED_IN}, calibrated budget"  # the default budget of `fold`: ours x (1 + bound) <= device
 NOTES = [
-    "pynqrepro's estimate decides (FINN's analytical exp_cycles/res_estimation with its blind spots priced: "
-    "MVAU threshold logic, 'auto' DSP multipliers, nodes FINN prices at 0; pynqrepro.folding.decision); "
+    "pynqrepro's estimate decides: FINN's analytical exp_cycles, and the per-node fit on real builds "
+    "(node_model.json) applied to FINN's res_estimation of each node, chosen over the analytic model on the "
+    "CNV anchors (reports/calibration.md; pynqrepro.folding.decision); "
     "FINN (whole) columns: FINN's raw estimate of the same whole design. fps at the board's default clock.",
     "Whole design: the compute nodes, the width converters (DWCs) and FIFOs FINN's build inserts (InsertDWC, "
     "InsertFIFO at minimal depths, as force_minimal_fifos builds) and the board's shell (IODMAs, AXI "

@@ -24,13 +24,11 @@ from pathlib import Path
 from pynqrepro.core.atomic import atomic_write_json
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
-from pynqrepro.folding.empirical import (CALIBRATION_DIR, FITTED_RESOURCES, NODE_MODEL_FILE, NodeModel,
-                                        costs_from_estimate, node_decision_costs, store_model_path)
+from pynqrepro.folding.decision import (CALIBRATION_DIR, FITTED_RESOURCES, INSERTED_OP_TYPES, NODE_MODEL_FILE,
+                                       NodeModel, costs_from_estimate, load_node_model, node_decision_costs,
+                                       store_model_path)
 from pynqrepro.references.public_builds import PUBLIC_BUILDS, STUDY_OOC_BUILDS, lay_out
-from pynqrepro.synthesis.reports import (BUILD_FILES, FOLDING_FILES, INSERTED_OP_TYPES, FinnBuild, op_type_of,
-                                         read_finn_build)
-
-BOUND_QUANTILE = "max"  # the bound is the largest held-out under-estimate (7 builds: no finer quantile)
+from pynqrepro.synthesis.reports import BUILD_FILES, FOLDING_FILES, FinnBuild, op_type_of, read_finn_build
 
 
 @dataclass(frozen=True)
@@ -123,7 +121,7 @@ def fit_node_model(anchors, bound: dict | None = None, source: str = "") -> Node
                                 "estimate": round(float(fit.coef_[0]), 6),
                                 "memory_bits": round(float(fit.coef_[1]), 9)}
         op_types[op_type] = fitted
-    return NodeModel(source, op_types, bound or {r: None for r in FITTED_RESOURCES})
+    return NodeModel(op_types, source, bound or {r: None for r in FITTED_RESOURCES})
 
 
 def predict_design(model: NodeModel, anchor: Anchor) -> dict:
@@ -166,17 +164,6 @@ def leave_one_build_out(anchors) -> list[HeldOut]:
         out.append(HeldOut(anchor, {r: anchor.build.totals[r] for r in FITTED_RESOURCES}, finn_design(anchor),
                            predict_design(model, anchor)))
     return out
-
-
-def derive_bound(held_out: list[HeldOut]) -> dict:
-    """Per resource, the largest held-out under-estimate ``real / ours - 1`` (>= 0) over the builds
-    whose design fitted its own device and used the resource; None where no such build tells."""
-    bound = {}
-    for resource in FITTED_RESOURCES:
-        ratios = [h.real[resource] / h.ours[resource] for h in held_out
-                  if h.anchor.fits_device() and h.real[resource] and h.ours[resource]]
-        bound[resource] = math.ceil(max(0.0, max(ratios) - 1) * 1e4) / 1e4 if ratios else None  # rounded up
-    return bound
 
 
 def summary(held_out: list[HeldOut], resource: str, which: str = "ours") -> dict:
@@ -243,30 +230,45 @@ def store_anchors(store_root: Path) -> list[Anchor]:
     return anchors
 
 
-def fit_and_validate(anchors, source: str) -> tuple[NodeModel, list[HeldOut]]:
-    """The model fitted on every anchor, with the bound from their leave-one-build-out errors."""
+def fit_and_validate(anchors, source: str, bound: dict, bound_source: str) -> tuple[NodeModel, list[HeldOut]]:
+    """The model fitted on every anchor, with its leave-one-build-out rows, carrying ``bound``."""
     held_out = leave_one_build_out(anchors)
-    return fit_node_model(anchors, derive_bound(held_out), source), held_out
+    fitted = fit_node_model(anchors, source=source)
+    return NodeModel(fitted.op_types, source, bound, bound_source), held_out
 
 
-def regenerate_shipped_model(path: Path = NODE_MODEL_FILE) -> tuple[NodeModel, list[HeldOut]]:
-    """Refit ``node_model.json`` on the public builds (the package's file; a library call, never a hand edit)."""
+def regenerate_shipped_model(store, path: Path = NODE_MODEL_FILE) -> tuple[NodeModel, list[HeldOut], list]:
+    """Refit ``node_model.json`` on the public builds and state its bound from its errors on the CNV
+    anchors (``folding.calibration.decision_bound``; HW models built in ``store``): the package's file,
+    a library call, never a hand edit. Returns the model, the builds held out, the anchors' estimates."""
+    from pynqrepro.folding.calibration import DECISION_ANCHORS, bound_exclusions, decision_bound, estimate_anchors
+
     with tempfile.TemporaryDirectory() as tmp:
-        model, held_out = fit_and_validate(public_anchors(Path(tmp)),
-                                           "public FINN builds " + ", ".join(b.id for b in PUBLIC_BUILDS)
-                                           + " (references/data/public-builds) and the study's 4 OOC runs; "
-                                             "bound: largest leave-one-build-out under-estimate")
+        anchors = public_anchors(Path(tmp))
+        held_out = leave_one_build_out(anchors)
+        fitted = fit_node_model(anchors)
+    estimates = estimate_anchors(store, DECISION_ANCHORS, fitted)
+    excluded = "; ".join(f"{design}: {why}" for design, why in bound_exclusions(estimates).items())
+    model = NodeModel(fitted.op_types,
+                      "public FINN builds " + ", ".join(b.id for b in PUBLIC_BUILDS)
+                      + " (references/data/public-builds); features: FINN's raw estimate rows",
+                      decision_bound(estimates),
+                      f"largest under-estimate real / ours - 1 over the {len(estimates)} CNV anchors of "
+                      f"pynqrepro.folding.calibration.DECISION_ANCHORS that fitted their device (none is a "
+                      f"training build); excluded: {excluded or 'none'}")
     atomic_write_json(path, model.to_json())
-    return model, held_out
+    return model, held_out, estimates
 
 
 def calibrated_model(store_root: Path, workdir: Path) -> tuple[NodeModel, list[HeldOut], list[Anchor]]:
-    """The model fitted on the public builds and the store's calibration set."""
+    """The model refitted on the public builds and the store's calibration set; its bound stays the
+    shipped model's (stated on the CNV anchors; a refit does not re-estimate them)."""
     anchors = public_anchors(workdir) + store_anchors(store_root)
     firsts = sum(a.first_party for a in anchors)
+    shipped = load_node_model()
     model, held_out = fit_and_validate(anchors, f"public FINN builds + {firsts} first-party build(s) "
-                                                f"of the calibration set; bound: largest leave-one-build-out "
-                                                f"under-estimate")
+                                                f"of the calibration set; features: FINN's raw estimate rows",
+                                       shipped.bound, f"the shipped model's: {shipped.bound_source}")
     return model, held_out, anchors
 
 

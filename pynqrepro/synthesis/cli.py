@@ -55,7 +55,10 @@ def _calibrate(args) -> None:
         if args.build_dirs:
             raise UserError("--write-shipped refits the package's node_model.json on the public builds only: "
                             "drop the BUILD_DIRs (or drop --write-shipped to add them to the store's set)")
-        model, held_out = calibrate.regenerate_shipped_model()
+        from pynqrepro.core.store import ArtifactStore
+
+        store = ArtifactStore(check_writable(args.store_dir, "--store-dir", directory=True))
+        model, held_out, _ = calibrate.regenerate_shipped_model(store)  # the CNV anchors' HW models: in the store
         target = calibrate.NODE_MODEL_FILE
     else:
         root = check_writable(args.store_dir, "--store-dir", directory=True)
@@ -88,8 +91,9 @@ def register(subparsers) -> None:
                            help="a finished FINN build's output_dir (default: none, only print the "
                                 "leave-one-build-out table of the set)")
     calibrate.add_argument("--write-shipped", action="store_true",
-                           help="refit the package's node_model.json on the public builds (developers; "
-                                "default: off)")
+                           help="refit the package's node_model.json on the public builds and state its "
+                                "bound on the published CNV syntheses, whose HW models go into --store-dir "
+                                "(developers; default: off)")
     add_store_option(calibrate.add_argument)
     add_board_option(calibrate.add_argument)
     calibrate.set_defaults(func=_calibrate)

@@ -82,7 +82,6 @@ LEGACY_OP_TYPES = {"StreamingFCLayer_Batch": "MVAU_hls", "Thresholding_Batch": "
                    "StreamingFIFO": "StreamingFIFO_rtl", "ChannelwiseOp_Batch": "ChannelwiseOp_hls",
                    "GlobalAccPool_Batch": "GlobalAccPool_hls", "AddStreams_Batch": "AddStreams_hls",
                    "DuplicateStreams_Batch": "DuplicateStreams_hls", "Vector_Vector_Activate_Batch": "VVAU_hls"}
-INSERTED_OP_TYPES = ("StreamingFIFO", "StreamingDataWidthConverter")  # what InsertFIFO / InsertDWC add
 SHELL_OP_TYPES = ("IODMA",)  # in post_synth_resources' per-node rows, part of the shell
 
 
