@@ -154,8 +154,8 @@ def tabulate(results: Recorder, setup: Setup, calibration: Calibration) -> None:
         fit = summary(calibration.held_out, resource)
         bound = margins.bound.get(resource)
         table.add({"design": f"spread and bound: {label}",
-                   **{f"CNV anchors {which}: median | worst |error|": value for which, value in spread.items()},
-                   "foreign builds held out, fit: median |error|": _percent(fit["median |error|"]),
+                   **{f"CNV anchors {which}: median / worst abs. error": value for which, value in spread.items()},
+                   "foreign builds held out, fit: median abs. error": _percent(fit["median |error|"]),
                    "upper bound": "no data" if bound is None else f"+{100 * bound:.1f} %",
                    "budget fraction": "1 (no data)" if bound is None else round(getattr(margins, resource), 3),
                    "excluded from the bound": excluded,
@@ -170,8 +170,8 @@ def _percent(value: float | None, signed: bool = False) -> str:
 
 
 def _spread(estimates, resource: str, which: str) -> str:
-    """Median and worst |error| of one model over the CNV anchors."""
+    """Median and worst absolute error of one model over the CNV anchors."""
     errors = [abs(e) for est in estimates if (e := est.error(resource, which)) is not None]
     if not errors:
         return "no data"
-    return f"{_percent(statistics.median(errors))} | {_percent(max(errors))}"
+    return f"{_percent(statistics.median(errors))} / {_percent(max(errors))}"
