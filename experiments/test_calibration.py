@@ -1,6 +1,7 @@
 """Experiment: FINN's estimates, the decision model and the analytic model of known CNV foldings
 beside their published syntheses and board measurements, the upper bound the default budget takes
-from the decision model's errors, and the per-node fit held out build by build (reports/calibration.md). The method is ``pynqrepro.study.calibration``;
+from the decision model's errors, and the per-node fit held out build by build
+(reports/calibration.md). The method is ``pynqrepro.study.calibration``;
 ``pynqrepro report calibration`` records the same rows."""
 
 import json
