@@ -21,7 +21,7 @@ from pathlib import Path
 from pynqrepro.study import TABLES
 
 REPO = Path(__file__).resolve().parent.parent
-COMMANDS = ("", "train", "prune", "fold", "estimate", "build", "deploy", "report", *(f"report {t}" for t in TABLES))
+COMMANDS = ("", "train", "prune", "fold", "estimate", "build", "calibrate", "deploy", "report", *(f"report {t}" for t in TABLES))
 RUN_CLI = "import sys; from pynqrepro.cli import main; sys.argv[0] = 'pynqrepro'; sys.exit(main())"
 
 

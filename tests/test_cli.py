@@ -22,7 +22,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
 def test_every_command_describes_itself(capsys):
     import pytest
 
-    for command in ("train", "prune", "fold", "estimate", "build", "deploy", "report"):
+    for command in ("train", "prune", "fold", "estimate", "build", "calibrate", "deploy", "report"):
         with pytest.raises(SystemExit) as done:
             main([command, "--help"])
         assert done.value.code == 0, command

@@ -1,5 +1,5 @@
-"""Calibration anchors say what their sources say; our estimates of their foldings, the ratios and
-the margins derived from them are computed right; ``fold --margin`` budgets with them."""
+"""Calibration anchors say what their sources say; our estimates of their foldings and the ratios
+are computed right; ``fold`` budgets with the calibrated bound by default, ``--margin`` as asked."""
 
 import json
 
@@ -113,18 +113,6 @@ def test_fps_of_measured_foldings(estimates):
         assert e.fps_ratio() == e.measurement.measured_fps / e.estimated_fps()
 
 
-def test_margins_are_the_tightest_calibrating_ratio(estimates):
-    margins = calibration.derive_margins(estimates)
-    for resource in calibration.RESOURCES:
-        ratios = [e.ratio(resource) for e in estimates if e.anchor.calibrates and e.ratio(resource)]
-        assert getattr(margins, resource) == min([1.0] + [1 / r for r in ratios]), resource
-    assert margins.LUT < 1 and margins.BRAM_18K < 1
-    assert margins.DSP == 1.0  # no anchor both estimates and synthesises DSPs
-    # a superseded design does not set a margin
-    superseded = [e for e in estimates if not e.anchor.calibrates]
-    assert superseded and calibration.derive_margins([e for e in estimates if e.anchor.calibrates]) == margins
-
-
 def test_margin_values():
     assert parse_margin(CALIBRATED) == CALIBRATED and parse_margin("0.7") == 0.7 and parse_margin("1") == 1.0
     for bad in ("0", "1.5", "-0.2", "calib", "nan"):
@@ -133,29 +121,93 @@ def test_margin_values():
         assert "\n" not in str(error.value)
 
 
-def test_fold_margin_budgets_the_whole_design(store, tmp_path, capsys, estimates):
-    """``--margin`` shrinks every resource's budget by its margin, for the whole design FINN builds."""
-    from hw_models import cnv
+def test_fold_budgets_the_whole_design_calibrated_by_default(store, tmp_path, capsys):
+    """Without a budget option ``fold`` budgets with the model's stated bound (the store's refit once
+    ``pynqrepro calibrate`` made one), as ``--margin calibrated`` does; ``--margin F`` shrinks every
+    resource; the folding it writes stays within the budget it prints."""
+    from hw_models import mlp
 
     from pynqrepro.folding.baselines import from_config
     from pynqrepro.folding.space import SpaceOptions
     from pynqrepro.folding.wholedesign import build_design
 
-    hw_model = cnv(store, 2)
+    hw_model = mlp(store, "tfc_2w2a")  # small enough for the calibrated budget (the 2-bit CNV's LUTs are not)
     model = tmp_path / "hw.onnx"
     hw_model.save(str(model))
     out = tmp_path / "folding.json"
     common = ["fold", "--model", str(model), "--store-dir", str(store.root), "--ram-style-choice", "--out", str(out)]
     design = build_design(hw_model, PYNQ_Z1, SpaceOptions(choose_ram_style=True))
-    for margin, margins in ((CALIBRATED, calibration.derive_margins(estimates)),
-                            ("0.6", calibration.Margins(0.6, 0.6, 0.6, "--margin 0.6"))):
-        assert main([*common, "--margin", margin]) == 0
+    shipped = json.loads((DATA / "node_model.json").read_text())["bound"]  # the file, not the code's reading
+    calibrated = calibration.calibrated_margins(None)
+    assert calibrated.LUT == pytest.approx(1 / (1 + shipped["LUT"])) and calibrated.bound == shipped
+    for options, margins in (([], calibrated), (["--margin", CALIBRATED], calibrated),
+                             (["--margin", "0.6"], calibration.Margins(0.6, 0.6, 0.6, "--margin 0.6"))):
+        assert main([*common, *options]) == 0
         assert f"budget margins: {margins.describe()}" in capsys.readouterr().out
-        folding = from_config(design, json.loads(out.read_text()), margin)
+        folding = from_config(design, json.loads(out.read_text()), str(options))
         for resource, device in (("LUT", PYNQ_Z1.luts), ("BRAM_18K", PYNQ_Z1.bram18), ("DSP", PYNQ_Z1.dsp)):
-            assert folding.total(resource) <= int(device * getattr(margins, resource)), (margin, resource)
+            assert folding.total(resource) <= int(device * getattr(margins, resource)), (options, resource)
     for bad, message in ((["--margin", "2"], "fraction in (0, 1]"),
                          (["--margin", "0.8", "--lut-ratio", "0.5"], "drop --lut-ratio")):
         assert main([*common, *bad]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
+
+
+def test_the_optimisers_totals_are_the_fit_node_by_node(estimates):
+    """The decision model as the optimiser totals it (vectorised per candidate, each node rounded up)
+    equals the shipped fit applied node by node to FINN's own res_estimation rows of the built
+    design (``fitted_design``), up to that rounding."""
+    for e in estimates:
+        nodes = sum(len(g.nodes) for g in e.folding.groups) + len(e.folding.inserted())
+        for resource in calibration.RESOURCES:
+            assert e.fitted[resource] <= e.ours(resource) <= e.fitted[resource] + nodes, (e.anchor.design, resource)
+
+
+def _real(anchor) -> dict:
+    """The anchor's real figures from the test's own transcription of the sources (NUMBERS.md), or
+    the study's OOC report file."""
+    if anchor.design in PUBLISHED:
+        lut, _, bram18, dsp = PUBLISHED[anchor.design]
+        return {"LUT": lut, "BRAM_18K": bram18, "DSP": dsp}
+    ooc = json.loads((DATA / "thesis-folding-results" / anchor.source.removeprefix("study, ")).read_text())
+    return {"LUT": ooc["LUT"], "BRAM_18K": 2 * ooc["BRAM"], "DSP": ooc["DSP"]}
+
+
+def test_bound_covers_each_cnv_anchor_that_fitted_its_device(estimates):
+    """ours x (1 + bound) >= real for every CNV anchor whose design fitted its own device (real figures:
+    the sources); the bound is the largest such under-estimate (one anchor sets it); the study's 4-bit
+    run (464 BRAM18 on a 280-BRAM18 part) sets none."""
+    bound = calibration.current_node_model(None).bound
+    tight = {r: 0.0 for r in calibration.RESOURCES}
+    for e in estimates:
+        real = _real(e.anchor)
+        fits = all(real[r] <= PYNQ_Z1.limits()[r] for r in calibration.RESOURCES)
+        assert e.fits_device() == fits == (e.anchor.weight_bits != 4), e.anchor.design
+        for r in calibration.RESOURCES:
+            if fits and real[r] and e.fitted[r]:
+                assert real[r] <= e.fitted[r] * (1 + bound[r]) + 1e-6, (e.anchor.design, r)
+                tight[r] = max(tight[r], real[r] / e.fitted[r] - 1)
+    assert all(tight[r] == pytest.approx(bound[r], abs=1e-4) for r in calibration.RESOURCES)
+
+
+def _bnn_pynq_w2a2(estimates):
+    e = next(e for e in estimates if e.anchor.design == "CNV W2A2, BNN-PYNQ folding")
+    real = _real(e.anchor)
+    assert real == {"LUT": 37_302, "BRAM_18K": 280, "DSP": 32}  # fitted the Pynq-Z1 (BNN-PYNQ's README)
+    return e, calibration.calibrated_budget(PYNQ_Z1)
+
+
+def test_calibrated_budget_admits_bnn_pynq_w2a2_luts_and_dsps(estimates):
+    """BNN-PYNQ's real W2A2 CNV fitted the Pynq-Z1: its LUTs and DSPs are within the calibrated budget."""
+    e, budget = _bnn_pynq_w2a2(estimates)
+    assert e.folding.total("LUT") <= budget.LUT and e.folding.total("DSP") <= budget.DSP
+
+
+@pytest.mark.xfail(strict=True, reason="the decision model and its honest bound declare BNN-PYNQ's W2A2 CNV infeasible "
+                                       "on BRAM18: it used all 280 of the Pynq-Z1's, ours is 307 (+10 %: the fit's "
+                                       "per-FIFO and per-pool BRAM means), and the bound (+20.3 %, FINN's cnv-w1a1 "
+                                       "before PR #209) leaves 232")
+def test_calibrated_budget_admits_bnn_pynq_w2a2_bram18(estimates):
+    e, budget = _bnn_pynq_w2a2(estimates)
+    assert e.folding.total("BRAM_18K") <= budget.BRAM_18K

@@ -1,8 +1,9 @@
-"""pynqrepro's decision estimate beside FINN's raw one: MVAU threshold logic priced at "auto" as
-FINN prices "distributed" (oracle: FINN's own lut_estimation with that setting, and the study's
-out-of-context syntheses), "auto" multipliers on DSPs where public builds use them, nodes FINN
-estimates at zero at their public post-route cost, the node_model.json hook, the per-node
-features, and the optimiser's exactness on the new terms (an independent MILP)."""
+"""pynqrepro's decision estimate (the per-node fit on FINN's raw rows) beside FINN's raw one and
+the analytic model it was chosen over: the analytic terms (MVAU threshold logic priced at "auto" as
+FINN prices "distributed", oracle FINN's own lut_estimation with that setting and the study's
+out-of-context syntheses; "auto" multipliers on DSPs where public builds use them; nodes FINN
+estimates at zero at their public post-route cost), the fit applied by the optimiser equal to the
+fit applied to FINN's own res_estimation rows, and the optimiser's exactness on it (an MILP)."""
 
 import json
 
@@ -18,7 +19,7 @@ from pynqrepro.references import SYNTHESIS_ANCHORS
 import hw_models
 from hw_models import PYNQ_Z1
 
-PUBLIC = decision._data() / "public-builds"
+PUBLIC = decision.DATA / "public-builds"
 
 
 def _post_route(build: str, node: str) -> dict:
@@ -32,8 +33,8 @@ def cnv2(store):
 
 
 def test_threshold_logic_of_2bit_mvaus_is_priced_as_finn_prices_distributed(cnv2):
-    """At ram_style_thresholds "auto" FINN counts no threshold LUTs; ours equal FINN's own
-    lut_estimation with "distributed" (what HLS builds for the fully partitioned array)."""
+    """At ram_style_thresholds "auto" FINN counts no threshold LUTs; the analytic model equals FINN's
+    own lut_estimation with "distributed" (what HLS builds for the fully partitioned array)."""
     groups = build_space(cnv2, PYNQ_Z1.part)
     mvaus = [g for g in groups if g.name.startswith("MVAU_hls") and not g.nodes[0].attrs["noActivation"]]
     assert len(mvaus) >= 8 and all(g.nodes[0].attrs["ram_style_thresholds"] == "auto" for g in mvaus)
@@ -45,9 +46,12 @@ def test_threshold_logic_of_2bit_mvaus_is_priced_as_finn_prices_distributed(cnv2
             setting = {**group.assignment(i)[group.name], "ram_style_thresholds": "distributed"}
             if dsp:
                 setting["resType"] = "dsp"
+            style = setting.get("ram_style", spec.attrs["ram_style"])
+            args = ([setting["PE"]], [setting["SIMD"]], [cm.encode("ram_style", style)])
+            analytic = cm.mvau_costs(spec, *args, decision=True)
             oracle = cm.finn_costs(spec, [setting])
-            assert int(group.costs.LUT[i]) == int(oracle.LUT[0]), (group.name, setting)
-            assert int(group.costs.LUT[i]) > int(group.finn_costs.LUT[i])  # FINN raw prices them at 0
+            assert int(analytic.LUT[0]) == int(oracle.LUT[0]), (group.name, setting)
+            assert int(analytic.LUT[0]) > int(group.finn_costs.LUT[i])  # FINN raw prices them at 0
 
 
 def test_threshold_memory_is_a_decision(cnv2):
@@ -67,15 +71,13 @@ def test_threshold_memory_is_a_decision(cnv2):
 
 @pytest.mark.parametrize("bits", [2, 4])
 def test_study_ooc_syntheses_within_10_percent_where_finn_raw_is_not(store, bits):
-    """The study's out-of-context syntheses (Vivado, published LUTs): ours lands within 10 % of
-    the real accelerator, at most half as far off as FINN's raw estimate."""
+    """The study's out-of-context syntheses (Vivado, published LUTs): the analytic model lands within
+    10 % of the real accelerator, at most half as far off as FINN's raw estimate."""
     from pynqrepro.folding.calibration import estimate_anchor
 
     anchor = next(a for a in SYNTHESIS_ANCHORS if a.weight_bits == bits and "study" in a.design)
-    folding = estimate_anchor(store, anchor).folding
-    ours = folding.compute_total("LUT") + folding.dwc_fifo_total("LUT")
-    raw = folding.finn_compute_total("LUT") + folding.inserted_total("LUT", finn=True) \
-        - folding.insertions.shell.resource("LUT")
+    estimate = estimate_anchor(store, anchor)
+    ours, raw = estimate.analytic["LUT"], estimate.whole("LUT")
     assert abs(ours / anchor.lut - 1) < 0.10, (ours, anchor.lut)
     assert abs(ours - anchor.lut) <= abs(raw - anchor.lut) / 2, (ours, raw, anchor.lut)
 
@@ -95,11 +97,13 @@ def test_auto_multipliers_of_wide_products_use_dsps_as_public_build_a1(store):
 
 
 def test_nodes_finn_estimates_at_zero_cost_what_public_builds_show(cnv2):
-    """CNV's LabelSelect: FINN 0 LUT, ours within the public post-route rows of the op type (E1
-    LabelSelect_hls_0: 75 LUT); every such op type gets a positive cost."""
+    """CNV's LabelSelect: FINN 0 LUT; the analytic model's figure and the fit's (the decision model's
+    group costs) within the public post-route rows of the op type (E1 LabelSelect_hls_0: 75 LUT);
+    every such op type gets a positive cost."""
     labels = [g for g in build_space(cnv2, PYNQ_Z1.part) if g.name.startswith("LabelSelect_hls")]
     real = [_post_route(b, "LabelSelect_hls_0")["LUT"] for b in ("E1", "E2")]
     assert labels and 75 in real
+    assert min(real) <= decision.zero_estimated_cost("LabelSelect_hls")["LUT"] <= max(real)
     for g in labels:
         assert (g.finn_costs.LUT == 0).all() and (min(real) <= g.costs.LUT).all() and (g.costs.LUT <= max(real)).all()
     a1 = [_post_route("A1", f"StreamingMaxPool_hls_{k}") for k in (0, 1)]  # CNV W1A1's own pools
@@ -124,49 +128,39 @@ def test_mvau_rtl_luts_are_the_public_builds_fit():
         assert abs(int(cm.mvau_rtl_luts(1, n)) - r) <= max(80, 0.3 * r), (n, r)
 
 
-def test_node_model_hook(tmp_path, cnv2, monkeypatch):
-    """Identity without node_model.json; with one, real ~ intercept + estimate x ours + memory x bits."""
-    groups = build_space(cnv2, PYNQ_Z1.part)
-    mvau = next(g for g in groups if g.name == "MVAU_hls_1")
+def test_node_model_load_and_identity(tmp_path):
+    """node_model.json read back as written; an op type it lacks keeps FINN's figure (identity)."""
     path = tmp_path / "node_model.json"
     path.write_text(json.dumps({"source": "test", "op_types": {"MVAU_hls": {"LUT": {
         "intercept": 100.0, "estimate": 0.5, "memory_bits": 0.001}}}, "bound": {"LUT": None}}))
     model = decision.NodeModel.load(path)
-    monkeypatch.setattr(decision, "node_model", lambda: model)
-    fitted = next(g for g in build_space(cnv2, PYNQ_Z1.part) if g.name == "MVAU_hls_1")
-    bits = 64 * 64 * 9 * 2 + 64 * 3 * mvau.nodes[0].attrs["acc_bits"]  # MW x MH x W + MH x levels x acc
-    assert cm.memory_bits(mvau.nodes[0]) == bits
-    expected = np.ceil(100 + 0.5 * mvau.costs.LUT + 0.001 * bits)
-    assert (fitted.costs.LUT == expected).all() and (fitted.costs.BRAM_18K == mvau.costs.BRAM_18K).all()
-    assert (fitted.finn_costs.LUT == mvau.finn_costs.LUT).all()
+    row = {"op_type": "MVAU_hls", "LUT": 1000.0, "memory_bits": 2000.0}
+    assert model.predict(row, "LUT") == pytest.approx(100 + 500 + 2)
+    assert model.predict({**row, "op_type": "ChannelwiseOp_hls"}, "LUT") == 1000.0
     assert decision.NodeModel.load(tmp_path / "absent.json").op_types == {}
 
 
-def test_node_decision_costs_of_a_folded_model(cnv2):
-    from pynqrepro.finnflow.buildprep import insert_dwcs_and_fifos
+@pytest.mark.parametrize("bits", [1, 2])
+def test_optimiser_costs_are_the_fit_on_finns_own_rows(store, bits):
+    """What the optimiser decides on, node by node, equals the shipped fit applied to FINN's own
+    res_estimation row of the folded node (its BRAM_efficiency giving the memory bits): the
+    features the fit was trained on, at two foldings (all-1, and the optimiser's)."""
+    from pynqrepro.finnflow.foldconfig import apply_folding
     from pynqrepro.folding import baselines
 
-    from pynqrepro.finnflow.foldconfig import apply_folding
-
-    groups = build_space(cnv2, PYNQ_Z1.part)
-    folding = baselines.all_ones(groups)
-    folded = apply_folding(cnv2, folding.config())
-    features = decision.node_decision_costs(folded, PYNQ_Z1.part)
-    for group, i in zip(groups, folding.choice):
-        if len(group.nodes) == 1:
-            row = features[group.name]
-            assert tuple(row[r] for r in cm.RESOURCES) == tuple(int(group.costs.resource(r)[i]) for r in cm.RESOURCES)
-    assert features["MVAU_hls_1"]["memory_bits"] == cm.memory_bits(groups[[g.name for g in groups].index("MVAU_hls_1")].nodes[0])
-    inserted = decision.node_decision_costs(insert_dwcs_and_fifos(folded, PYNQ_Z1.part), PYNQ_Z1.part)
-    fifos = [v for v in inserted.values() if v["op_type"] == "StreamingFIFO_rtl"]
-    assert fifos and all(v["LUT"] > 0 and v["memory_bits"] == 0 for v in fifos)
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.util.basic import qonnx_make_model
-    from onnx import helper
-
-    empty = ModelWrapper(qonnx_make_model(helper.make_graph([], "g", [], [])))
-    with pytest.raises(UserError, match="no FINN HW layers"):
-        decision.node_decision_costs(empty, PYNQ_Z1.part)
+    model = decision.load_node_model()
+    hw = hw_models.cnv(store, bits)
+    groups = build_space(hw, PYNQ_Z1.part)
+    checked = 0
+    for folding in (baselines.all_ones(groups), optimise(groups, board_budget(PYNQ_Z1, 0.85))):
+        rows = decision.node_decision_costs(apply_folding(hw, folding.config()), PYNQ_Z1.part)
+        for group, i in zip(groups, folding.choice):
+            if len(group.nodes) == 1:
+                for r in decision.FITTED_RESOURCES:
+                    oracle = max(0, int(np.ceil(model.predict(rows[group.name], r) - 1e-9)))
+                    assert int(group.costs.resource(r)[i]) == oracle, (group.name, r)
+                    checked += 1
+    assert checked > 30
 
 
 @pytest.mark.parametrize("bits", [1, 2])
@@ -180,3 +174,13 @@ def test_optimiser_equals_an_independent_milp_on_decision_costs(store, bits):
     budget = board_budget(PYNQ_Z1, 0.85)
     folding = optimise(groups, budget)
     assert folding.max_cycles == _minmax_milp(groups, budget) and folding.fits(budget)
+
+
+def test_node_decision_costs_of_a_model_without_hw_layers_is_one_line():
+    from onnx import helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    empty = ModelWrapper(qonnx_make_model(helper.make_graph([], "g", [], [])))
+    with pytest.raises(UserError, match="no FINN HW layers"):
+        decision.node_decision_costs(empty, PYNQ_Z1.part)

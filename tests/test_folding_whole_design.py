@@ -15,6 +15,7 @@ from pynqrepro.core.errors import UserError
 from pynqrepro.finnflow.buildprep import insert_dwcs_and_fifos, inserted_nodes
 from pynqrepro.finnflow.foldconfig import apply_folding
 from pynqrepro.folding import baselines, costmodel as cm, outputs
+from pynqrepro.folding.decision import load_node_model
 from pynqrepro.folding.optimise import Budget, Folding, board_budget, optimise, smallest_lut_budget
 from pynqrepro.folding.space import Group, SpaceOptions
 from pynqrepro.folding.fifoconfig import FifoDepths, fifo_depths
@@ -361,8 +362,11 @@ def test_whole_design_fits_where_compute_only_did_not(cnv2):
     whole = optimise(design, budget)
     assert whole.fits(budget) and whole.max_cycles >= compute.max_cycles
     assert whole.total("LUT") == whole.compute_total("LUT") + whole.inserted_total("LUT")
-    dwcs_fifos = sum(node["LUT"] for node in whole.inserted())
-    assert whole.dwc_fifo_total("LUT") == dwcs_fifos == whole.inserted_total("LUT") - PYNQ_Z1.shell.LUT > 0
+    dwcs_fifos = sum(node["LUT"] for node in whole.inserted())  # FINN's fifo.sv / DWC models
+    assert dwcs_fifos == whole.inserted_total("LUT", finn=True) - PYNQ_Z1.shell.LUT > 0
+    fit = load_node_model()  # ours: the fit's cost per inserted node (fitted on zero features)
+    ours = sum(fit.predict({"op_type": node["op_type"], "memory_bits": 0}, "LUT") for node in whole.inserted())
+    assert whole.dwc_fifo_total("LUT") == ours == whole.inserted_total("LUT") - PYNQ_Z1.shell.LUT > 0
     assert compute.dwc_fifo_total("LUT") == 0
     assert smallest_lut_budget(design, budget) <= budget.LUT
 

@@ -99,7 +99,10 @@ def test_masked_step_folds_within_its_mask_blocks(dense):
     board = get_board("pynq-z1")
     budget = board_budget(board, 0.85)
     point = best_folding(store, artifact, board, budget, budget, blocks)
-    assert point.fits_board and point.lut <= budget.LUT
+    assert point.fits_board and point.lut <= budget.LUT and point.fits_calibrated is None
+    # the shell alone takes 4 BRAM18: no folding fits a 2-BRAM18 calibrated budget
+    tight = best_folding(store, artifact, board, budget, budget, blocks, calibrated=board_budget(board, 0.85, 0.01))
+    assert tight.fits_calibrated is False and tight.fits_board
     model, _ = load_model(artifact.file(result.checkpoint))
     columns = [mvau_columns(layer) for layer in conv_layers(model).values()]
     assert any(b.kept_columns < mw for b, mw in zip(blocks, columns, strict=True))

@@ -103,16 +103,16 @@ def parse_margin(text: str) -> str | float:
         value = None
     if value is None or not 0.0 < value <= 1.0:
         raise UserError(f"--margin {text!r} is neither {CALIBRATED} nor a fraction in (0, 1]: "
-                        f"use --margin {CALIBRATED} (derived from published syntheses) or e.g. --margin 0.85")
+                        f"use --margin {CALIBRATED} (the bound from real FINN builds) or e.g. --margin 0.85")
     return value
 
 
 def add_margin_option(add) -> None:
     add("--margin", default=None, metavar="calibrated|FRACTION",
         help=f"budget every resource (LUT, BRAM18, DSP) at a fraction of the device for the whole design FINN "
-             f"builds: {CALIBRATED} = the margins derived from published syntheses (reports/calibration.md), or "
-             "one fraction in (0, 1] for all; replaces --lut-ratio/--bram-ratio/--dsp-ratio (default: none, "
-             "the ratios set the budget)")
+             f"builds: {CALIBRATED} = device / (1 + the stated upper bound of our estimate's error on real FINN "
+             "builds, reports/calibration.md), or one fraction in (0, 1] for all; replaces "
+             f"--lut-ratio/--bram-ratio/--dsp-ratio (default: {CALIBRATED}, unless a ratio option is given)")
 
 
 def _whole_number(text: str, least: int) -> int:

@@ -52,16 +52,17 @@ RATIOS = {"lut_ratio": STUDY_LUT_RATIO, "bram_ratio": 1.0, "dsp_ratio": 1.0}  # 
 
 
 def _margin(args) -> str | float | None:
-    """``--margin``'s value, checked before any work (None: the ratios set the budget)."""
-    if args.margin is None:
-        return None
+    """``--margin``'s value, checked before any work: by default ``calibrated`` (the decision model
+    plus its stated upper bound); None where a ratio option asks for the ratios' budget."""
     given = [f"--{name.replace('_', '-')}" for name in RATIOS if getattr(args, name) is not None]
+    if args.margin is None:
+        return None if given or args.compute_only else CALIBRATED
     if given:
         raise UserError(f"--margin sets every resource's budget fraction: drop {', '.join(given)}")
     return parse_margin(args.margin)
 
 
-def _budget(args, board, margin: str | float | None, store):
+def _budget(args, board, margin: str | float | None):
     """(budget, the margins it applies or None): ``--margin``'s, else the ratios'."""
     from pynqrepro.folding.calibration import budget_margins
     from pynqrepro.folding.optimise import board_budget
@@ -69,7 +70,7 @@ def _budget(args, board, margin: str | float | None, store):
     if margin is None:
         ratios = (RATIOS[name] if getattr(args, name) is None else getattr(args, name) for name in RATIOS)
         return board_budget(board, *ratios), None
-    margins = budget_margins(margin, store)
+    margins = budget_margins(margin, args.store_dir)
     return board_budget(board, margins.LUT, margins.BRAM_18K, margins.DSP), margins
 
 
@@ -142,14 +143,14 @@ def _fold(args) -> None:
     check_writable(args.out, "--out")
     if args.plot:
         check_writable(args.plot, "--plot")
-    store = None  # built only when used: a checkpoint's HW model, or the calibrated margins' anchors
-    if args.model.suffix != ".onnx" or margin == CALIBRATED:
+    store = None  # built only when used: a checkpoint's HW model
+    if args.model.suffix != ".onnx":
         from pynqrepro.core.store import store_from_args
 
         store = store_from_args(args)
     if not args.model.exists():
         raise UserError(f"model {args.model} does not exist: pass a training checkpoint or a HW-layer ONNX")
-    budget, margins = _budget(args, board, margin, store)
+    budget, margins = _budget(args, board, margin)
     if margins is not None:
         print(f"budget margins: {margins.describe()}")
     model = _hw_model(args.model, board, store)
@@ -175,8 +176,9 @@ def register(subparsers) -> None:
     add_store_option(parser.add_argument)
     add_board_option(parser.add_argument)
     parser.add_argument("--lut-ratio", type=float, default=None,
-                        help=f"LUT budget as a fraction of the device, in (0, 1] (default: {STUDY_LUT_RATIO}, "
-                             "the study's)")
+                        help=f"LUT budget as a fraction of the device, in (0, 1], instead of the calibrated budget "
+                             f"(default: the calibrated budget; {STUDY_LUT_RATIO} for a ratio not given once "
+                             "another ratio is, the study's)")
     parser.add_argument("--bram-ratio", type=float, default=None,
                         help="BRAM18 budget as a fraction of the device, in (0, 1] (default: 1.0)")
     parser.add_argument("--dsp-ratio", type=float, default=None,

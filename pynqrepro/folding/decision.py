@@ -1,32 +1,34 @@
-"""pynqrepro's estimate: the per-node costs the optimiser decides on, FINN's estimate with its known
-blind spots priced (issue 16), and an optional per-op-type affine correction fitted on real builds.
+"""pynqrepro's estimate: the per-node costs the optimiser decides on, beside FINN's raw estimate
+(issue 16), and the analytic model it was chosen over.
 
-Three layers, per node and resource:
+- FINN's own estimate (``costmodel``; tested equal to FINN), kept beside ours as FINN's raw figure.
+- The decision model: the per-node fit ``NodeModel`` (``node_model.json``, fitted by
+  ``pynqrepro.synthesis.calibrate`` on public builds' post-route rows) applied to the very quantity it
+  was fitted on, FINN's raw estimate of each node and its memory bits (``finn_memory_bits``): per
+  op type and resource, real ~ intercept + estimate x FINN's + memory_bits x M. DWCs and FIFOs get the
+  fit's cost per node (FINN estimates before inserting them). Its ``bound`` is the budget margin.
+  Why the fit and not the analytic model: ``pynqrepro.folding.calibration`` (held-out CNV anchors).
+- The analytic model (reported comparison, ``node_decision_costs(analytic=True)``): MVAU threshold
+  logic, "auto" DSP multipliers and MVAU_rtl LUTs (``costmodel.mvau_costs(decision=True)``, with its
+  evidence), and for the op types FINN estimates at zero although they cost LUTs/BRAM in every public
+  build, the median of those builds' post-route rows (``ZERO_ESTIMATED``).
 
-1. FINN's own estimate (``costmodel``; tested equal to FINN), kept beside ours as FINN's raw figure.
-2. The analytic decision estimate: MVAU threshold logic and "auto" DSP multipliers and MVAU_rtl LUTs
-   (``costmodel.mvau_costs(decision=True)``, with its evidence), and for the op types FINN estimates
-   at zero although they cost LUTs/BRAM in every public build, the median of the post-route rows of
-   those builds (``ZERO_ESTIMATED``, read from ``references/data/public-builds``).
-3. ``node_model.json`` (``references/data``; fitted by ``pynqrepro calibrate``, absent: identity):
-   per op type and resource, real ~ intercept + estimate x (layer 2) + memory_bits x (bits of weight
-   and threshold memory of the node). Its "bound" (a budget margin) is not read here.
-
-``node_decision_costs`` gives the features of every HW node of a folded model, for the optimiser's
-tests and for the fit alike.
+``node_decision_costs`` gives the features of every HW node of a folded model: FINN's raw rows, what
+the fit is trained on and what the optimiser multiplies; or the analytic model's.
 """
 
 import json
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel as cm
+from pynqrepro.references import DATA
 
 PUBLIC_BUILDS = ("A1", "D", "E1", "E2")  # public builds with per-node post-route rows
 # Op types FINN's estimate prices at 0 LUT and 0 BRAM, with real cost in every public build:
@@ -35,11 +37,7 @@ PUBLIC_BUILDS = ("A1", "D", "E1", "E2")  # public builds with per-node post-rout
 # E1 (RadioML W4A4) StreamingMaxPool_hls ~105 LUT each, FMPadding_rtl 40-273, LabelSelect_hls_0 75.
 ZERO_ESTIMATED = ("StreamingMaxPool_hls", "FMPadding_rtl", "LabelSelect_hls")
 NODE_MODEL = "node_model.json"
-_CALIBRATED = ("LUT", "BRAM_18K", "DSP")  # resources node_model.json may correct
-
-
-def _data() -> Path:
-    return Path(str(resources.files("pynqrepro.references") / "data"))
+_CALIBRATED = ("LUT", "BRAM_18K", "DSP")  # resources node_model.json fits
 
 
 def _op_type(instance: str) -> str:
@@ -52,7 +50,7 @@ def public_rows(op_type: str) -> tuple:
     """(build, node, LUT, BRAM18) of every post-route row of ``op_type`` in the public builds."""
     rows = []
     for build in PUBLIC_BUILDS:
-        report = json.loads((_data() / "public-builds" / build / "post_synth_resources.json").read_text())
+        report = json.loads((DATA / "public-builds" / build / "post_synth_resources.json").read_text())
         for instance, res in report.items():
             if _op_type(instance) == op_type:
                 bram18 = int(res.get("BRAM_18K", 0)) + 2 * int(res.get("BRAM_36K", 0))
@@ -68,40 +66,108 @@ def zero_estimated_cost(op_type: str) -> dict:
             "BRAM_18K": int(np.ceil(np.median([r[3] for r in rows]))), "URAM": 0, "DSP": 0}
 
 
+NODE_MODEL_FILE = DATA / NODE_MODEL
+CALIBRATION_DIR = "calibration"  # under a store's root: the builds ``pynqrepro calibrate`` added, and the refit
+FITTED_RESOURCES = _CALIBRATED
+BRAM18_BITS = 18 * 1024  # FINN's bram_efficiency_estimation: bits / (BRAM_18K x 36 x 512)
+URAM_BITS = 72 * 4096  # FINN's uram_efficiency_estimation: bits / (URAM x 72 x 4096)
+INSERTED_OP_TYPES = ("StreamingFIFO", "StreamingDataWidthConverter")  # what InsertFIFO / InsertDWC add
+IDENTITY = {"intercept": 0.0, "estimate": 1.0, "memory_bits": 0.0}
+
+
 @dataclass(frozen=True)
 class NodeModel:
-    """Per op type and resource, (intercept, estimate, memory_bits) coefficients; identity elsewhere."""
+    """The per-node fit of ``node_model.json``: per op type and resource, real ~ intercept +
+    estimate x E + memory_bits x M (``pynqrepro.synthesis.calibrate`` fits it; identity where it has
+    no op type), and ``bound``: the stated relative upper bound of the decision model's whole-design
+    error per resource (None: no data), the margin of the calibrated budget."""
 
     op_types: dict
     source: str = "identity (no node_model.json)"
+    bound: dict = field(default_factory=lambda: {r: None for r in _CALIBRATED})
+    bound_source: str = ""
 
     @classmethod
     def load(cls, path: Path | None = None) -> "NodeModel":
-        path = path or _data() / NODE_MODEL
+        path = Path(path or NODE_MODEL_FILE)
         if not path.exists():
             return cls({})
-        data = json.loads(path.read_text())
-        return cls(data.get("op_types", {}), data.get("source", str(path)))
+        return cls.from_json(json.loads(path.read_text()), str(path))
 
-    def apply(self, op_type: str, costs: cm.Costs, memory) -> cm.Costs:
-        """``costs`` corrected where the model has coefficients (rounded up, never below 0)."""
-        fitted = self.op_types.get(op_type)
-        if not fitted:
-            return costs
+    @classmethod
+    def from_json(cls, data: dict, where: str = "") -> "NodeModel":
+        return cls(data.get("op_types", {}), data.get("source", where),
+                   data.get("bound", {r: None for r in _CALIBRATED}), data.get("bound_source", ""))
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "bound": self.bound, "bound_source": self.bound_source,
+                "op_types": self.op_types}
+
+    def coefficients(self, op_type: str, resource: str) -> dict:
+        """The op type's fit, else its family's (``MVAU_hls`` for ``MVAU_rtl``), else identity."""
+        family = op_type.rpartition("_")[0] or op_type
+        for key in (op_type, *(k for k in sorted(self.op_types) if k.rpartition("_")[0] == family)):
+            if resource in self.op_types.get(key, {}):
+                return self.op_types[key][resource]
+        return IDENTITY
+
+    def apply(self, op_type: str, finn: cm.Costs, memory) -> cm.Costs:
+        """Per candidate, the fit applied to FINN's raw costs ``finn`` and memory bits ``memory`` (the
+        features it was fitted on), rounded up per node; URAM stays FINN's."""
         out = {}
         for r in cm.RESOURCES:
-            c = fitted.get(r) if r in _CALIBRATED else None
-            value = costs.resource(r)
-            if c is not None:
-                value = c.get("intercept", 0.0) + c.get("estimate", 1.0) * value + c.get("memory_bits", 0.0) * memory
+            value = finn.resource(r)
+            if r in _CALIBRATED:
+                c = self.coefficients(op_type, r)
+                value = c["intercept"] + c["estimate"] * value + c["memory_bits"] * np.asarray(memory)
                 value = np.maximum(np.ceil(np.asarray(value, dtype=np.float64) - 1e-9), 0)
-            out[r] = np.broadcast_to(np.asarray(value), costs.cycles.shape).astype(np.int64)
-        return cm.Costs(costs.cycles, **out)
+            out[r] = np.broadcast_to(np.asarray(value), finn.cycles.shape).astype(np.int64)
+        return cm.Costs(finn.cycles, **out)
+
+    def predict(self, costs: dict, resource: str) -> int:
+        """One node's real ``resource`` from its features (``node_decision_costs``' form), rounded up
+        and never below 0, as ``apply`` gives the optimiser."""
+        c = self.coefficients(costs["op_type"], resource)
+        value = c["intercept"] + c["estimate"] * costs.get(resource, 0.0) + c["memory_bits"] * costs["memory_bits"]
+        return max(0, math.ceil(value - 1e-9))
 
 
 @lru_cache(maxsize=1)
-def node_model() -> NodeModel:
-    return NodeModel.load()
+def decision_model() -> NodeModel:
+    """The fit the optimiser decides on: the shipped ``node_model.json``."""
+    return load_node_model()
+
+
+def load_node_model(path: Path | None = None) -> NodeModel:
+    """The model at ``path``, else the one shipped with the package (fitted on the public builds)."""
+    return NodeModel.load(path)
+
+
+def store_model_path(store_root: Path) -> Path:
+    """The refit ``pynqrepro calibrate`` writes into a store."""
+    return Path(store_root) / CALIBRATION_DIR / NODE_MODEL
+
+
+def current_node_model(store_root: Path | None = None) -> NodeModel:
+    """The model budgets use: the store's refit where ``pynqrepro calibrate`` made one, else the shipped one."""
+    refit = store_model_path(store_root) if store_root is not None else None
+    return load_node_model(refit if refit is not None and refit.is_file() else None)
+
+
+def estimate_memory_bits(row: dict) -> float:
+    """Weight + threshold memory of a node in bits, from FINN's estimate row: FINN states its BRAM
+    and URAM estimates with the efficiency ``bits / capacity``, so ``blocks x efficiency x
+    capacity`` is the bits it maps to them (0 for memory FINN puts in LUTs)."""
+    return (float(row.get("BRAM_18K", 0)) * float(row.get("BRAM_efficiency", 0)) * BRAM18_BITS
+            + float(row.get("URAM", 0)) * float(row.get("URAM_efficiency", 0)) * URAM_BITS)
+
+
+def costs_from_estimate(op_type: str, row: dict) -> dict:
+    """A node's FINN-raw features in ``node_decision_costs``' form, from a FINN estimate row (a row
+    of ``estimate_layer_resources.json`` or of ``res_estimation``; ``{}``: a node FINN inserts after
+    estimating, a DWC or FIFO)."""
+    return {"op_type": op_type, **{r: float(row.get(r, 0)) for r in cm.RESOURCES},
+            "memory_bits": estimate_memory_bits(row)}
 
 
 def node_memory_bits(spec: cm.NodeSpec, mw=None):
@@ -117,44 +183,74 @@ def node_memory_bits(spec: cm.NodeSpec, mw=None):
     return 0
 
 
+def finn_memory_bits(spec: cm.NodeSpec, finn: cm.Costs, mw=None):
+    """Per candidate, the memory-bits feature FINN's estimate row gives (``estimate_memory_bits``:
+    blocks x efficiency x capacity): an MVAU's weight bits W x MW x MH where FINN puts them in BRAM
+    or URAM (its bram/uram_efficiency_estimation), 0 in LUTs; another node's blocks x capacity
+    (FINN's default efficiency 1)."""
+    if spec.op_type.startswith("MVAU"):
+        a = spec.attrs
+        weights = (a["MW"] if mw is None else np.asarray(mw, dtype=np.int64)) * a["MH"] * a["W"]
+        return weights * ((finn.BRAM_18K > 0).astype(np.int64) + (finn.URAM > 0))
+    return finn.BRAM_18K * BRAM18_BITS + finn.URAM * URAM_BITS
+
+
 def mvau(spec: cm.NodeSpec, pe, simd, ram_style, mw=None, res_type=None, thresholds=None) -> cm.Costs:
-    """Our estimate of an MVAU at each candidate."""
-    costs = cm.mvau_costs(spec, pe, simd, ram_style, mw, res_type, decision=True, thresholds=thresholds)
-    return node_model().apply(spec.op_type, costs, cm.memory_bits(spec, mw))
+    """Our estimate of an MVAU at each candidate: the fit on FINN's raw estimate of it (the public
+    builds kept their thresholds where FINN's "auto" puts them). A candidate that moves the thresholds
+    elsewhere (``thresholds``: ram_style_thresholds codes, the optimiser's choice) adds the analytic
+    model's difference between that style and the node's own: fewer LUTs, BRAM18 per partition."""
+    finn = cm.mvau_costs(spec, pe, simd, ram_style, mw, res_type)
+    ours = decision_model().apply(spec.op_type, finn, finn_memory_bits(spec, finn, mw))
+    if thresholds is None:
+        return ours
+    moved = np.asarray(thresholds) != cm.encode("ram_style_thresholds", spec.attrs["ram_style_thresholds"])
+    if not moved.any():
+        return ours
+    there = cm.mvau_costs(spec, pe, simd, ram_style, mw, res_type, decision=True, thresholds=thresholds)
+    here = cm.mvau_costs(spec, pe, simd, ram_style, mw, res_type, decision=True)
+    shifted = {r: np.where(moved, np.maximum(0, ours.resource(r) + there.resource(r) - here.resource(r)),
+                           ours.resource(r)) for r in ("LUT", "BRAM_18K")}
+    return cm.Costs(ours.cycles, shifted["LUT"], shifted["BRAM_18K"], ours.URAM, ours.DSP)
 
 
-def _analytic(spec: cm.NodeSpec, finn: cm.Costs, assignments: list[dict] | None) -> cm.Costs:
-    """Layer 2 for a node FINN's own methods cost (``finn``: one row per assignment): the public
-    builds' figure where FINN says 0, thresholds priced as Vivado builds "auto" ones."""
+def _analytic(spec: cm.NodeSpec, finn: cm.Costs) -> cm.Costs:
+    """The analytic model of a node FINN's own methods cost at its attributes (``finn``: one row):
+    the public builds' figure where FINN says 0, thresholds priced as Vivado builds "auto" ones."""
     if spec.op_type in ZERO_ESTIMATED:
         floor = zero_estimated_cost(spec.op_type)
         return cm.Costs(finn.cycles, *(np.maximum(finn.resource(r), floor[r]) for r in cm.RESOURCES))
     if spec.attrs.get("noActivation", 1) == 0 and spec.attrs.get("ram_style_thresholds") == "auto":
-        return cm.finn_costs(spec, [{**a, "ram_style_thresholds": "distributed"} for a in assignments or [{}]])
+        return cm.finn_costs(spec, [{"ram_style_thresholds": "distributed"}])
     return finn
 
 
-def other(spec: cm.NodeSpec, finn: cm.Costs, assignments: list[dict] | None = None) -> cm.Costs:
-    """Our estimate of a non-MVAU node at each candidate (``finn``: FINN's, one row per assignment)."""
-    return node_model().apply(spec.op_type, _analytic(spec, finn, assignments), node_memory_bits(spec))
+def other(spec: cm.NodeSpec, finn: cm.Costs) -> cm.Costs:
+    """Our estimate of a non-MVAU node at each candidate (``finn``: FINN's, one row per assignment):
+    the fit on FINN's raw estimate."""
+    return decision_model().apply(spec.op_type, finn, finn_memory_bits(spec, finn))
 
 
 def inserted(op_type: str, tables: dict) -> dict:
-    """Our estimate of a DWC/FIFO cost table ({resource: array}): FINN's fifo.sv/DWC models, which
-    track the public builds' rows (D StreamingFIFO_rtl_41, depth 2 x 312 bits: 321 LUT real, 320
-    modelled), corrected by node_model.json where it has the op type."""
-    if op_type not in node_model().op_types:
-        return tables
+    """Our estimate of a DWC/FIFO cost table ({resource: array} of FINN's fifo.sv/DWC models): the
+    fit's cost per inserted node, fitted on zero features (FINN's build estimates before inserting
+    them, so the public builds' rows carry no estimate of them)."""
     shape = next(iter(tables.values())).shape
-    costs = cm.Costs(np.zeros(shape, dtype=np.int64), *(tables[r] for r in cm.RESOURCES))
-    fixed = node_model().apply(op_type, costs, 0)
-    return {r: fixed.resource(r) for r in cm.RESOURCES}
+    zero = np.zeros(shape, dtype=np.int64)
+    fixed = decision_model().apply(op_type, cm.Costs(zero, *(zero for _ in cm.RESOURCES)), 0)
+    return {r: fixed.resource(r) if r in _CALIBRATED else tables[r] for r in cm.RESOURCES}
 
 
-def node_decision_costs(model, part: str) -> dict:
+def node_decision_costs(model, part: str, analytic: bool = False) -> dict:
     """{node name: {"op_type", "LUT", "BRAM_18K", "URAM", "DSP", "memory_bits"}} of every HW node of
-    a folded ``model`` (DWCs and FIFOs included when present) at its own attributes: our analytic
-    estimate (layers 1-2 above; node_model.json not applied, so a fit can use it as its feature)."""
+    a folded ``model`` at its own attributes: FINN's own ``res_estimation`` rows in the form the fit
+    reads (``costs_from_estimate``: the features it is trained on and the optimiser multiplies, the
+    only ones the public builds' report files carry); ``analytic``: the analytic model's costs."""
+    if not analytic:
+        from pynqrepro.finnflow.buildprep import node_resources
+
+        op_types = {node.name: node.op_type for node in model.graph.node}
+        return {name: costs_from_estimate(op_types[name], row) for name, row in node_resources(model, part).items()}
     out = {}
     for node in model.graph.node:
         if not cm.is_hw_node(node):
@@ -165,7 +261,7 @@ def node_decision_costs(model, part: str) -> dict:
             costs = cm.mvau_costs(spec, [a["PE"]], [a["SIMD"]], [cm.encode("ram_style", a["ram_style"])],
                                   decision=True)
         else:
-            costs = _analytic(spec, cm.finn_costs(spec, [{}]), None)
+            costs = _analytic(spec, cm.finn_costs(spec, [{}]))
         out[node.name] = {"op_type": node.op_type, **{r: int(costs.resource(r)[0]) for r in cm.RESOURCES},
                           "memory_bits": int(node_memory_bits(spec))}
     if not out:

@@ -40,6 +40,7 @@ class HardwarePoint:
     conv_pe: tuple[int, ...]  # the chosen folding of the conv MVAUs
     conv_simd: tuple[int, ...]
     fits_board: bool  # some folding fits the board's own budget, not only the sweep's
+    fits_calibrated: bool | None = None  # some folding fits the calibrated budget (device / (1 + bound))
 
 
 LUT_GRID = 0.05  # a larger-than-board LUT budget is rounded up to a multiple of this x device LUTs
@@ -116,9 +117,10 @@ def folding_design(hw_model, board: Board, conv_pruning: tuple = ()) -> Design:
 
 
 def best_folding(store: ArtifactStore, checkpoint: Artifact, board: Board, budget: Budget,
-                 board_limit: Budget, conv_pruning: tuple = ()) -> HardwarePoint:
+                 board_limit: Budget, conv_pruning: tuple = (), calibrated: Budget | None = None) -> HardwarePoint:
     """The fastest folding of ``checkpoint``'s network whose whole design fits ``budget`` (the
-    sweep's), and whether any folding fits ``board_limit`` (the board's own budget)."""
+    sweep's), and whether any folding fits ``board_limit`` (the board's own budget) and
+    ``calibrated`` (the default budget: our estimate plus its stated upper bound within the device)."""
     hw_model = load_hw_model(hw_model_artifact(store, checkpoint, board))
     design = folding_design(hw_model, board, conv_pruning)
     convs = conv_mvau_names(hw_model)
@@ -128,7 +130,8 @@ def best_folding(store: ArtifactStore, checkpoint: Artifact, board: Board, budge
         est_fps=folding.fps(board.clock_ns), max_cycles=folding.max_cycles,
         lut=folding.total("LUT"), bram18=folding.total("BRAM_18K"),
         conv_pe=tuple(config[n]["PE"] for n in convs), conv_simd=tuple(config[n]["SIMD"] for n in convs),
-        fits_board=_fits(design, board_limit))
+        fits_board=_fits(design, board_limit),
+        fits_calibrated=None if calibrated is None else _fits(design, calibrated))
 
 
 def _fits(space: "list | Design", budget: Budget) -> bool:

@@ -340,7 +340,7 @@ def _pe_group(spec, limit: int, swg, options: SpaceOptions) -> Group:
     pes = _legal(spec, "PE", divisors(limit))
     assignments = [{"PE": int(p)} for p in pes]
     finn = cm.finn_costs(spec, assignments)
-    ours = decision.other(spec, finn, assignments)
+    ours = decision.other(spec, finn)
     if swg is None:
         return Group(spec.name, [spec], {"PE": pes}, ours, {spec.name: {"PE": "PE"}}, finn)
     legal = np.isin(pes, _legal(swg, "SIMD", pes))
@@ -355,7 +355,7 @@ def _pe_group(spec, limit: int, swg, options: SpaceOptions) -> Group:
 
 def _fixed_group(spec) -> Group:
     finn = cm.finn_costs(spec, [{}])
-    return Group(spec.name, [spec], {}, decision.other(spec, finn, [{}]), {}, finn)
+    return Group(spec.name, [spec], {}, decision.other(spec, finn), {}, finn)
 
 
 def as_finn_estimates(groups: list[Group]) -> list[Group]:

@@ -204,7 +204,6 @@ class SynthesisAnchor(Reference):
     bram18: int
     dsp: int
     differs: str  # what differs from the design finn-plus builds from the same folding
-    calibrates: bool = True  # False: a design FINN no longer builds (shown, not used for margins)
 
     def folding(self) -> dict:
         return reference_folding(self.folding_file)
@@ -232,7 +231,7 @@ SYNTHESIS_ANCHORS = (
                     bram18=138 * 2 + 4, dsp=32, differs=_BNN_PYNQ_DIFFERS,
                     source="BNN-PYNQ bnn/src/network/cnvW2A2/README.md", **_IMPLEMENTED),
     SynthesisAnchor("CNV W1A1, FINN end-to-end folding, before PR #209", 1, 1, lut=26_487, ff=34_031,
-                    bram18=94 * 2 + 73, dsp=0, calibrates=False, **_PR209,
+                    bram18=94 * 2 + 73, dsp=0, **_PR209,
                     differs=_PR209_DIFFERS + "; weight memories as before PR #209, which FINN has not built since"),
     SynthesisAnchor("CNV W1A1, FINN end-to-end folding, after PR #209 (decoupled weight memories)", 1, 1,
                     lut=21_135, ff=31_517, bram18=98 * 2 + 9, dsp=0, differs=_PR209_DIFFERS, **_PR209),

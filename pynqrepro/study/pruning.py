@@ -40,8 +40,10 @@ NOTES = [
     "inserts (minimal depths; FIFO sizing on a Vivado host may deepen them) and the board's shell. The budget "
     f"is the board's ({STUDY_LUT_RATIO:g} x LUTs, all BRAM18/DSP) when the dense network fits it; otherwise (8-bit "
     "on a Pynq-Z1) the smallest LUT budget, rounded up to 0.05 x device, that fits the dense network, so "
-    "speed-ups compare like with like. 'fits board': some folding of the step fits the board's own budget "
-    f"({STUDY_LUT_RATIO:g} x LUTs), whole design.",
+    f"speed-ups compare like with like. 'fits {STUDY_LUT_RATIO:g} x LUT': some folding of the step fits the board's "
+    f"own budget ({STUDY_LUT_RATIO:g} x LUTs), whole design. 'fits': some folding fits the calibrated budget, our "
+    "estimate x (1 + our stated upper bound) within the device (reports/calibration.md); 'LUT/BRAM18 bound': the "
+    "row's folding's estimate x (1 + bound), the most a synthesis should use.",
     "channels: kept counts per conv layer are multiples of 1/16 of its dense width (L1 channel scores), not "
     "of the dense folding's PE/SIMD: that rule left the fully parallel layers that bound throughput "
     "unprunable (2-bit step 1 gained nothing); the optimiser re-folds every step.",
@@ -128,6 +130,7 @@ def allowed_drop(limit: AccuracyDropLimit) -> float:
 def measure(setup: Setup, case: Case) -> PruningSweeps:
     from pynqrepro.finnflow.build import hw_model_artifact
     from pynqrepro.finnflow.verify import stored_verification
+    from pynqrepro.folding.calibration import calibrated_budget
     from pynqrepro.folding.optimise import board_budget
     from pynqrepro.folding.pruned import best_folding, masked_blocks, sweep_budget
     from pynqrepro.pipeline import holdout_images
@@ -138,14 +141,15 @@ def measure(setup: Setup, case: Case) -> PruningSweeps:
     store, board = setup.store, setup.board
     dense = trained_checkpoint(store, setup.scale, case.bits, case.bits, setup.data_dir)
     board_limit = board_budget(board, STUDY_LUT_RATIO)
+    calibrated = calibrated_budget(board, store.root)
     budget = sweep_budget(store, dense, board, STUDY_LUT_RATIO)
-    base = best_folding(store, dense, board, budget, board_limit)
+    base = best_folding(store, dense, board, budget, board_limit, calibrated=calibrated)
     run = RunOptions(experiments=store.root, data_dir=setup.data_dir, progress=False)
     steps = []
     for method in METHODS:
         sweep = sweep_recipe(setup.scale, case.bits, method)
         for artifact, result in run_sweep(store, dense, sweep, run, bit_width=case.bits):
-            point = best_folding(store, artifact, board, budget, board_limit, masked_blocks(artifact))
+            point = best_folding(store, artifact, board, budget, board_limit, masked_blocks(artifact), calibrated)
             steps.append(Step(method, sweep, artifact, result, point))
     smallest = [s for s in steps if s.method == "channels"][-1]
     images, _ = holdout_images(setup, VERIFY_IMAGES)
@@ -155,6 +159,7 @@ def measure(setup: Setup, case: Case) -> PruningSweeps:
 
 
 def tabulate(results: Recorder, setup: Setup, sweeps: PruningSweeps) -> None:
+    from pynqrepro.folding.calibration import calibrated_margins
     from pynqrepro.folding.pruned import describe_budget
 
     board, bits = setup.board, sweeps.case.bits
@@ -163,12 +168,18 @@ def tabulate(results: Recorder, setup: Setup, sweeps: PruningSweeps) -> None:
     common = {"bits": bits, "board": board.name, "dataset": setup.scale.dataset,
               "budget": describe_budget(sweeps.budget, board, STUDY_LUT_RATIO)}
     source = f"pynqrepro ({setup.scale.name})"
+    bound = calibrated_margins(setup.store.root).bound
+
+    def bounded(value: int, resource: str) -> int | None:
+        return None if bound.get(resource) is None else round(value * (1 + bound[resource]))
 
     def row(method: str, step: int, sparsity: float, acc: float, point: HardwarePoint, note: str) -> dict:
         return {**common, "method": method, "step": step, "sparsity %": round(100 * sparsity, 1),
                 "acc %": round(acc, 2), "drop vs dense": round(sweeps.dense_acc - acc, 2),
                 "est fps": round(point.est_fps, 1), "speedup vs dense": round(point.est_fps / sweeps.base.est_fps, 3),
-                "LUT (whole)": point.lut, "BRAM18 (whole)": point.bram18, "fits board": point.fits_board, "note": note,
+                "LUT (whole)": point.lut, "BRAM18 (whole)": point.bram18, "LUT bound": bounded(point.lut, "LUT"),
+                "BRAM18 bound": bounded(point.bram18, "BRAM_18K"), "fits": point.fits_calibrated,
+                f"fits {STUDY_LUT_RATIO:g} x LUT": point.fits_board, "note": note,
                 "source": source}
 
     table.add(row("dense", 0, 0.0, sweeps.dense_acc, sweeps.base, HARDWARE_NOTE["channels"]),

@@ -316,13 +316,22 @@ def buildable(setup: Setup, candidate: Candidate) -> tuple[Judged | None, str]:
     return judged, ""
 
 
-def measure(setup: Setup, case: Build) -> Syntheses:
+def _synthesise(setup: Setup, candidate: Candidate):
+    """Build (or reuse) the design, and add its reports to the store's calibration set, so the next
+    fold on this store budgets with the refitted model (``pynqrepro calibrate``)."""
     from pynqrepro.pipeline import synthesis_build
+    from pynqrepro.synthesis.calibrate import add_build
 
+    build = synthesis_build(setup, candidate.network, candidate.folding)
+    add_build(setup.store.root, build.build_dir, setup.board.name)
+    return build
+
+
+def measure(setup: Setup, case: Build) -> Syntheses:
     builds = []
     for candidate in candidates(setup, case):
         judged, why_not = buildable(setup, candidate)
-        build = synthesis_build(setup, candidate.network, candidate.folding) if not why_not else None
+        build = _synthesise(setup, candidate) if not why_not else None
         builds.append(Synthesis(candidate, judged, build, why_not))
     return Syntheses(case, builds)
 
