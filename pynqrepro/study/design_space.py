@@ -245,7 +245,7 @@ def _fold_defaults(board: Board, store: ArtifactStore):
     fold_cli.register(subparsers)
     args = subparsers.choices["fold"].parse_args(["--model", "model.onnx", "--board", board.name,
                                                   "--store-dir", str(store.root)])
-    budget, _ = fold_cli._budget(args, board, fold_cli._margin(args), store)
+    budget, _ = fold_cli._budget(args, board, fold_cli._margin(args))
     return args, budget
 
 

@@ -128,25 +128,18 @@ class Syntheses:
     builds: list  # Synthesis per candidate
 
 
-_MARGINS: dict = {}
-
-
 def calibrated_margins(setup: Setup) -> Margins:
-    """The calibrated budget fractions (``pynqrepro fold --margin calibrated``), once per store."""
-    from pynqrepro.core.options import CALIBRATED
-    from pynqrepro.folding.calibration import budget_margins
+    """The calibrated budget fractions (``pynqrepro fold``'s default) of this store."""
+    from pynqrepro.folding.calibration import calibrated_margins as margins
 
-    root = str(setup.store.root)
-    if root not in _MARGINS:
-        _MARGINS[root] = budget_margins(CALIBRATED, setup.store)
-    return _MARGINS[root]
+    return margins(setup.store.root)
 
 
 def calibrated_budget(setup: Setup):
-    from pynqrepro.folding.optimise import board_budget
+    """``pynqrepro fold``'s default budget on this board and store."""
+    from pynqrepro.folding.calibration import calibrated_budget as budget
 
-    margins = calibrated_margins(setup)
-    return board_budget(setup.board, margins.LUT, margins.BRAM_18K, margins.DSP)
+    return budget(setup.board, setup.store.root)
 
 
 def _optimised(name: str, network: Network, setup: Setup, config: dict | None = None) -> Candidate:
