@@ -167,9 +167,9 @@ def test_vivado_stage_adds_each_build_to_the_calibration_set(laid_out, tmp_path,
 
     built = SynthesisBuild(ooc=None, system=None, build_dir=laid_out["D"])
     monkeypatch.setattr(pipeline, "synthesis_build", lambda setup, network, folding: built)
-    setup = SimpleNamespace(store=SimpleNamespace(root=tmp_path / "store"))
-    network = SimpleNamespace(board=get_board("pynq-z2"), estimate=lambda folding: None)
-    assert study._synthesise(setup, network, "exact", {}).build is built
+    setup = SimpleNamespace(store=SimpleNamespace(root=tmp_path / "store"), board=get_board("pynq-z2"))
+    network = SimpleNamespace(board=setup.board, estimate=lambda folding: None)
+    assert study._synthesise(setup, study.Candidate("exact", network, {})) is built
     anchors = calibrate.store_anchors(tmp_path / "store")
     assert [(a.build.totals["LUT"], a.build.totals["DSP"], a.first_party) for a in anchors] == [(36222, 34, True)]
     assert calibrate.store_model_path(tmp_path / "store").is_file()

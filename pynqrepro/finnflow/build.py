@@ -128,10 +128,9 @@ def hw_model_artifact(store: ArtifactStore, checkpoint: Artifact, board: Board) 
     built = store.find("finn_hw_model", config, inputs)
     if built is not None:  # not even the board-independent part is needed
         return built
-    dataflow = None if built is not None else dataflow_artifact(store, checkpoint)
+    source = dataflow_artifact(store, checkpoint)
 
-    def build(out_dir: Path) -> None:  # (an entry found corrupt is rebuilt from its dataflow artifact too)
-        source = dataflow or dataflow_artifact(store, checkpoint)
+    def build(out_dir: Path) -> None:  # pickled into a SLURM job: it holds no store, only the artifact
         for filename in (QONNX_MODEL, *(f for step, f in KEPT.items() if step not in BOARD_STEPS)):
             shutil.copyfile(source.file(filename), out_dir / filename)
         model = ModelWrapper(str(source.file(DATAFLOW_MODEL)))

@@ -151,10 +151,10 @@ def _fold(args) -> None:
     if not args.model.exists():
         raise UserError(f"model {args.model} does not exist: pass a training checkpoint or a HW-layer ONNX")
     budget, margins = _budget(args, board, margin)
-    if margins is not None:
-        print(f"budget margins: {margins.describe()}")
     model = _hw_model(args.model, board, store)
     folding = optimise(_space(args, model, board, pruning), budget)
+    if margins is not None:
+        print(f"budget margins: {margins.describe()}")
     outputs.write_config(folding, args.out)
     from tabulate import tabulate
 

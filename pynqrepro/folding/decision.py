@@ -241,6 +241,10 @@ def inserted(op_type: str, tables: dict) -> dict:
     return {r: fixed.resource(r) if r in _CALIBRATED else tables[r] for r in cm.RESOURCES}
 
 
+NO_HW_LAYERS = ("the model has no FINN HW layers: pass a folded, specialised HW-layer model (FINN's "
+                "step_generate_estimate_reports output or later), not the network's QONNX export")
+
+
 def node_decision_costs(model, part: str, analytic: bool = False) -> dict:
     """{node name: {"op_type", "LUT", "BRAM_18K", "URAM", "DSP", "memory_bits"}} of every HW node of
     a folded ``model`` at its own attributes: FINN's own ``res_estimation`` rows in the form the fit
@@ -250,7 +254,10 @@ def node_decision_costs(model, part: str, analytic: bool = False) -> dict:
         from pynqrepro.finnflow.buildprep import node_resources
 
         op_types = {node.name: node.op_type for node in model.graph.node}
-        return {name: costs_from_estimate(op_types[name], row) for name, row in node_resources(model, part).items()}
+        out = {name: costs_from_estimate(op_types[name], row) for name, row in node_resources(model, part).items()}
+        if not out:
+            raise UserError(NO_HW_LAYERS)
+        return out
     out = {}
     for node in model.graph.node:
         if not cm.is_hw_node(node):
@@ -265,6 +272,5 @@ def node_decision_costs(model, part: str, analytic: bool = False) -> dict:
         out[node.name] = {"op_type": node.op_type, **{r: int(costs.resource(r)[0]) for r in cm.RESOURCES},
                           "memory_bits": int(node_memory_bits(spec))}
     if not out:
-        raise UserError("the model has no FINN HW layers: pass a folded, specialised HW-layer model (FINN's "
-                        "step_generate_estimate_reports output or later), not the network's QONNX export")
+        raise UserError(NO_HW_LAYERS)
     return out
