@@ -156,7 +156,9 @@ def setfolding_at_budget(model: ModelWrapper, space, budget: Budget, floor: int 
     distinct candidate cycle counts from ``floor`` (the exact optimum over those groups: no
     fitting folding is faster) upwards. Whether SetFolding's result fits is not monotone in the target, so
     every target is tried in ascending order; each node's choice only relaxes as the target grows,
-    so the first fitting result is the fastest one.
+    so the first fitting result is the fastest one. A target at which SetFolding picks a folding
+    outside ``space`` (e.g. an HLS MVAU SIMD below MW / 1024, which FINN's code generation rejects)
+    is skipped: that design cannot be built.
     """
     from finn.transformation.fpgadataflow.set_folding import SetFolding
 
@@ -167,7 +169,10 @@ def setfolding_at_budget(model: ModelWrapper, space, budget: Budget, floor: int 
     try:
         for target in targets[targets >= floor]:
             folded = light.transform(SetFolding(int(target), mvau_wwidth_max=mvau_wwidth_max))
-            result = from_config(space, _model_config(folded, groups), f"FINN SetFolding (target {int(target)})")
+            try:
+                result = from_config(space, _model_config(folded, groups), f"FINN SetFolding (target {int(target)})")
+            except UserError:  # SetFolding chose a folding FINN's own code generation rejects: it cannot be built
+                continue
             if result.fits(budget):
                 return result
     finally:
