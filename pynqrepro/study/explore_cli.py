@@ -5,7 +5,7 @@ records them in reports/design_space.md under the experiment's test ids."""
 from pathlib import Path
 
 from pynqrepro.core.errors import UserError
-from pynqrepro.core.executor import add_executor_options
+from pynqrepro.core.executor_options import add_executor_options
 from pynqrepro.core.options import (add_data_option, add_reports_option, add_scale_option, add_store_option,
                                     positive_float, positive_int)
 from pynqrepro.core.boards import BOARDS
