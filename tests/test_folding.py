@@ -14,7 +14,7 @@ import torch
 
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
-from pynqrepro.finnflow.build import build_hw_model
+from pynqrepro.finnflow.hw_build import build_hw_model
 from pynqrepro.finnflow.export import export_qonnx
 from pynqrepro.folding import baselines, costmodel as cm, outputs
 from pynqrepro.folding.optimise import Budget, Folding, board_budget, optimise, smallest_lut_budget

@@ -73,7 +73,7 @@ def test_threshold_memory_is_a_decision(cnv2):
 def test_study_ooc_syntheses_within_10_percent_where_finn_raw_is_not(store, bits):
     """The study's out-of-context syntheses (Vivado, published LUTs): the analytic model lands within
     10 % of the real accelerator, at most half as far off as FINN's raw estimate."""
-    from pynqrepro.folding.calibration import estimate_anchor
+    from pynqrepro.folding.budget_calibration import estimate_anchor
 
     anchor = next(a for a in SYNTHESIS_ANCHORS if a.weight_bits == bits and "study" in a.design)
     estimate = estimate_anchor(store, anchor)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pynqrepro.core.boards import get_board
-from pynqrepro.finnflow.build import build_hw_model
+from pynqrepro.finnflow.hw_build import build_hw_model
 from pynqrepro.finnflow.export import export_qonnx
 from pynqrepro.folding import costmodel as cm
 from pynqrepro.folding.optimise import board_budget, optimise

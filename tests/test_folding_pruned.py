@@ -57,7 +57,7 @@ def test_no_lut_budget_helps_a_bram_bound_network():
 
 def test_conv_layers_are_the_mvaus_a_sliding_window_feeds(store):
     """Layer roles come from the graph, not from positions: CNV's six convs, then its three FCs."""
-    from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+    from pynqrepro.finnflow.hw_build import hw_model_artifact, load_hw_model
     from pynqrepro.folding.pruned import conv_mvau_names
 
     from cnv_checkpoints import random_cnv_checkpoint

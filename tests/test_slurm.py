@@ -28,7 +28,7 @@ from pynqrepro.core.executor import JobFailed, JobSpec
 from pynqrepro.core.executor_options import make_executor
 from pynqrepro.core.progress import ProgressLine
 from pynqrepro.core.store import MANIFEST, Artifact, ArtifactStore, is_built
-from pynqrepro.finnflow.build import HW_MODEL, hw_model_artifact, load_hw_model
+from pynqrepro.finnflow.hw_build import HW_MODEL, hw_model_artifact, load_hw_model
 from pynqrepro.finnflow.estimate import estimate
 from pynqrepro.finnflow.foldconfig import apply_folding
 from pynqrepro.training.checkpoint import BEST, LAST, read_checkpoint

@@ -29,7 +29,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import Artifact, ArtifactStore
-from pynqrepro.finnflow.build import KEPT, QONNX_MODEL
+from pynqrepro.finnflow.hw_build import KEPT, QONNX_MODEL
 from pynqrepro.finnflow.execute import CHUNK, BatchRunner
 
 FINN_STAGES = {  # stage name -> file in the HW-model artifact

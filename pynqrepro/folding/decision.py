@@ -7,7 +7,7 @@
   was fitted on, FINN's raw estimate of each node and its memory bits (``finn_memory_bits``): per
   op type and resource, real ~ intercept + estimate x FINN's + memory_bits x M. DWCs and FIFOs get the
   fit's cost per node (FINN estimates before inserting them). Its ``bound`` is the budget margin.
-  Why the fit and not the analytic model: ``pynqrepro.folding.calibration`` (held-out CNV anchors).
+  Why the fit and not the analytic model: ``pynqrepro.folding.budget_calibration`` (held-out CNV anchors).
 - The analytic model (reported comparison, ``node_decision_costs(analytic=True)``): MVAU threshold
   logic, "auto" DSP multipliers and MVAU_rtl LUTs (``costmodel.mvau_costs(decision=True)``, with its
   evidence), and for the op types FINN estimates at zero although they cost LUTs/BRAM in every public

@@ -265,7 +265,7 @@ def fold(hw_model, board: Board, store: ArtifactStore) -> Hardware:
 
 
 def checkpoint_hardware(store: ArtifactStore, checkpoint: Artifact, board: Board) -> Hardware:
-    from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+    from pynqrepro.finnflow.hw_build import hw_model_artifact, load_hw_model
 
     return fold(load_hw_model(hw_model_artifact(store, checkpoint, board)), board, store)
 
@@ -428,7 +428,7 @@ def recommended_designs(store: ArtifactStore, exploration: Exploration,
     """The recommended designs, each re-folded on its trained checkpoint and its folding put
     through FINN's build preparation (a rejection raises); ``tabulate`` writes the JSONs to
     ``reports/foldings/``."""
-    from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+    from pynqrepro.finnflow.hw_build import hw_model_artifact, load_hw_model
     from pynqrepro.folding.outputs import finn_build_check
 
     board, out = exploration.board, []
