@@ -99,10 +99,10 @@ def test_study_foldings_give_the_studys_cycles_per_layer(estimates):
     for e in estimates:
         if not e.anchor.folding_file.startswith("study-foldings/"):
             continue
-        theirs = study_run_files(e.anchor.folding_file.split("/")[1].removesuffix(".json"))["estimate_layer_cycles"]
+        study_cycles = study_run_files(e.anchor.folding_file.split("/")[1].removesuffix(".json"))["estimate_layer_cycles"]
         mvaus = [int(g.costs.cycles[i]) for g, i in zip(e.folding.groups, e.folding.choice)
                  if g.nodes[0].name.startswith("MVAU")]
-        assert mvaus == [theirs[f"StreamingFCLayer_Batch_{k}"] for k in range(len(mvaus))], e.anchor.design
+        assert mvaus == [study_cycles[f"StreamingFCLayer_Batch_{k}"] for k in range(len(mvaus))], e.anchor.design
 
 
 def test_fps_of_measured_foldings(estimates):

@@ -550,15 +550,15 @@ def front_plot(rows: list[dict], reports_dir: Path) -> None:
         return
     fig, axes = plt.subplots(1, len(boards), figsize=(5.5 * len(boards), 4.2), squeeze=False)
     for ax, name in zip(axes[0], boards):
-        mine = [r for r in designs if r["board"] == name]
+        board_rows = [r for r in designs if r["board"] == name]
         for on_front, style in ((False, "o"), (True, "s")):
-            pts = [r for r in mine if bool(r.get("on front")) == on_front]
+            pts = [r for r in board_rows if bool(r.get("on front")) == on_front]
             ax.scatter([float(r["est fps"]) for r in pts], [float(r["acc %"]) for r in pts], marker=style,
                        label="Pareto front" if on_front else "dominated", zorder=3)
             for r in pts:
                 ax.annotate(r["design"], (float(r["est fps"]), float(r["acc %"])), fontsize=6,
                             xytext=(3, 3), textcoords="offset points")
-        front = sorted((float(r["est fps"]), float(r["acc %"])) for r in mine if r.get("on front"))
+        front = sorted((float(r["est fps"]), float(r["acc %"])) for r in board_rows if r.get("on front"))
         ax.plot([p[0] for p in front], [p[1] for p in front], "-", alpha=0.6)
         ax.set_xscale("log")
         ax.set_title(f"{name}: accuracy vs est. fps")
