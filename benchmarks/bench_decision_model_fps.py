@@ -8,7 +8,7 @@ from tabulate import tabulate
 
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
-from pynqrepro.finnflow.build import build_hw_model
+from pynqrepro.finnflow.hw_build import build_hw_model
 from pynqrepro.finnflow.export import export_qonnx
 from pynqrepro.folding.optimise import board_budget, optimise
 from pynqrepro.folding.space import SpaceOptions

@@ -9,7 +9,7 @@ import torch
 
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.options import add_board_option
-from pynqrepro.finnflow.build import build_hw_model
+from pynqrepro.finnflow.hw_build import build_hw_model
 from pynqrepro.finnflow.estimate import FoldingEvaluator, estimate
 from pynqrepro.finnflow.export import export_qonnx
 from pynqrepro.finnflow.foldconfig import all_ones_folding, apply_folding, published_folding

@@ -14,7 +14,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
 from pynqrepro.finnflow.finn_setup import boot_finn
-from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding import costmodel
 from pynqrepro.folding.optimise import board_budget, optimise
 from pynqrepro.folding.space import SpaceOptions, build_space
 from pynqrepro.folding.wholedesign import build_design
@@ -51,13 +51,13 @@ def main() -> None:
     t = time.perf_counter()
     for g in mvaus:
         idx = rng.integers(0, len(g), n // len(mvaus))
-        cm.mvau_costs(g.nodes[0], g.params["PE"][idx], g.params["SIMD"][idx], g.params["ram_style"][idx],
+        costmodel.mvau_costs(g.nodes[0], g.params["PE"][idx], g.params["SIMD"][idx], g.params["ram_style"][idx],
                       res_type=g.params["resType"][idx])
     ours = n / (time.perf_counter() - t)
     samples = [(g, int(i)) for g in mvaus for i in rng.integers(0, len(g), 20)]
     t = time.perf_counter()
     for g, i in samples:
-        cm.finn_costs(g.nodes[0], [g.assignment(i)[g.name]])
+        costmodel.finn_costs(g.nodes[0], [g.assignment(i)[g.name]])
     finn = len(samples) / (time.perf_counter() - t)
     print(f"cost model: {ours:,.0f} candidate evaluations/s (numpy) vs {finn:,.0f}/s (FINN node methods): "
           f"{ours / finn:,.0f}x")

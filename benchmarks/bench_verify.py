@@ -16,7 +16,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.store import ArtifactStore
 from pynqrepro.data.digits import load_digits32
-from pynqrepro.finnflow.build import QONNX_MODEL, hw_model_artifact
+from pynqrepro.finnflow.hw_build import QONNX_MODEL, hw_model_artifact
 from pynqrepro.finnflow.execute import execute_batched
 from pynqrepro.finnflow.export import load_cnv
 from pynqrepro.finnflow.finn_setup import boot_finn

@@ -23,12 +23,12 @@ from pynqrepro.core.boards import Board
 from pynqrepro.core.scale import Scale
 from pynqrepro.core.store import Artifact, ArtifactStore
 from pynqrepro.data.splits import uint8_test_set
-from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+from pynqrepro.finnflow.hw_build import hw_model_artifact, load_hw_model
 from pynqrepro.finnflow.estimate import NetworkEstimate, estimate
 from pynqrepro.finnflow.export import load_cnv
 from pynqrepro.finnflow.foldconfig import apply_folding, published_folding
 from pynqrepro.models.cnv import CNV
-from pynqrepro.synthesis.build import SynthesisBuild, finished_build
+from pynqrepro.synthesis.vivado_build import SynthesisBuild, finished_build
 from pynqrepro.training.recipes import trained_checkpoint
 
 

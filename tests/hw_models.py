@@ -13,7 +13,7 @@ MLP_INPUT = (1, 1, 28, 28)  # MNIST, as the bnn_pynq FC models take it
 
 
 def _built(store, stage: str, config: dict, network, board=PYNQ_Z1) -> ModelWrapper:
-    from pynqrepro.finnflow.build import build_hw_model
+    from pynqrepro.finnflow.hw_build import build_hw_model
     from pynqrepro.finnflow.export import export_qonnx
 
     def build(out_dir):

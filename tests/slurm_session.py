@@ -6,7 +6,7 @@ channels) and trains on sklearn digits for a few short epochs. Not collected by 
 """
 
 from pynqrepro.core.boards import get_board
-from pynqrepro.finnflow.build import hw_model_artifact
+from pynqrepro.finnflow.hw_build import hw_model_artifact
 from pynqrepro.training.config import TrainConfig
 from pynqrepro.training.recipes import train_artifact
 

@@ -242,7 +242,7 @@ def world(tmp_path_factory):
     import torch
 
     from pynqrepro.core.provenance import environment
-    from pynqrepro.core.reports import merge_reports
+    from pynqrepro.core.report_files import merge_reports
     from pynqrepro.core.results import Recorder, SessionInfo
     from pynqrepro.core.store import ArtifactStore
     from pynqrepro.training.checkpoint import save_checkpoint
@@ -432,7 +432,7 @@ def test_infeasible_budget_and_a_folding_over_the_board_end_to_end(store, tmp_pa
     from cnv_checkpoints import random_cnv_checkpoint
 
     from pynqrepro.core.boards import get_board
-    from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+    from pynqrepro.finnflow.hw_build import hw_model_artifact, load_hw_model
     from pynqrepro.finnflow.foldconfig import folded_dimensions
 
     artifact = random_cnv_checkpoint(store, 2, 2)

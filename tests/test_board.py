@@ -20,7 +20,7 @@ from pynqrepro.board.package import (
     to_accelerator_layout,
     validation_batch,
 )
-from pynqrepro.board.results import (
+from pynqrepro.board.measurements import (
     BoardResult,
     parse_throughput_report,
     parse_validate_report,
@@ -265,7 +265,7 @@ def test_on_board_runner_drives_finn_driver_interface(tmp_path):
 def test_hw_graph_accuracy_is_the_python_execution(store, tmp_path):
     from pynqrepro.core.boards import get_board
     from pynqrepro.core.store import ArtifactStore
-    from pynqrepro.finnflow.build import hw_model_artifact
+    from pynqrepro.finnflow.hw_build import hw_model_artifact
     from cnv_checkpoints import random_cnv_checkpoint
 
     hw = hw_model_artifact(store, random_cnv_checkpoint(store, 2, 2), get_board("pynq-z1"))

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pynqrepro.core.reports import merge_reports
+from pynqrepro.core.report_files import merge_reports
 from pynqrepro.core.results import STAGING, Recorder, SessionInfo
 from pynqrepro.core.provenance import environment
 

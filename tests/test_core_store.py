@@ -284,10 +284,10 @@ def test_a_stage_key_covers_the_modules_its_build_imports_and_no_others():
     assert {"pynqrepro.training.trainer", "pynqrepro.models.cnv", "pynqrepro.data.digits",
             "pynqrepro.core.scale"} <= modules
     # what cannot shape a checkpoint: later stages, reports, and the store's own machinery
-    assert not any(name.startswith(("pynqrepro.folding", "pynqrepro.synthesis", "pynqrepro.core.reports",
+    assert not any(name.startswith(("pynqrepro.folding", "pynqrepro.synthesis", "pynqrepro.core.report_files",
                                     "pynqrepro.core.store", "pynqrepro.core.claims", "pynqrepro.core.cluster"))
                    for name in modules)
-    assert "pynqrepro.training.checkpoint" in fingerprint.code_modules("pynqrepro.synthesis.build")
+    assert "pynqrepro.training.checkpoint" in fingerprint.code_modules("pynqrepro.synthesis.vivado_build")
 
 
 def test_verify_option_reaches_the_store_a_command_opens(tmp_path):

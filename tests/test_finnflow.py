@@ -11,7 +11,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
-from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+from pynqrepro.finnflow.hw_build import hw_model_artifact, load_hw_model
 from pynqrepro.finnflow.estimate import FoldingEvaluator, estimate
 from pynqrepro.finnflow.export import load_cnv
 from pynqrepro.finnflow.finn_setup import builder_steps

@@ -12,7 +12,7 @@ from qonnx.custom_op.registry import getCustomOp
 from pynqrepro.core.boards import BOARDS, get_board
 from pynqrepro.core.errors import UserError
 from pynqrepro.finnflow.buildprep import prepare_build
-from pynqrepro.folding import costmodel as cm, outputs
+from pynqrepro.folding import costmodel, outputs
 from pynqrepro.folding.optimise import board_budget, optimise, smallest_lut_budget
 from pynqrepro.folding.space import SpaceOptions
 from pynqrepro.folding.wholedesign import build_design
@@ -51,9 +51,9 @@ def assert_finn_prepares(model, folding, budget, board) -> None:
     assert widths[0] == native and native % widths[1] == 0
     assert prepared.max_cycles() == folding.max_cycles
     compute = prepared.estimate_reports["estimate_layer_resources.json"]["total"]
-    assert all(compute[r] == folding.finn_compute_total(r) for r in cm.RESOURCES)
+    assert all(compute[r] == folding.finn_compute_total(r) for r in costmodel.RESOURCES)
     finn = prepared.resources(board.part)
-    for r in cm.RESOURCES:  # FINN's estimate of the stitched graph, plus the shell FINN does not estimate
+    for r in costmodel.RESOURCES:  # FINN's estimate of the stitched graph, plus the shell FINN does not estimate
         assert sum(int(v[r]) for v in finn.values()) + board.shell.resource(r) == folding.finn_total(r)
         assert prepared.whole_design(board)[r] == folding.finn_total(r)
     assert len([n for n in prepared.inserted() if n.role == "converter"]) == folding.converters

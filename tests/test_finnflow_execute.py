@@ -7,8 +7,8 @@ import pytest
 from qonnx.core.modelwrapper import ModelWrapper
 
 from pynqrepro.core.boards import get_board
-from pynqrepro.finnflow.build import hw_model_artifact
-from pynqrepro.finnflow.build import QONNX_MODEL
+from pynqrepro.finnflow.hw_build import hw_model_artifact
+from pynqrepro.finnflow.hw_build import QONNX_MODEL
 from pynqrepro.finnflow.execute import BatchRunner, execute_batched
 from pynqrepro.finnflow.finn_setup import boot_finn
 from pynqrepro.finnflow.verify import FINN_STAGES

@@ -14,9 +14,9 @@ import torch
 
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
-from pynqrepro.finnflow.build import build_hw_model
+from pynqrepro.finnflow.hw_build import build_hw_model
 from pynqrepro.finnflow.export import export_qonnx
-from pynqrepro.folding import baselines, costmodel as cm, outputs
+from pynqrepro.folding import baselines, costmodel, outputs
 from pynqrepro.folding.optimise import Budget, Folding, board_budget, optimise, smallest_lut_budget
 from pynqrepro.folding.cli import parse_pruning
 from pynqrepro.folding.space import Group, MaskedBlocks, SpaceOptions, as_finn_estimates, build_space, combine
@@ -44,7 +44,7 @@ def check_against_finn(groups, per_group: int | None = None, seed: int = 0) -> i
     """Compare ``per_group`` random candidates (None: all) of every group with FINN's node methods;
     a tied group (depthwise SWG + Pool) against both nodes' FINN costs combined."""
     rng = np.random.default_rng(seed)
-    fields = ("cycles",) + cm.RESOURCES
+    fields = ("cycles",) + costmodel.RESOURCES
     checked = 0
     for group in groups:
         picks = range(len(group))
@@ -54,7 +54,7 @@ def check_against_finn(groups, per_group: int | None = None, seed: int = 0) -> i
             assignment = group.assignment(i)
             if "MW" in group.params:
                 assignment[group.name]["MW"] = int(group.params["MW"][i])
-            ref = functools.reduce(combine, (cm.finn_costs(spec, [assignment.get(spec.name, {})]) for spec in group.nodes))
+            ref = functools.reduce(combine, (costmodel.finn_costs(spec, [assignment.get(spec.name, {})]) for spec in group.nodes))
             assert [int(group.finn_costs.resource(f)[i]) for f in fields] == [int(ref.resource(f)[0]) for f in fields], (group.name, assignment)
             checked += 1
     return checked
@@ -79,7 +79,7 @@ def test_implementation_choices_equal_finn_for_every_candidate():
     swgs = [g for g in groups if g.nodes[0].op_type.startswith("ConvolutionInputGenerator")]
     assert sum(len(g.nodes) == 2 for g in swgs) == 2 and len(swgs) == 8  # 6 conv SWGs, 2 pool SWGs
     mvau = next(g for g in groups if g.name == "MVAU_hls_2")
-    assert set(mvau.params["resType"].tolist()) == {cm.encode("resType", "lut"), cm.encode("resType", "dsp")}
+    assert set(mvau.params["resType"].tolist()) == {costmodel.encode("resType", "lut"), costmodel.encode("resType", "dsp")}
     assert check_against_finn(swgs + [mvau]) == sum(len(g) for g in swgs + [mvau])
 
 
@@ -156,7 +156,7 @@ def test_binary_weights_never_go_to_dsps():
     for g in binary:
         if g.nodes[0].attrs["A"] == 1:
             spec, candidates = g.nodes[0], g.params
-            analytic = cm.mvau_costs(spec, candidates["PE"], candidates["SIMD"], candidates["ram_style"],
+            analytic = costmodel.mvau_costs(spec, candidates["PE"], candidates["SIMD"], candidates["ram_style"],
                                      candidates["MW"], candidates["resType"], decision=True)
             assert (analytic.DSP == 0).all(), g.name
 
@@ -231,7 +231,7 @@ def _minmax_milp(groups, budget: Budget) -> int:
     for g, xs in zip(groups, x):
         model += mip.xsum(xs) == 1
         model += bottleneck >= mip.xsum(int(c) * v for c, v in zip(g.costs.cycles, xs))
-    for r in cm.RESOURCES:
+    for r in costmodel.RESOURCES:
         model += mip.xsum(int(c) * v for g, xs in zip(groups, x) for c, v in zip(g.costs.resource(r), xs)) <= getattr(budget, r)
     model.objective = bottleneck
     assert model.optimize() == mip.OptimizationStatus.OPTIMAL

@@ -6,7 +6,7 @@ import pytest
 
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
-from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+from pynqrepro.finnflow.hw_build import hw_model_artifact, load_hw_model
 from pynqrepro.finnflow.estimate import estimate
 from pynqrepro.finnflow.foldconfig import all_ones_folding, apply_folding, published_folding
 from pynqrepro.folding import baselines

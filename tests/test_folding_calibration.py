@@ -12,7 +12,7 @@ from pynqrepro.core.options import CALIBRATED, parse_margin
 from pynqrepro.finnflow.estimate import estimate
 from pynqrepro.finnflow.foldconfig import apply_folding
 from pynqrepro.finnflow.foldconfig import model_folding
-from pynqrepro.folding import calibration
+from pynqrepro.folding import budget_calibration
 from pynqrepro.references import BOARD_MEASUREMENTS, DATA, SYNTHESIS_ANCHORS, study_run_files
 
 PYNQ_Z1 = get_board("pynq-z1")
@@ -73,23 +73,23 @@ def test_board_measurements_estimate_clock_over_max_cycles():
 
 @pytest.fixture(scope="module")
 def estimates(store):
-    return calibration.estimate_anchors(store)
+    return budget_calibration.estimate_anchors(store)
 
 
 def test_estimates_are_finns_and_ratios_published_over_estimate(estimates, store):
     for e in estimates:
         shell = e.folding.insertions.shell
-        for resource in calibration.RESOURCES:
+        for resource in budget_calibration.RESOURCES:
             inserted = sum(node[resource] for node in e.folding.inserted())  # DWCs and FIFOs
             whole = e.compute(resource) + inserted + (shell.resource(resource) if e.anchor.shell else 0)
             assert e.whole(resource) == whole, (e.anchor.design, resource)
-            published = getattr(e.anchor, calibration.RESOURCES[resource])
+            published = getattr(e.anchor, budget_calibration.RESOURCES[resource])
             assert e.ratio(resource) == (published / whole if whole else None)
             compute = e.compute(resource)
             assert e.ratio(resource, whole=False) == (published / compute if compute else None)
         assert shell.LUT > 0 and e.whole("LUT") > e.compute("LUT")
     first = estimates[0]  # compute-only is FINN's own estimate of the folded model
-    hw_model = calibration.anchor_hw_model(store, first.anchor)
+    hw_model = budget_calibration.anchor_hw_model(store, first.anchor)
     finn = estimate(apply_folding(hw_model, model_folding(hw_model, first.anchor.folding())), PYNQ_Z1.part)
     assert (first.compute("LUT"), first.compute("BRAM_18K"), first.compute("DSP")) == \
         (round(finn.totals["lut"]), round(finn.totals["bram18"]), round(finn.totals["dsp"]))
@@ -99,10 +99,10 @@ def test_study_foldings_give_the_studys_cycles_per_layer(estimates):
     for e in estimates:
         if not e.anchor.folding_file.startswith("study-foldings/"):
             continue
-        theirs = study_run_files(e.anchor.folding_file.split("/")[1].removesuffix(".json"))["estimate_layer_cycles"]
+        study_cycles = study_run_files(e.anchor.folding_file.split("/")[1].removesuffix(".json"))["estimate_layer_cycles"]
         mvaus = [int(g.costs.cycles[i]) for g, i in zip(e.folding.groups, e.folding.choice)
                  if g.nodes[0].name.startswith("MVAU")]
-        assert mvaus == [theirs[f"StreamingFCLayer_Batch_{k}"] for k in range(len(mvaus))], e.anchor.design
+        assert mvaus == [study_cycles[f"StreamingFCLayer_Batch_{k}"] for k in range(len(mvaus))], e.anchor.design
 
 
 def test_fps_of_measured_foldings(estimates):
@@ -138,10 +138,10 @@ def test_fold_budgets_the_whole_design_calibrated_by_default(store, tmp_path, ca
     common = ["fold", "--model", str(model), "--store-dir", str(store.root), "--ram-style-choice", "--out", str(out)]
     design = build_design(hw_model, PYNQ_Z1, SpaceOptions(choose_ram_style=True))
     shipped = json.loads((DATA / "node_model.json").read_text())["bound"]  # the file, not the code's reading
-    calibrated = calibration.calibrated_margins(None)
+    calibrated = budget_calibration.calibrated_margins(None)
     assert calibrated.LUT == pytest.approx(1 / (1 + shipped["LUT"])) and calibrated.bound == shipped
     for options, margins in (([], calibrated), (["--margin", CALIBRATED], calibrated),
-                             (["--margin", "0.6"], calibration.Margins(0.6, 0.6, 0.6, "--margin 0.6"))):
+                             (["--margin", "0.6"], budget_calibration.Margins(0.6, 0.6, 0.6, "--margin 0.6"))):
         assert main([*common, *options]) == 0
         assert f"budget margins: {margins.describe()}" in capsys.readouterr().out
         folding = from_config(design, json.loads(out.read_text()), str(options))
@@ -160,7 +160,7 @@ def test_the_optimisers_totals_are_the_fit_node_by_node(estimates):
     design (``fitted_design``), up to that rounding."""
     for e in estimates:
         nodes = sum(len(g.nodes) for g in e.folding.groups) + len(e.folding.inserted())
-        for resource in calibration.RESOURCES:
+        for resource in budget_calibration.RESOURCES:
             assert e.fitted[resource] <= e.ours(resource) <= e.fitted[resource] + nodes, (e.anchor.design, resource)
 
 
@@ -178,24 +178,24 @@ def test_bound_covers_each_cnv_anchor_that_fitted_its_device(estimates):
     """ours x (1 + bound) >= real for every CNV anchor whose design fitted its own device (real figures:
     the sources); the bound is the largest such under-estimate (one anchor sets it); the study's 4-bit
     run (464 BRAM18 on a 280-BRAM18 part) sets none."""
-    bound = calibration.current_node_model(None).bound
-    tight = {r: 0.0 for r in calibration.RESOURCES}
+    bound = budget_calibration.current_node_model(None).bound
+    tight = {r: 0.0 for r in budget_calibration.RESOURCES}
     for e in estimates:
         real = _real(e.anchor)
-        fits = all(real[r] <= PYNQ_Z1.limits()[r] for r in calibration.RESOURCES)
+        fits = all(real[r] <= PYNQ_Z1.limits()[r] for r in budget_calibration.RESOURCES)
         assert e.fits_device() == fits == (e.anchor.weight_bits != 4), e.anchor.design
-        for r in calibration.RESOURCES:
+        for r in budget_calibration.RESOURCES:
             if fits and real[r] and e.fitted[r]:
                 assert real[r] <= e.fitted[r] * (1 + bound[r]) + 1e-6, (e.anchor.design, r)
                 tight[r] = max(tight[r], real[r] / e.fitted[r] - 1)
-    assert all(tight[r] == pytest.approx(bound[r], abs=1e-4) for r in calibration.RESOURCES)
+    assert all(tight[r] == pytest.approx(bound[r], abs=1e-4) for r in budget_calibration.RESOURCES)
 
 
 def _bnn_pynq_w2a2(estimates):
     e = next(e for e in estimates if e.anchor.design == "CNV W2A2, BNN-PYNQ folding")
     real = _real(e.anchor)
     assert real == {"LUT": 37_302, "BRAM_18K": 280, "DSP": 32}  # fitted the Pynq-Z1 (BNN-PYNQ's README)
-    return e, calibration.calibrated_budget(PYNQ_Z1)
+    return e, budget_calibration.calibrated_budget(PYNQ_Z1)
 
 
 def test_calibrated_budget_admits_bnn_pynq_w2a2_luts_and_dsps(estimates):

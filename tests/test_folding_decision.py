@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pynqrepro.core.errors import UserError
-from pynqrepro.folding import costmodel as cm, decision
+from pynqrepro.folding import costmodel, decision
 from pynqrepro.folding.optimise import board_budget, optimise
 from pynqrepro.folding.space import SpaceOptions, build_space
 from pynqrepro.references import SYNTHESIS_ANCHORS
@@ -41,15 +41,15 @@ def test_threshold_logic_of_2bit_mvaus_is_priced_as_finn_prices_distributed(cnv2
     rng = np.random.default_rng(0)
     for group in mvaus:
         spec = group.nodes[0]
-        dsp = spec.attrs["W"] + spec.attrs["A"] >= cm.DSP_PRODUCT_BITS and spec.attrs["resType"] == "auto"
+        dsp = spec.attrs["W"] + spec.attrs["A"] >= costmodel.DSP_PRODUCT_BITS and spec.attrs["resType"] == "auto"
         for i in rng.choice(len(group), min(len(group), 6), replace=False):
             setting = {**group.assignment(i)[group.name], "ram_style_thresholds": "distributed"}
             if dsp:
                 setting["resType"] = "dsp"
             style = setting.get("ram_style", spec.attrs["ram_style"])
-            args = ([setting["PE"]], [setting["SIMD"]], [cm.encode("ram_style", style)])
-            analytic = cm.mvau_costs(spec, *args, decision=True)
-            oracle = cm.finn_costs(spec, [setting])
+            args = ([setting["PE"]], [setting["SIMD"]], [costmodel.encode("ram_style", style)])
+            analytic = costmodel.mvau_costs(spec, *args, decision=True)
+            oracle = costmodel.finn_costs(spec, [setting])
             assert int(analytic.LUT[0]) == int(oracle.LUT[0]), (group.name, setting)
             assert int(analytic.LUT[0]) > int(group.finn_costs.LUT[i])  # FINN raw prices them at 0
 
@@ -62,7 +62,7 @@ def test_threshold_memory_is_a_decision(cnv2):
     mvaus = [g for g in chosen if "ram_style_thresholds" in g.node_attrs.get(g.name, {})]
     assert len(mvaus) >= 8
     for g in mvaus:
-        block = g.params["ram_style_thresholds"] == cm.encode("ram_style_thresholds", "block")
+        block = g.params["ram_style_thresholds"] == costmodel.encode("ram_style_thresholds", "block")
         assert block.any() and (~block).any() and len(g) == 2 * len(plain[g.name])
         assert (g.costs.LUT[block] < g.costs.LUT[~block]).all() and (g.costs.BRAM_18K[block] > g.costs.BRAM_18K[~block]).all()
         assert (g.finn_costs.LUT[block] == g.finn_costs.LUT[~block]).all()
@@ -73,7 +73,7 @@ def test_threshold_memory_is_a_decision(cnv2):
 def test_study_ooc_syntheses_within_10_percent_where_finn_raw_is_not(store, bits):
     """The study's out-of-context syntheses (Vivado, published LUTs): the analytic model lands within
     10 % of the real accelerator, at most half as far off as FINN's raw estimate."""
-    from pynqrepro.folding.calibration import estimate_anchor
+    from pynqrepro.folding.budget_calibration import estimate_anchor
 
     anchor = next(a for a in SYNTHESIS_ANCHORS if a.weight_bits == bits and "study" in a.design)
     estimate = estimate_anchor(store, anchor)
@@ -88,12 +88,12 @@ def test_auto_multipliers_of_wide_products_use_dsps_as_public_build_a1(store):
     post-route MVAU_hls_0 used 27 DSP; FINN estimates 0, and its multiplier LUTs vanish."""
     groups = build_space(hw_models.cnv(store, 1), PYNQ_Z1.part)
     spec = next(g for g in groups if g.name == "MVAU_hls_0").nodes[0]
-    args = ([1], [27], [cm.encode("ram_style", "auto")], None, [cm.encode("resType", "auto")])
-    ours, finn = cm.mvau_costs(spec, *args, decision=True), cm.mvau_costs(spec, *args)
+    args = ([1], [27], [costmodel.encode("ram_style", "auto")], None, [costmodel.encode("resType", "auto")])
+    ours, finn = costmodel.mvau_costs(spec, *args, decision=True), costmodel.mvau_costs(spec, *args)
     assert int(ours.DSP[0]) == int(_post_route("A1", "MVAU_hls_0")["DSP"]) == 27
     assert int(finn.DSP[0]) == 0 and ours.LUT[0] < finn.LUT[0]
-    lut = [cm.encode("resType", "lut")]  # what our HW models carry: LUT multipliers, no DSP
-    assert int(cm.mvau_costs(spec, *args[:4], lut, decision=True).DSP[0]) == 0
+    lut = [costmodel.encode("resType", "lut")]  # what our HW models carry: LUT multipliers, no DSP
+    assert int(costmodel.mvau_costs(spec, *args[:4], lut, decision=True).DSP[0]) == 0
 
 
 def test_nodes_finn_estimates_at_zero_cost_what_public_builds_show(cnv2):
@@ -123,9 +123,9 @@ def test_mvau_rtl_luts_are_the_public_builds_fit():
             lanes.append(hw[name]["PE"] * hw[name]["SIMD"])
             real.append(_post_route(build, name)["LUT"])
     slope, intercept = np.polyfit(lanes, real, 1)
-    assert cm.MVAU_RTL_LUTS == pytest.approx((intercept, slope), abs=0.05)
+    assert costmodel.MVAU_RTL_LUTS == pytest.approx((intercept, slope), abs=0.05)
     for n, r in zip(lanes, real):
-        assert abs(int(cm.mvau_rtl_luts(1, n)) - r) <= max(80, 0.3 * r), (n, r)
+        assert abs(int(costmodel.mvau_rtl_luts(1, n)) - r) <= max(80, 0.3 * r), (n, r)
 
 
 def test_node_model_load_and_identity(tmp_path):

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from pynqrepro.core.boards import get_board
-from pynqrepro.finnflow.build import build_hw_model
+from pynqrepro.finnflow.hw_build import build_hw_model
 from pynqrepro.finnflow.export import export_qonnx
-from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding import costmodel
 from pynqrepro.folding.optimise import board_budget, optimise
 from pynqrepro.folding.wholedesign import build_design
 from pynqrepro.models.cnv import CNV
@@ -29,11 +29,11 @@ def whole_design_milp(design, budget) -> tuple[int, list[int]]:
     model.max_mip_gap, model.max_mip_gap_abs = 0.0, 0.5
     bottleneck = model.add_var(lb=0)
     x = [[model.add_var(var_type=mip.BINARY) for _ in range(len(group))] for group in groups]
-    cost = {r: [] for r in cm.RESOURCES}  # linear terms of each resource's whole-design total
+    cost = {r: [] for r in costmodel.RESOURCES}  # linear terms of each resource's whole-design total
     for group, xs in zip(groups, x):
         model += mip.xsum(xs) == 1
         model += bottleneck >= mip.xsum(int(c) * v for c, v in zip(group.costs.cycles, xs))
-        for r in cm.RESOURCES:
+        for r in costmodel.RESOURCES:
             cost[r] += [int(c) * v for c, v in zip(group.costs.resource(r), xs)]
     for edge in edges:
         p, c = edge.producer_group, edge.consumer_group
@@ -45,7 +45,7 @@ def whole_design_milp(design, budget) -> tuple[int, list[int]]:
             for l in range(cols):
                 model += mip.xsum(y[k][l] for k in range(rows)) == \
                     mip.xsum(v for i, v in enumerate(x[c]) if edge.in_class[i] == l)
-            for r in cm.RESOURCES:
+            for r in costmodel.RESOURCES:
                 cost[r] += [edge.cost(r, k, l) * y[k][l] for k in range(rows) for l in range(cols)
                             if edge.cost(r, k, l)]
         else:  # the graph's input/output FIFO, or a stream inside one group: one decision sets it
@@ -53,9 +53,9 @@ def whole_design_milp(design, budget) -> tuple[int, list[int]]:
             for i, v in enumerate(x[owner]):
                 k = int(edge.out_class[i]) if p is not None else 0
                 l = int(edge.in_class[i]) if c is not None else 0
-                for r in cm.RESOURCES:
+                for r in costmodel.RESOURCES:
                     cost[r].append(edge.cost(r, k, l) * v)
-    for r in cm.RESOURCES:
+    for r in costmodel.RESOURCES:
         model += mip.xsum(cost[r]) + shell.resource(r) <= getattr(budget, r)
     model.objective = bottleneck
     assert model.optimize() == mip.OptimizationStatus.OPTIMAL
@@ -91,5 +91,5 @@ def test_whole_design_optimiser_is_the_milps_optimum_on_the_real_cnv(cnv2_design
     print(f"CNV 2w2a pynq-z1 LUT ratio {lut_ratio}: optimiser {found.max_cycles} cycles, MILP {optimum} "
           f"({1e9 / PYNQ_Z1.clock_ns / optimum:,.1f} fps), LUT {total(cnv2_design, found.choice, 'LUT'):,}")
     assert found.max_cycles == optimum
-    assert all(total(cnv2_design, found.choice, r) <= getattr(budget, r) for r in cm.RESOURCES)
-    assert all(total(cnv2_design, witness, r) <= getattr(budget, r) for r in cm.RESOURCES)
+    assert all(total(cnv2_design, found.choice, r) <= getattr(budget, r) for r in costmodel.RESOURCES)
+    assert all(total(cnv2_design, witness, r) <= getattr(budget, r) for r in costmodel.RESOURCES)

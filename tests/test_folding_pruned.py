@@ -6,7 +6,7 @@ import pytest
 
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
-from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding import costmodel
 from pynqrepro.folding import pruned
 from pynqrepro.folding.optimise import board_budget, optimise, smallest_lut_budget
 from pynqrepro.folding.space import Group
@@ -19,7 +19,7 @@ def group(name: str, *candidates) -> Group:
     """A decision whose candidates are (cycles, LUT, BRAM18)."""
     cycles, lut, bram = (np.asarray(c, dtype=np.int64) for c in zip(*candidates))
     zeros = np.zeros_like(cycles)
-    return Group(name, [], {}, cm.Costs(cycles, lut, bram, zeros, zeros), {})
+    return Group(name, [], {}, costmodel.Costs(cycles, lut, bram, zeros, zeros), {})
 
 
 def test_dense_that_fits_keeps_the_board_budget():
@@ -57,7 +57,7 @@ def test_no_lut_budget_helps_a_bram_bound_network():
 
 def test_conv_layers_are_the_mvaus_a_sliding_window_feeds(store):
     """Layer roles come from the graph, not from positions: CNV's six convs, then its three FCs."""
-    from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+    from pynqrepro.finnflow.hw_build import hw_model_artifact, load_hw_model
     from pynqrepro.folding.pruned import conv_mvau_names
 
     from cnv_checkpoints import random_cnv_checkpoint

@@ -14,7 +14,7 @@ from pynqrepro.core.boards import Shell
 from pynqrepro.core.errors import UserError
 from pynqrepro.finnflow.buildprep import insert_dwcs_and_fifos, inserted_nodes
 from pynqrepro.finnflow.foldconfig import apply_folding
-from pynqrepro.folding import baselines, costmodel as cm, outputs
+from pynqrepro.folding import baselines, costmodel, outputs
 from pynqrepro.folding.decision import load_node_model
 from pynqrepro.folding.optimise import Budget, Folding, board_budget, optimise, smallest_lut_budget
 from pynqrepro.folding.space import Group, SpaceOptions
@@ -36,13 +36,13 @@ def finn_whole_design(model, folding: Folding, fifo_config=None) -> tuple[dict, 
 
     graph = insert_dwcs_and_fifos(apply_folding(model, folding.config()), PYNQ_Z1.part, fifo_config)
     res = graph.analysis(partial(res_estimation, fpgapart=PYNQ_Z1.part))
-    costs = {name: tuple(int(r[k]) for k in cm.RESOURCES) for name, r in res.items()}
+    costs = {name: tuple(int(r[k]) for k in costmodel.RESOURCES) for name, r in res.items()}
     inserted = {(n.producer, n.consumer, n.role): (n.op_type, costs[n.name]) for n in inserted_nodes(graph)}
     return inserted, costs
 
 
 def ours(folding: Folding) -> dict:
-    return {(n["producer"], n["consumer"], n["role"]): (n["op_type"], tuple(n[r] for r in cm.RESOURCES))
+    return {(n["producer"], n["consumer"], n["role"]): (n["op_type"], tuple(n[r] for r in costmodel.RESOURCES))
             for n in folding.inserted()}
 
 
@@ -56,9 +56,9 @@ def check_random_foldings(model, design: Design, count: int, seed: int) -> int:
         assert ours(folding) == inserted
         for group, i in zip(folding.groups, folding.choice):
             if len(group.nodes) == 1:
-                assert finn[group.name] == tuple(int(group.finn_costs.resource(r)[i]) for r in cm.RESOURCES)
+                assert finn[group.name] == tuple(int(group.finn_costs.resource(r)[i]) for r in costmodel.RESOURCES)
         shell = design.insertions.shell
-        for k, r in enumerate(cm.RESOURCES):
+        for k, r in enumerate(costmodel.RESOURCES):
             assert folding.finn_total(r) == sum(c[k] for c in finn.values()) + shell.resource(r)
         converters += folding.converters
     return converters
@@ -238,7 +238,7 @@ def synthetic_design(rng, n_groups: int, extra_streams: int, width_converters: b
     """Random groups on a chain of streams plus ``extra_streams`` random ones (cycles and parallel
     streams included), a stream inside one group, and the graph's input/output FIFOs."""
     def costs(n):
-        return cm.Costs(rng.integers(1, 40, n), rng.integers(0, 100, n), rng.integers(0, 8, n),
+        return costmodel.Costs(rng.integers(1, 40, n), rng.integers(0, 100, n), rng.integers(0, 8, n),
                         np.zeros(n, dtype=np.int64), rng.integers(0, 4, n))
 
     groups = [Group(f"g{g}", [], {}, costs(int(rng.integers(1, 5))), {}) for g in range(n_groups)]
@@ -272,7 +272,7 @@ def _budget(rng, design: Design) -> Budget:
     for _ in range(300):
         f = Folding.of("r", design, [int(rng.integers(len(g))) for g in design.groups])
         if f.insertions.admits(f.choice):
-            totals.append([f.total(r) for r in cm.RESOURCES])
+            totals.append([f.total(r) for r in costmodel.RESOURCES])
     if not totals:
         return Budget(10**6, 10**6, 0, 10**6)
     totals = np.asarray(totals)
@@ -298,8 +298,8 @@ def test_optimiser_equals_brute_force_synthetic(monkeypatch, extra_streams, widt
             return result
         return counted
 
-    monkeypatch.setattr(optimiser._Problem, "_milp", count("milp", optimiser._Problem._milp))
-    monkeypatch.setattr(optimiser._Problem, "_lagrangian", count("lagrangian", optimiser._Problem._lagrangian))
+    monkeypatch.setattr(optimiser._ThresholdSolver, "_milp", count("milp", optimiser._ThresholdSolver._milp))
+    monkeypatch.setattr(optimiser._ThresholdSolver, "_lagrangian", count("lagrangian", optimiser._ThresholdSolver._lagrangian))
     rng = np.random.default_rng(extra_streams * 10 + width_converters)
     feasible = 0
     for _ in range(25):
@@ -331,8 +331,8 @@ def test_optimiser_equals_brute_force_on_cut_down_cnv(cnv2, width_converters):
 
     # the background: the fewest-LUT folding FINN builds (no DWC where the design forbids them);
     # PE = SIMD = 1 everywhere is not one (FINN's codegen needs SIMD >= MW / 1024)
-    unbounded = {r: 10**9 for r in cm.RESOURCES}
-    ones = optimiser._Problem(design.groups, Budget(**unbounded), design.insertions).solve(np.inf, unbounded)
+    unbounded = {r: 10**9 for r in costmodel.RESOURCES}
+    ones = optimiser._ThresholdSolver(design.groups, Budget(**unbounded), design.insertions).solve(np.inf, unbounded)
     rng = np.random.default_rng(5)
     feasible = 0
     for start in (1, 8, 13):

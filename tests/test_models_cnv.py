@@ -15,10 +15,10 @@ from pynqrepro.models.cnv import CNV, Clamp, IntQuant
 @pytest.mark.parametrize("weight_bits,act_bits", [(1, 1), (1, 2), (2, 2), (4, 4), (8, 8)])
 def test_state_dict_and_outputs_match_brevitas_cnv(weight_bits, act_bits):
     ours = CNV(weight_bits, act_bits).eval()
-    theirs = BrevitasCNV(10, weight_bits, act_bits, 8, 3).eval()
-    theirs.load_state_dict(ours.state_dict(), strict=True)
+    brevitas_model = BrevitasCNV(10, weight_bits, act_bits, 8, 3).eval()
+    brevitas_model.load_state_dict(ours.state_dict(), strict=True)
     x = torch.rand(3, 3, 32, 32)
-    assert torch.equal(ours(x), theirs(x))
+    assert torch.equal(ours(x), brevitas_model(x))
 
 
 def test_clamp_gives_brevitas_tensor_clamp_values_and_gradients_at_the_bounds_too():
@@ -144,10 +144,10 @@ def test_exports_to_the_same_qonnx_as_brevitas_cnv(tmp_path, bits):
     from onnx import numpy_helper
 
     ours = CNV(bits, bits).eval()
-    theirs = BrevitasCNV(10, bits, bits, 8, 3).eval()
-    theirs.load_state_dict(ours.state_dict())
+    brevitas_model = BrevitasCNV(10, bits, bits, 8, 3).eval()
+    brevitas_model.load_state_dict(ours.state_dict())
     graphs = []
-    for name, model in (("ours", ours), ("brevitas", theirs)):
+    for name, model in (("ours", ours), ("brevitas", brevitas_model)):
         export_qonnx(model, torch.rand(1, 3, 32, 32), str(tmp_path / f"{name}.onnx"))
         graphs.append(onnx.load(tmp_path / f"{name}.onnx").graph)
     ops = [[node.op_type for node in graph.node] for graph in graphs]

@@ -8,7 +8,7 @@ from qonnx.custom_op.registry import getCustomOp
 from pynqrepro.cli import main
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
-from pynqrepro.finnflow.build import QONNX_MODEL, hw_model_artifact, load_hw_model
+from pynqrepro.finnflow.hw_build import QONNX_MODEL, hw_model_artifact, load_hw_model
 from pynqrepro.finnflow.export import load_cnv
 from pynqrepro.finnflow.verify import verify
 from pynqrepro.folding.optimise import board_budget, optimise
@@ -108,7 +108,7 @@ def test_each_board_specialises_one_shared_lowering(mixed_trained, store):
     """FINN's board-independent steps run once per checkpoint: every board's HW model starts from the
     same lowered files (FINN names tensors at random, so two lowerings differ in bytes); only its
     specialisation ran for its part."""
-    from pynqrepro.finnflow.build import dataflow_artifact
+    from pynqrepro.finnflow.hw_build import dataflow_artifact
 
     checkpoint, _ = mixed_trained
     boards = [get_board(name) for name in ("ultra96", "zcu104")]

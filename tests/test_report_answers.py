@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from pynqrepro.core.reports import merge_reports
+from pynqrepro.core.report_files import merge_reports
 from pynqrepro.core.results import Recorder, SessionInfo
 from pynqrepro.folding.optimise import board_budget
 from pynqrepro.core.boards import get_board

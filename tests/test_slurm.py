@@ -28,7 +28,7 @@ from pynqrepro.core.executor import JobFailed, JobSpec
 from pynqrepro.core.executor_options import make_executor
 from pynqrepro.core.progress import ProgressLine
 from pynqrepro.core.store import MANIFEST, Artifact, ArtifactStore, is_built
-from pynqrepro.finnflow.build import HW_MODEL, hw_model_artifact, load_hw_model
+from pynqrepro.finnflow.hw_build import HW_MODEL, hw_model_artifact, load_hw_model
 from pynqrepro.finnflow.estimate import estimate
 from pynqrepro.finnflow.foldconfig import apply_folding
 from pynqrepro.training.checkpoint import BEST, LAST, read_checkpoint
@@ -169,9 +169,9 @@ def test_two_sessions_share_each_job_and_match_a_local_build(cluster, reference,
     assert_same_weights(weights(trained), weights(local.path))
     assert_same_weights(weights(trained, LAST), weights(local.path, LAST))
     assert graph_content(hw / HW_MODEL) == graph_content(local_hw.file(HW_MODEL))
-    ours, theirs = (estimate(apply_folding(load_hw_model(artifact), None), BOARD.part, BOARD.clock_ns).to_dict()
+    job_estimate, local_estimate = (estimate(apply_folding(load_hw_model(artifact), None), BOARD.part, BOARD.clock_ns).to_dict()
                     for artifact in (Artifact("finn_hw_model", keys[0][1], hw, {}), local_hw))
-    assert ours == theirs
+    assert job_estimate == local_estimate
     for path in (trained, hw):  # job id, node and log recorded with the artifact
         record = json.loads((path / MANIFEST).read_text())["built_by"]
         assert record["executor"] == "slurm" and record["node"] == cluster.host

@@ -10,11 +10,11 @@ from types import SimpleNamespace
 
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.results import Recorder, SessionInfo
-from pynqrepro.folding.calibration import Margins
+from pynqrepro.folding.budget_calibration import Margins
 from pynqrepro.study import board as on_board
 from pynqrepro.study import synthesis
-from pynqrepro.synthesis.build import SynthesisBuild
-from pynqrepro.synthesis.reports import SynthesisResult
+from pynqrepro.synthesis.vivado_build import SynthesisBuild
+from pynqrepro.synthesis.vivado_reports import SynthesisResult
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINED = ("1w1a", "1w2a", "2w2a", "4w4a", "8w8a")  # pynqrepro.study.training.CASES

@@ -4,7 +4,7 @@ import pytest
 
 from pynqrepro.core.errors import UserError
 from pynqrepro.references import DATA, STUDY_FOLDING_RUNS
-from pynqrepro.synthesis.reports import SynthesisResult, estimate_ratios, read_ooc_synth_and_timing
+from pynqrepro.synthesis.vivado_reports import SynthesisResult, estimate_ratios, read_ooc_synth_and_timing
 
 
 @pytest.mark.parametrize("run", [r for r in STUDY_FOLDING_RUNS if r.ooc_lut is not None], ids=lambda r: r.run)

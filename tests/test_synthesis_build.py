@@ -13,11 +13,11 @@ import yaml
 from pynqrepro.core.boards import get_board
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import ArtifactStore
-from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+from pynqrepro.finnflow.hw_build import hw_model_artifact, load_hw_model
 from pynqrepro.finnflow.foldconfig import folded_dimensions, folding_resolver
 from pynqrepro.references import DATA, STUDY_FOLDING_RUNS, finn_folding
-from pynqrepro.synthesis import build as synth
-from pynqrepro.synthesis.reports import parse_timing_summary, read_post_synth_resources
+from pynqrepro.synthesis import vivado_build as synth
+from pynqrepro.synthesis.vivado_reports import parse_timing_summary, read_post_synth_resources
 from cnv_checkpoints import random_cnv_checkpoint
 
 PYNQ_Z1 = get_board("pynq-z1")

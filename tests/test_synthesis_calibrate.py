@@ -12,7 +12,7 @@ from pynqrepro.core.errors import UserError
 from pynqrepro.folding.decision import NODE_MODEL_FILE, load_node_model
 from pynqrepro.references.public_builds import PUBLIC_BUILDS, PUBLIC_BUILDS_DIR, lay_out
 from pynqrepro.synthesis import calibrate
-from pynqrepro.synthesis.reports import read_finn_build
+from pynqrepro.synthesis.vivado_reports import read_finn_build
 
 # public-builds/README.md, "Whole-design LUT / FF / BRAM / DSP (read from the files)": LUT, BRAM in
 # 18 Kb blocks (RAMB36 x 2 + RAMB18; OOC tiles x 2), DSP; and FINN's estimate totals (LUT, BRAM18)
@@ -163,7 +163,7 @@ def test_vivado_stage_adds_each_build_to_the_calibration_set(laid_out, tmp_path,
     import pynqrepro.pipeline as pipeline
     from pynqrepro.core.boards import get_board
     from pynqrepro.study import synthesis as study
-    from pynqrepro.synthesis.build import SynthesisBuild
+    from pynqrepro.synthesis.vivado_build import SynthesisBuild
 
     built = SynthesisBuild(ooc=None, system=None, build_dir=laid_out["D"])
     monkeypatch.setattr(pipeline, "synthesis_build", lambda setup, network, folding: built)
@@ -215,8 +215,8 @@ def test_a_build_with_its_folded_model_gets_the_decision_features(store, tmp_pat
 @pytest.mark.parametrize("build_id", sorted(README))
 def test_the_vivado_stages_parsers_read_the_public_builds(laid_out, build_id):
     """The parsers the vivado stage's rows use (whole design in the shell, OOC) on the real files."""
-    from pynqrepro.synthesis.build import BuildPaths
-    from pynqrepro.synthesis.reports import read_ooc_synth_and_timing, read_post_synth_resources
+    from pynqrepro.synthesis.vivado_build import BuildPaths
+    from pynqrepro.synthesis.vivado_reports import read_ooc_synth_and_timing, read_post_synth_resources
 
     scope, lut, bram18, dsp, _ = README[build_id]
     paths = BuildPaths(laid_out[build_id])

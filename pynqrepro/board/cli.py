@@ -6,7 +6,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from pynqrepro.board.results import REPEATS, THROUGHPUT_BATCH
+from pynqrepro.board.measurements import REPEATS, THROUGHPUT_BATCH
 from pynqrepro.core.options import add_board_login_options, add_data_option, add_scale_option, positive_int
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pynqrepro.core.store import Artifact, ArtifactStore
-from pynqrepro.finnflow.build import KEPT
+from pynqrepro.finnflow.hw_build import KEPT
 from pynqrepro.finnflow.execute import execute_batched
 
 ACCURACY_TOLERANCE = 0.1  # percentage points of top-1 between board and Python

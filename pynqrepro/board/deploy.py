@@ -15,7 +15,7 @@ from pynqrepro.board.remote import (
     run_command,
     ssh_argv,
 )
-from pynqrepro.board.results import REPEATS, THROUGHPUT_BATCH, BoardResult, read_board_reports
+from pynqrepro.board.measurements import REPEATS, THROUGHPUT_BATCH, BoardResult, read_board_reports
 from pynqrepro.core.errors import UserError
 from pynqrepro.synthesis.deployment import BITFILE, check_package
 

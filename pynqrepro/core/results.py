@@ -2,7 +2,7 @@
 
 Every ``Table.add`` rewrites that test's staging file at once (atomically), so a test that crashes
 loses only its own unrecorded rows. At session end the controller merges the staging files into
-``reports/`` (see ``pynqrepro.core.reports``); xdist workers only ever write their own files.
+``reports/`` (see ``pynqrepro.core.report_files``); xdist workers only ever write their own files.
 """
 
 import datetime

@@ -5,7 +5,7 @@ Public API (everything runs without Xilinx tools):
 - ``export_qonnx(model) -> ModelWrapper`` and ``load_cnv(checkpoint)``        (export.py)
 - ``build_hw_model(qonnx_model, board) -> HWBuild`` (FINN's estimate-only builder steps up to
   layer specialisation) and ``hw_model_artifact(store, checkpoint_artifact, board)``, its cached
-  form per (checkpoint, board); ``load_hw_model(artifact)``                  (build.py)
+  form per (checkpoint, board); ``load_hw_model(artifact)``                  (hw_build.py)
 - ``apply_folding(hw_model, folding) -> ModelWrapper`` (FINN ApplyConfig dict, None = all
   PE=SIMD=1, validated; then FINN's bit-width minimisation), ``validate_folding``,
   ``all_ones_folding``, ``published_folding(hw_model, w, a)`` (FINN's published CNV foldings as

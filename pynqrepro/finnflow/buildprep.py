@@ -1,7 +1,7 @@
 """The Python part of FINN's build preparation, on a HW-layer model and an emitted folding JSON.
 
 FINN's builder (finn/builder/build_dataflow_steps.py, default steps of build_dataflow_config.py)
-runs, after the steps ``build.py`` shares (up to ``step_specialize_layers``):
+runs, after the steps ``hw_build.py`` shares (up to ``step_specialize_layers``):
 
 1. ``step_target_fps_parallelization``: nothing without ``target_fps`` (the folding JSON decides);
 2. ``step_apply_folding_config`` (GiveUniqueNodeNamesRecursive + ApplyConfig of the JSON),

@@ -15,7 +15,7 @@ def checkpoint_hw_model(args):
     option and file checked before the HW model is built (or found in the store)."""
     from pynqrepro.core.boards import get_board
     from pynqrepro.core.store import store_from_args
-    from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+    from pynqrepro.finnflow.hw_build import hw_model_artifact, load_hw_model
     from pynqrepro.finnflow.foldconfig import folding_resolver
     from pynqrepro.training.checkpoint import import_checkpoint
 

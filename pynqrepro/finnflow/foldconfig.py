@@ -156,9 +156,9 @@ def model_folding(model: ModelWrapper, folding: dict) -> dict:
                             f"({', '.join(n.name for n in nodes)}): pass a folding written for this model")
         for name in published:
             del renamed[name]
-        for theirs, node in zip(published, nodes):
+        for published_name, node in zip(published, nodes):
             known = getCustomOp(node).get_nodeattr_types()
-            renamed[node.name] = {attr: value for attr, value in folding[theirs].items() if attr in known}
+            renamed[node.name] = {attr: value for attr, value in folding[published_name].items() if attr in known}
     return renamed
 
 

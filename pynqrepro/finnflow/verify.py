@@ -29,7 +29,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import Artifact, ArtifactStore
-from pynqrepro.finnflow.build import KEPT, QONNX_MODEL
+from pynqrepro.finnflow.hw_build import KEPT, QONNX_MODEL
 from pynqrepro.finnflow.execute import CHUNK, BatchRunner
 
 FINN_STAGES = {  # stage name -> file in the HW-model artifact
@@ -118,9 +118,9 @@ def _first_difference(stage: _Stage, context: dict, reference: dict, row: int) -
     reference stage's tensor of the same name and shape."""
     for node in stage.model.graph.node:
         for name in node.output:
-            ours, theirs = context.get(name), reference.get(name)
-            if (name in stage.runner.data and isinstance(theirs, np.ndarray) and theirs.shape == ours.shape
-                    and not np.array_equal(ours[row], theirs[row])):
+            ours, reference_value = context.get(name), reference.get(name)
+            if (name in stage.runner.data and isinstance(reference_value, np.ndarray) and reference_value.shape == ours.shape
+                    and not np.array_equal(ours[row], reference_value[row])):
                 return f"{node.name} ({node.op_type}) output {name}"
     return f"only its pre-TopK tensor {stage.scores}"
 
@@ -157,9 +157,9 @@ def verify(model: torch.nn.Module, hw_artifact: Artifact, images: np.ndarray, ch
                 contexts[stage.name] = (stage, context)
         for before, after in zip(INTEGER_STAGES, INTEGER_STAGES[1:]):
             (ref_stage, ref), (stage, context) = contexts[before], contexts[after]
-            ours = np.asarray(context[stage.scores]).reshape(len(batch), -1)
-            theirs = np.asarray(ref[ref_stage.scores]).reshape(len(batch), -1)
-            same = np.all(ours == theirs, axis=1)
+            after_scores = np.asarray(context[stage.scores]).reshape(len(batch), -1)
+            before_scores = np.asarray(ref[ref_stage.scores]).reshape(len(batch), -1)
+            same = np.all(after_scores == before_scores, axis=1)
             exact[after] += int(same.sum())
             if after not in first_difference and not same.all():
                 row = int(np.flatnonzero(~same)[0])

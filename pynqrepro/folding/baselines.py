@@ -17,7 +17,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from pynqrepro.core.boards import Board
 from pynqrepro.core.errors import UserError
-from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding import costmodel
 from pynqrepro.folding.optimise import Budget, Folding, optimise, unpack
 from pynqrepro.folding.space import Group, SpaceOptions, estimated_as
 from pynqrepro.references import MVAU_WWIDTH_MAX
@@ -33,7 +33,7 @@ def _matching(group: Group, wanted: dict) -> np.ndarray:
         for attr, param in attrs.items():
             if attr in wanted.get(node, {}):
                 value = estimated_as(attr, wanted[node][attr])
-                codes = [c for c in np.unique(group.params[param]) if estimated_as(attr, cm.decode(attr, c)) == value]
+                codes = [c for c in np.unique(group.params[param]) if estimated_as(attr, costmodel.decode(attr, c)) == value]
                 ok &= np.isin(group.params[param], codes)
     return ok
 
@@ -204,10 +204,10 @@ def study_greedy(space, budget: Budget, prio: str = "simd") -> Folding:
 
     def viable(k: int, i: int) -> bool:
         inp, out = _parallelism(groups[k], i)
-        for j, mine in ((k - 1, inp), (k + 1, out)):
+        for j, own in ((k - 1, inp), (k + 1, out)):
             if 0 <= j < len(groups):
                 other = _parallelism(groups[j], choice[j])[1 if j < k else 0]
-                if max(mine, other) % min(mine, other):
+                if max(own, other) % min(own, other):
                     return False
         return True
 

@@ -42,7 +42,7 @@ def _hw_model(model: Path, board, store):
     """A HW-layer ONNX as given, or the cached HW model of a training checkpoint for ``board``."""
     if model.suffix == ".onnx":
         return load_onnx(model)
-    from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+    from pynqrepro.finnflow.hw_build import hw_model_artifact, load_hw_model
     from pynqrepro.training.checkpoint import import_checkpoint
 
     return load_hw_model(hw_model_artifact(store, import_checkpoint(store, model), board))
@@ -64,7 +64,7 @@ def _margin(args) -> str | float | None:
 
 def _budget(args, board, margin: str | float | None):
     """(budget, the margins it applies or None): ``--margin``'s, else the ratios'."""
-    from pynqrepro.folding.calibration import budget_margins
+    from pynqrepro.folding.budget_calibration import budget_margins
     from pynqrepro.folding.optimise import board_budget
 
     if margin is None:

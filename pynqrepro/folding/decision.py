@@ -7,7 +7,7 @@
   was fitted on, FINN's raw estimate of each node and its memory bits (``finn_memory_bits``): per
   op type and resource, real ~ intercept + estimate x FINN's + memory_bits x M. DWCs and FIFOs get the
   fit's cost per node (FINN estimates before inserting them). Its ``bound`` is the budget margin.
-  Why the fit and not the analytic model: ``pynqrepro.folding.calibration`` (held-out CNV anchors).
+  Why the fit and not the analytic model: ``pynqrepro.folding.budget_calibration`` (held-out CNV anchors).
 - The analytic model (reported comparison, ``node_decision_costs(analytic=True)``): MVAU threshold
   logic, "auto" DSP multipliers and MVAU_rtl LUTs (``costmodel.mvau_costs(decision=True)``, with its
   evidence), and for the op types FINN estimates at zero although they cost LUTs/BRAM in every public
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from pynqrepro.core.errors import UserError
-from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding import costmodel
 from pynqrepro.references import DATA
 
 PUBLIC_BUILDS = ("A1", "D", "E1", "E2")  # public builds with per-node post-route rows
@@ -111,18 +111,18 @@ class NodeModel:
                 return self.op_types[key][resource]
         return IDENTITY
 
-    def apply(self, op_type: str, finn: cm.Costs, memory) -> cm.Costs:
+    def apply(self, op_type: str, finn: costmodel.Costs, memory) -> costmodel.Costs:
         """Per candidate, the fit applied to FINN's raw costs ``finn`` and memory bits ``memory`` (the
         features it was fitted on), rounded up per node; URAM stays FINN's."""
         out = {}
-        for r in cm.RESOURCES:
+        for r in costmodel.RESOURCES:
             value = finn.resource(r)
             if r in _CALIBRATED:
                 c = self.coefficients(op_type, r)
                 value = c["intercept"] + c["estimate"] * value + c["memory_bits"] * np.asarray(memory)
                 value = np.maximum(np.ceil(np.asarray(value, dtype=np.float64) - 1e-9), 0)
             out[r] = np.broadcast_to(np.asarray(value), finn.cycles.shape).astype(np.int64)
-        return cm.Costs(finn.cycles, **out)
+        return costmodel.Costs(finn.cycles, **out)
 
     def predict(self, costs: dict, resource: str) -> int:
         """One node's real ``resource`` from its features (``node_decision_costs``' form), rounded up
@@ -166,14 +166,14 @@ def costs_from_estimate(op_type: str, row: dict) -> dict:
     """A node's FINN-raw features in ``node_decision_costs``' form, from a FINN estimate row (a row
     of ``estimate_layer_resources.json`` or of ``res_estimation``; ``{}``: a node FINN inserts after
     estimating, a DWC or FIFO)."""
-    return {"op_type": op_type, **{r: float(row.get(r, 0)) for r in cm.RESOURCES},
+    return {"op_type": op_type, **{r: float(row.get(r, 0)) for r in costmodel.RESOURCES},
             "memory_bits": estimate_memory_bits(row)}
 
 
-def node_memory_bits(spec: cm.NodeSpec, mw=None):
+def node_memory_bits(spec: costmodel.NodeSpec, mw=None):
     """Bits of weight and threshold memory of a node (0 where it has none)."""
     if spec.op_type.startswith("MVAU"):
-        return cm.memory_bits(spec, mw)
+        return costmodel.memory_bits(spec, mw)
     a = spec.attrs
     if spec.op_type.startswith("Thresholding") and "NumChannels" in a and "numSteps" in a:
         from qonnx.core.datatype import DataType
@@ -183,7 +183,7 @@ def node_memory_bits(spec: cm.NodeSpec, mw=None):
     return 0
 
 
-def finn_memory_bits(spec: cm.NodeSpec, finn: cm.Costs, mw=None):
+def finn_memory_bits(spec: costmodel.NodeSpec, finn: costmodel.Costs, mw=None):
     """Per candidate, the memory-bits feature FINN's estimate row gives (``estimate_memory_bits``:
     blocks x efficiency x capacity): an MVAU's weight bits W x MW x MH where FINN puts them in BRAM
     or URAM (its bram/uram_efficiency_estimation), 0 in LUTs; another node's blocks x capacity
@@ -195,37 +195,37 @@ def finn_memory_bits(spec: cm.NodeSpec, finn: cm.Costs, mw=None):
     return finn.BRAM_18K * BRAM18_BITS + finn.URAM * URAM_BITS
 
 
-def mvau(spec: cm.NodeSpec, pe, simd, ram_style, mw=None, res_type=None, thresholds=None) -> cm.Costs:
+def mvau(spec: costmodel.NodeSpec, pe, simd, ram_style, mw=None, res_type=None, thresholds=None) -> costmodel.Costs:
     """Our estimate of an MVAU at each candidate: the fit on FINN's raw estimate of it (the public
     builds kept their thresholds where FINN's "auto" puts them). A candidate that moves the thresholds
     elsewhere (``thresholds``: ram_style_thresholds codes, the optimiser's choice) adds the analytic
     model's difference between that style and the node's own: fewer LUTs, BRAM18 per partition."""
-    finn = cm.mvau_costs(spec, pe, simd, ram_style, mw, res_type)
+    finn = costmodel.mvau_costs(spec, pe, simd, ram_style, mw, res_type)
     ours = decision_model().apply(spec.op_type, finn, finn_memory_bits(spec, finn, mw))
     if thresholds is None:
         return ours
-    moved = np.asarray(thresholds) != cm.encode("ram_style_thresholds", spec.attrs["ram_style_thresholds"])
+    moved = np.asarray(thresholds) != costmodel.encode("ram_style_thresholds", spec.attrs["ram_style_thresholds"])
     if not moved.any():
         return ours
-    there = cm.mvau_costs(spec, pe, simd, ram_style, mw, res_type, decision=True, thresholds=thresholds)
-    here = cm.mvau_costs(spec, pe, simd, ram_style, mw, res_type, decision=True)
+    there = costmodel.mvau_costs(spec, pe, simd, ram_style, mw, res_type, decision=True, thresholds=thresholds)
+    here = costmodel.mvau_costs(spec, pe, simd, ram_style, mw, res_type, decision=True)
     shifted = {r: np.where(moved, np.maximum(0, ours.resource(r) + there.resource(r) - here.resource(r)),
                            ours.resource(r)) for r in ("LUT", "BRAM_18K")}
-    return cm.Costs(ours.cycles, shifted["LUT"], shifted["BRAM_18K"], ours.URAM, ours.DSP)
+    return costmodel.Costs(ours.cycles, shifted["LUT"], shifted["BRAM_18K"], ours.URAM, ours.DSP)
 
 
-def _analytic(spec: cm.NodeSpec, finn: cm.Costs) -> cm.Costs:
+def _analytic(spec: costmodel.NodeSpec, finn: costmodel.Costs) -> costmodel.Costs:
     """The analytic model of a node FINN's own methods cost at its attributes (``finn``: one row):
     the public builds' figure where FINN says 0, thresholds priced as Vivado builds "auto" ones."""
     if spec.op_type in ZERO_ESTIMATED:
         floor = zero_estimated_cost(spec.op_type)
-        return cm.Costs(finn.cycles, *(np.maximum(finn.resource(r), floor[r]) for r in cm.RESOURCES))
+        return costmodel.Costs(finn.cycles, *(np.maximum(finn.resource(r), floor[r]) for r in costmodel.RESOURCES))
     if spec.attrs.get("noActivation", 1) == 0 and spec.attrs.get("ram_style_thresholds") == "auto":
-        return cm.finn_costs(spec, [{"ram_style_thresholds": "distributed"}])
+        return costmodel.finn_costs(spec, [{"ram_style_thresholds": "distributed"}])
     return finn
 
 
-def other(spec: cm.NodeSpec, finn: cm.Costs) -> cm.Costs:
+def other(spec: costmodel.NodeSpec, finn: costmodel.Costs) -> costmodel.Costs:
     """Our estimate of a non-MVAU node at each candidate (``finn``: FINN's, one row per assignment):
     the fit on FINN's raw estimate."""
     return decision_model().apply(spec.op_type, finn, finn_memory_bits(spec, finn))
@@ -237,8 +237,8 @@ def inserted(op_type: str, tables: dict) -> dict:
     them, so the public builds' rows carry no estimate of them)."""
     shape = next(iter(tables.values())).shape
     zero = np.zeros(shape, dtype=np.int64)
-    fixed = decision_model().apply(op_type, cm.Costs(zero, *(zero for _ in cm.RESOURCES)), 0)
-    return {r: fixed.resource(r) if r in _CALIBRATED else tables[r] for r in cm.RESOURCES}
+    fixed = decision_model().apply(op_type, costmodel.Costs(zero, *(zero for _ in costmodel.RESOURCES)), 0)
+    return {r: fixed.resource(r) if r in _CALIBRATED else tables[r] for r in costmodel.RESOURCES}
 
 
 NO_HW_LAYERS = ("the model has no FINN HW layers: pass a folded, specialised HW-layer model (FINN's "
@@ -260,16 +260,16 @@ def node_decision_costs(model, part: str, analytic: bool = False) -> dict:
         return out
     out = {}
     for node in model.graph.node:
-        if not cm.is_hw_node(node):
+        if not costmodel.is_hw_node(node):
             continue
-        spec = cm.node_spec(node, part)
+        spec = costmodel.node_spec(node, part)
         a = spec.attrs
         if node.op_type.startswith("MVAU"):
-            costs = cm.mvau_costs(spec, [a["PE"]], [a["SIMD"]], [cm.encode("ram_style", a["ram_style"])],
+            costs = costmodel.mvau_costs(spec, [a["PE"]], [a["SIMD"]], [costmodel.encode("ram_style", a["ram_style"])],
                                   decision=True)
         else:
-            costs = _analytic(spec, cm.finn_costs(spec, [{}]))
-        out[node.name] = {"op_type": node.op_type, **{r: int(costs.resource(r)[0]) for r in cm.RESOURCES},
+            costs = _analytic(spec, costmodel.finn_costs(spec, [{}]))
+        out[node.name] = {"op_type": node.op_type, **{r: int(costs.resource(r)[0]) for r in costmodel.RESOURCES},
                           "memory_bits": int(node_memory_bits(spec))}
     if not out:
         raise UserError(NO_HW_LAYERS)

@@ -10,7 +10,7 @@ from pathlib import Path
 from qonnx.core.modelwrapper import ModelWrapper
 
 from pynqrepro.core.errors import UserError
-from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding import costmodel
 
 FOLDING_ATTRS = ("PE", "SIMD")  # the only attributes stream widths (and so FINN's FIFO names) depend on
 DEPTH_ATTRS = ("inFIFODepths", "outFIFODepths")
@@ -32,8 +32,8 @@ class FifoDepths:
     def of_model(cls, model: ModelWrapper) -> "FifoDepths":
         inputs, outputs = {}, {}
         for node in model.graph.node:
-            if cm.is_hw_node(node):
-                inst = cm.getHWCustomOp(node)
+            if costmodel.is_hw_node(node):
+                inst = costmodel.getHWCustomOp(node)
                 inputs[node.name] = tuple(inst.get_nodeattr("inFIFODepths"))
                 outputs[node.name] = tuple(inst.get_nodeattr("outFIFODepths"))
         return cls(inputs, outputs)

@@ -10,7 +10,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from pynqrepro.core.atomic import atomic_write_json
 from pynqrepro.core.boards import Board
-from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding import costmodel
 from pynqrepro.folding import decision
 from pynqrepro.folding.optimise import Budget, Folding
 
@@ -45,25 +45,25 @@ def get_res(folding: Folding, budget: Budget) -> list[dict]:
                    **{attr: attrs[attr] for attr in ("ram_style", "resType", "ram_style_thresholds") if attr in attrs}}
             if k == 0:
                 row["cycles"] = int(group.costs.cycles[i])
-                row.update(_costs({r: int(group.costs.resource(r)[i]) for r in cm.RESOURCES}, budget))
+                row.update(_costs({r: int(group.costs.resource(r)[i]) for r in costmodel.RESOURCES}, budget))
             else:
                 row["note"] = f"costed with {next(iter(group.node_attrs))}"
             rows.append(row)
     for node in folding.inserted():
         where = f"{node['producer'] or 'input'} -> {node['consumer'] or 'output'}"
         depth = f", depth {node['depth']}" if node["depth"] is not None else ""
-        ours = decision.inserted(node["op_type"], {r: np.asarray([node[r]]) for r in cm.RESOURCES})
+        ours = decision.inserted(node["op_type"], {r: np.asarray([node[r]]) for r in costmodel.RESOURCES})
         rows.append({"node": f"{node['op_type']} ({node['role']})",
                      **_costs({r: int(v[0]) for r, v in ours.items()}, budget),
                      "note": f"{where}, {node['in_width']} -> {node['out_width']} bits{depth}"})
     if folding.whole_design:
         shell = folding.insertions.shell
-        rows.append({"node": "shell (IODMAs, interconnect)", **_costs({r: shell.resource(r) for r in cm.RESOURCES},
+        rows.append({"node": "shell (IODMAs, interconnect)", **_costs({r: shell.resource(r) for r in costmodel.RESOURCES},
                                                                       budget),
                      "note": "measured" if shell.measured else "proxy: a Vivado host knows this part's shell"})
     scope = "whole design" if folding.whole_design else "compute nodes"
     rows.append({"node": f"total ({scope})", "cycles": folding.max_cycles,
-                 **_costs({r: folding.total(r) for r in cm.RESOURCES}, budget),
+                 **_costs({r: folding.total(r) for r in costmodel.RESOURCES}, budget),
                  **{f"{LABELS[r]} (FINN)": folding.finn_total(r) for r in ("LUT", "BRAM_18K", "DSP")},
                  "note": "fits the budget" if folding.fits(budget) else "OVER BUDGET"})
     return rows
@@ -149,14 +149,14 @@ def _ours_per_layer(folding: Folding) -> dict:
     """{node: (cycles, LUT, BRAM18, URAM, DSP)} of the single-node groups (FINN reports per node),
     as our copy of FINN's estimate costs them (the raw figures, not pynqrepro's decision estimate)."""
     return {group.name: (int(group.finn_costs.cycles[i]),)
-            + tuple(int(group.finn_costs.resource(r)[i]) for r in cm.RESOURCES)
+            + tuple(int(group.finn_costs.resource(r)[i]) for r in costmodel.RESOURCES)
             for group, i in zip(folding.groups, folding.choice) if len(group.nodes) == 1}
 
 
-def _differences(folding: Folding, theirs: dict, compute: dict, max_cycles: int) -> list[str]:
-    """Where FINN's per-layer figures ``theirs``, compute totals and bottleneck differ from ours."""
+def _differences(folding: Folding, finn_figures: dict, compute: dict, max_cycles: int) -> list[str]:
+    """Where FINN's per-layer figures ``finn_figures``, compute totals and bottleneck differ from ours."""
     ours = _ours_per_layer(folding)
-    out = [f"{name}: ours {ours[name]} FINN {figures}" for name, figures in theirs.items()
+    out = [f"{name}: ours {ours[name]} FINN {figures}" for name, figures in finn_figures.items()
            if name in ours and ours[name] != figures]
     out += [f"total {r}: ours {folding.finn_compute_total(r)} FINN {compute[r]}" for r in compute
             if folding.finn_compute_total(r) != compute[r]]
@@ -169,11 +169,11 @@ def disagreements(folding: Folding, finn_estimate) -> list[str]:
     """Compute layers where FINN's re-estimate of the folded HW model differs from our copy of its
     estimate (``Group.finn_costs``) in cycles,
     LUT, BRAM18, URAM or DSP, then the compute totals and the bottleneck."""
-    theirs = {layer.name: (layer.cycles, int(layer.lut), int(layer.bram18), int(layer.uram), int(layer.dsp))
+    finn_figures = {layer.name: (layer.cycles, int(layer.lut), int(layer.bram18), int(layer.uram), int(layer.dsp))
               for layer in finn_estimate.layers}
     totals = finn_estimate.totals
     compute = {res: int(totals[key]) for res, key in (("LUT", "lut"), ("BRAM_18K", "bram18"), ("DSP", "dsp"))}
-    return _differences(folding, theirs, compute, finn_estimate.max_cycles)
+    return _differences(folding, finn_figures, compute, finn_estimate.max_cycles)
 
 
 def finn_build_check(model: ModelWrapper, folding: Folding, board: Board, prepared=None) -> list[str]:
@@ -189,15 +189,15 @@ def finn_build_check(model: ModelWrapper, folding: Folding, board: Board, prepar
     prepared = prepared or prepare_build(model, folding.config(), board)
     cycles = prepared.estimate_reports["estimate_layer_cycles.json"]
     resources = prepared.estimate_reports["estimate_layer_resources.json"]
-    theirs = {name: (int(cycles[name]),) + tuple(int(resources[name].get(r, 0)) for r in cm.RESOURCES)
+    finn_figures = {name: (int(cycles[name]),) + tuple(int(resources[name].get(r, 0)) for r in costmodel.RESOURCES)
               for name in cycles if name in resources}
     compute = {r: int(resources["total"].get(r, 0)) for r in ("LUT", "BRAM_18K", "DSP")}
-    out = _differences(folding, theirs, compute, prepared.max_cycles())
+    out = _differences(folding, finn_figures, compute, prepared.max_cycles())
     if folding.whole_design:
         converters = sum(node.role == "converter" for node in prepared.inserted())
         if converters != folding.converters:
             out.append(f"DWCs: ours {folding.converters} FINN {converters}")
         finn = prepared.whole_design(board)
-        out += [f"whole design {r}: ours {folding.finn_total(r)} FINN {finn[r]}" for r in cm.RESOURCES
+        out += [f"whole design {r}: ours {folding.finn_total(r)} FINN {finn[r]}" for r in costmodel.RESOURCES
                 if folding.finn_total(r) != finn[r]]
     return out

@@ -23,7 +23,7 @@ from qonnx.custom_op.registry import getCustomOp
 from pynqrepro.core.boards import Board
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import Artifact, ArtifactStore
-from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+from pynqrepro.finnflow.hw_build import hw_model_artifact, load_hw_model
 from pynqrepro.folding.optimise import Budget, board_budget, optimise, smallest_lut_budget
 from pynqrepro.folding.space import MaskedBlocks, SpaceOptions
 from pynqrepro.folding.wholedesign import Design, build_design

@@ -39,7 +39,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from pynqrepro.core.divisors import divisors
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.options import shorten
-from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding import costmodel
 from pynqrepro.folding import decision
 from pynqrepro.pruning.rules import pruned_columns
 from pynqrepro.references import MVAU_WWIDTH_MAX
@@ -54,12 +54,12 @@ class Group:
     name: str
     nodes: list  # NodeSpec of every node the decision sets
     params: dict  # parameter -> per-candidate np.ndarray (PE, SIMD, ram_style/resType codes, MW)
-    costs: cm.Costs  # pynqrepro's estimate (``folding.decision``): what the optimiser decides on
+    costs: costmodel.Costs  # pynqrepro's estimate (``folding.decision``): what the optimiser decides on
     node_attrs: dict = field(default_factory=dict)  # node name -> attributes it takes from params
-    finn: cm.Costs | None = None  # FINN's own estimate of the candidates (None: same as ``costs``)
+    finn: costmodel.Costs | None = None  # FINN's own estimate of the candidates (None: same as ``costs``)
 
     @property
-    def finn_costs(self) -> cm.Costs:
+    def finn_costs(self) -> costmodel.Costs:
         """FINN's raw estimate of every candidate, beside ours."""
         return self.costs if self.finn is None else self.finn
 
@@ -72,7 +72,7 @@ class Group:
         for node, attrs in self.node_attrs.items():
             entry = {}
             for attr, param in attrs.items():
-                entry[attr] = cm.decode(attr, self.params[param][i])
+                entry[attr] = costmodel.decode(attr, self.params[param][i])
             out[node] = entry
         return out
 
@@ -146,22 +146,22 @@ def estimated_as(attr: str, value):
 
 def hw_nodes(model: ModelWrapper) -> list:
     """The model's nodes, all FINN HW layers the cost model can cost (FINN's dataflow partition)."""
-    nodes = [n for n in model.graph.node if cm.is_hw_node(n)]
+    nodes = [n for n in model.graph.node if costmodel.is_hw_node(n)]
     if not nodes:
         raise UserError("the model has no FINN HW layers: pass a training checkpoint or the specialised "
                         "HW-layer ONNX (hw_model.onnx) of the FINN flow")
     for node in model.graph.node:
-        if not cm.is_hw_node(node):
+        if not costmodel.is_hw_node(node):
             raise UserError(f"node {node.name} ({node.op_type}) is not a FINN HW layer: the cost model does not "
                             "know it, so this model's folding cannot be optimised; pass FINN's dataflow partition "
                             "(hw_model.onnx), whose nodes are all HW layers")
     return nodes
 
 
-def _spec(node, fpgapart: str) -> cm.NodeSpec:
+def _spec(node, fpgapart: str) -> costmodel.NodeSpec:
     """The node's facts, or a UserError if FINN has no HW custom op of that type to cost it with."""
     try:
-        return cm.node_spec(node, fpgapart)
+        return costmodel.node_spec(node, fpgapart)
     except Exception:  # qonnx's registry raises a bare Exception for unknown op types
         raise UserError(f"node {node.name} ({node.op_type}) is a HW op type the cost model does not know, so this "
                         "model's folding cannot be optimised: specialise it to a FINN HW layer or remove it") from None
@@ -216,7 +216,7 @@ def _pe_limit(node, spec) -> int:
     for key in ("NumChannels", "Labels", "Channels"):
         if key in spec.attrs:
             return int(spec.attrs[key])
-    return int(cm.getHWCustomOp(node).get_normal_output_shape()[-1])
+    return int(costmodel.getHWCustomOp(node).get_normal_output_shape()[-1])
 
 
 def _grid(**axes) -> dict:
@@ -231,7 +231,7 @@ def _styles(spec, attr: str, choose: bool, values: tuple) -> list[int]:
     folding that keeps the model's setting is always a candidate."""
     current = spec.attrs[attr]
     same = estimated_as(attr, current)
-    return [cm.encode(attr, v) for v in (current,) + (tuple(v for v in values if v != same) if choose else ())]
+    return [costmodel.encode(attr, v) for v in (current,) + (tuple(v for v in values if v != same) if choose else ())]
 
 
 def hls_mvau_codegen_accepts(simd, mw) -> np.ndarray:
@@ -254,10 +254,10 @@ def _mvau_group(spec, options: SpaceOptions, pruning: StudyRule | MaskedBlocks |
     # thresholds of an HLS MVAU: "auto"/"distributed" (LUTRAM, what HLS builds for the fully
     # partitioned array) or "block" (a BRAM18 per partition); MVAU_rtl has no embedded thresholds
     choose_thresholds = options.choose_threshold_ram_style and spec.op_type == "MVAU_hls" \
-        and cm.threshold_levels(spec) > 0 and a["ram_style_thresholds"] != "block"
-    thresholds = [cm.encode("ram_style_thresholds", a["ram_style_thresholds"])]
+        and costmodel.threshold_levels(spec) > 0 and a["ram_style_thresholds"] != "block"
+    thresholds = [costmodel.encode("ram_style_thresholds", a["ram_style_thresholds"])]
     if choose_thresholds:
-        thresholds.append(cm.encode("ram_style_thresholds", "block"))
+        thresholds.append(costmodel.encode("ram_style_thresholds", "block"))
     c = _grid(PE=divisors(a["MH"]), SIMD=simds,
               ram_style=_styles(spec, "ram_style", options.choose_ram_style, _BLOCK_OR_LUTRAM),
               resType=_styles(spec, "resType", choose_res_type, ("lut", "dsp")), ram_style_thresholds=thresholds)
@@ -282,15 +282,15 @@ def _mvau_group(spec, options: SpaceOptions, pruning: StudyRule | MaskedBlocks |
     args = (spec, c["PE"], c["SIMD"], c["ram_style"], c["MW"], c["resType"])
     thresholds = c["ram_style_thresholds"]
     return Group(spec.name, [spec], c, decision.mvau(*args, thresholds=thresholds), {spec.name: attrs},
-                 cm.mvau_costs(*args, thresholds=thresholds))
+                 costmodel.mvau_costs(*args, thresholds=thresholds))
 
 
-def _swg_costs(spec, simd: np.ndarray, ram_style: np.ndarray) -> tuple[cm.Costs, cm.Costs]:
+def _swg_costs(spec, simd: np.ndarray, ram_style: np.ndarray) -> tuple[costmodel.Costs, costmodel.Costs]:
     """(ours, FINN's) costs of a sliding window at each candidate."""
-    if cm.swg_vectorised(spec):
-        finn = cm.swg_costs(spec, simd, ram_style)
+    if costmodel.swg_vectorised(spec):
+        finn = costmodel.swg_costs(spec, simd, ram_style)
     else:
-        finn = cm.finn_costs(spec, [{"SIMD": int(s), "ram_style": cm.decode("ram_style", r)}
+        finn = costmodel.finn_costs(spec, [{"SIMD": int(s), "ram_style": costmodel.decode("ram_style", r)}
                                     for s, r in zip(simd, ram_style)])
     return decision.other(spec, finn), finn
 
@@ -309,7 +309,7 @@ def _folds(spec, attr: str, value: int) -> bool:
     window, the ones its HDL generation (generate_hdl in step_hw_codegen) runs: the implementation
     style's (a parallel-window, non-depthwise window streams all channels at once) and the default
     style's buffer addressing (prepare_codegen_default: no address increment beyond the buffer)."""
-    inst = cm.getHWCustomOp(spec.onnx_node)
+    inst = costmodel.getHWCustomOp(spec.onnx_node)
     saved = inst.get_nodeattr(attr)
     inst.set_nodeattr(attr, int(value))
     try:
@@ -339,7 +339,7 @@ def _pe_group(spec, limit: int, swg, options: SpaceOptions) -> Group:
     """A PE-folded node; with ``swg``, the depthwise SWG feeding it, whose SIMD equals the PE."""
     pes = _legal(spec, "PE", divisors(limit))
     assignments = [{"PE": int(p)} for p in pes]
-    finn = cm.finn_costs(spec, assignments)
+    finn = costmodel.finn_costs(spec, assignments)
     ours = decision.other(spec, finn)
     if swg is None:
         return Group(spec.name, [spec], {"PE": pes}, ours, {spec.name: {"PE": "PE"}}, finn)
@@ -354,7 +354,7 @@ def _pe_group(spec, limit: int, swg, options: SpaceOptions) -> Group:
 
 
 def _fixed_group(spec) -> Group:
-    finn = cm.finn_costs(spec, [{}])
+    finn = costmodel.finn_costs(spec, [{}])
     return Group(spec.name, [spec], {}, decision.other(spec, finn), {}, finn)
 
 
@@ -364,6 +364,6 @@ def as_finn_estimates(groups: list[Group]) -> list[Group]:
     return [dataclasses.replace(g, costs=g.finn_costs, finn=None) for g in groups]
 
 
-def combine(a: cm.Costs, b: cm.Costs) -> cm.Costs:
+def combine(a: costmodel.Costs, b: costmodel.Costs) -> costmodel.Costs:
     """Costs of two tied nodes: the slower one sets the cycles, resources add up."""
-    return cm.Costs(np.maximum(a.cycles, b.cycles), *(a.resource(r) + b.resource(r) for r in cm.RESOURCES))
+    return costmodel.Costs(np.maximum(a.cycles, b.cycles), *(a.resource(r) + b.resource(r) for r in costmodel.RESOURCES))

@@ -36,7 +36,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from pynqrepro.core.boards import Board, Shell
 from pynqrepro.core.errors import UserError
-from pynqrepro.folding import costmodel as cm
+from pynqrepro.folding import costmodel
 from pynqrepro.folding import decision
 from pynqrepro.folding.fifoconfig import FOLDING_ATTRS, FifoDepths
 from pynqrepro.folding.space import Group, SpaceOptions, as_finn_estimates, build_space
@@ -149,10 +149,10 @@ def _fifo(role: str, depth: int, width: int, part: str, where: dict) -> dict:
             **{r: int(v[0]) for r, v in costs.items()}}
 
 
-def _per_candidate(spec: cm.NodeSpec, group: Group, facts) -> np.ndarray:
+def _per_candidate(spec: costmodel.NodeSpec, group: Group, facts) -> np.ndarray:
     """``facts(inst)`` (a tuple of ints from FINN's node methods) at every candidate of ``group``,
     evaluated once per distinct PE/SIMD of the node: (candidates x len(facts)) array."""
-    inst = cm.getHWCustomOp(spec.onnx_node)  # a fresh instance: FINN rebuilds its attribute table per
+    inst = costmodel.getHWCustomOp(spec.onnx_node)  # a fresh instance: FINN rebuilds its attribute table per
     types = inst.get_nodeattr_types()  # attribute read; it does not depend on the values, so keep one
     inst.get_nodeattr_types = lambda: types
     attrs = {a: p for a, p in group.node_attrs.get(spec.name, {}).items() if a in FOLDING_ATTRS}
@@ -200,10 +200,10 @@ def _stream_tables(out: np.ndarray, inp: np.ndarray, depths: tuple, part: str, o
     behind = fifo(fifo_costs(after, inp[:, 1], part))
     luts = dwc_luts(out[:, 1][:, None], inp[:, 1][None, :])
     zeros = np.zeros(luts.shape, dtype=np.int64)
-    dwc = {r: luts if r == "LUT" else zeros for r in cm.RESOURCES}
+    dwc = {r: luts if r == "LUT" else zeros for r in costmodel.RESOURCES}
     dwc = decision.inserted(CONVERTER_OP, dwc) if ours else dwc
     tables = {}
-    for r in cm.RESOURCES:
+    for r in costmodel.RESOURCES:
         converted = ahead[r][:, None] + behind[r][None, :] + dwc[r]
         tables[r] = np.where(converter, converted, plain[r][:, None]).astype(np.int64)
     return tables
@@ -217,7 +217,7 @@ def _node_groups(groups: list[Group]) -> dict:
 def _check_known(model: ModelWrapper) -> None:
     """Every node must be a HW node FINN's methods can cost (the cost model knows no other)."""
     for node in model.graph.node:
-        if not cm.is_hw_node(node):
+        if not costmodel.is_hw_node(node):
             raise UserError(f"node {node.name} ({node.op_type}) is not a FINN HW layer, so the cost model does not "
                             "know it and this model's folding cannot be optimised: pass the specialised HW-layer "
                             "model (hw_model.onnx), i.e. FINN's dataflow partition")
@@ -344,10 +344,10 @@ class Insertions:
         """Every DWC/FIFO FINN inserts at ``choice``: op type, role, neighbours, widths, depth, costs."""
         return [node for edge in self.edges for node in edge.nodes(*self._ends(edge, choice), self.part)]
 
-    def unary(self, group: int, size: int) -> dict:
+    def within_group(self, group: int, size: int) -> dict:
         """{resource: per-candidate cost} of the streams only group ``group`` decides (inside the
         group, and the graph input/output FIFOs at it); "converters": whether they need a DWC."""
-        out = {r: np.zeros(size, dtype=np.int64) for r in cm.RESOURCES}
+        out = {r: np.zeros(size, dtype=np.int64) for r in costmodel.RESOURCES}
         out["converters"] = np.zeros(size, dtype=bool)
         for edge in self.edges:
             ends = {edge.producer_group, edge.consumer_group} - {None}
@@ -355,12 +355,12 @@ class Insertions:
                 continue
             k = edge.out_class if edge.producer_group is not None else np.zeros(size, dtype=np.int64)
             l = edge.in_class if edge.consumer_group is not None else np.zeros(size, dtype=np.int64)
-            for r in cm.RESOURCES:
+            for r in costmodel.RESOURCES:
                 out[r] += edge.tables[r][k, l]
             out["converters"] |= edge.converter[k, l]
         return out
 
-    def pairwise(self) -> list[Edge]:
+    def between_groups(self) -> list[Edge]:
         """Streams between two groups: the coupling the optimiser must decide jointly."""
         return [e for e in self.edges if None not in (e.producer_group, e.consumer_group)
                 and e.producer_group != e.consumer_group]

@@ -16,7 +16,7 @@ from pynqrepro.core.errors import UserError
 from pynqrepro.core.executor_options import add_executor_options, make_executor
 from pynqrepro.core.progress import ProgressLine
 from pynqrepro.core.provenance import environment
-from pynqrepro.core.reports import merge_reports
+from pynqrepro.core.report_files import merge_reports
 from pynqrepro.core.results import SessionInfo, new_session_id
 from pynqrepro.core.scale import get_scale
 

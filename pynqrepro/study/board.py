@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pynqrepro.board.compare import ACCURACY_TOLERANCE, accuracy_flag
-from pynqrepro.board.results import BoardResult
+from pynqrepro.board.measurements import BoardResult
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.machine import missing_board
 from pynqrepro.core.results import Recorder
@@ -28,7 +28,7 @@ from pynqrepro.study.synthesis import BUILT_BITS, Build, Candidate
 if TYPE_CHECKING:  # the stages are imported where they work, so `pynqrepro report board --help` is quick
     from pynqrepro.finnflow.estimate import NetworkEstimate
     from pynqrepro.pipeline import Setup
-    from pynqrepro.synthesis.build import SynthesisBuild
+    from pynqrepro.synthesis.vivado_build import SynthesisBuild
 
 EXPERIMENT = "experiments/test_board.py::test_board"
 TABLE = "board"

@@ -24,7 +24,7 @@ from pynqrepro.core.results import Recorder
 from pynqrepro.references import SYNTHESIS_ANCHORS, select
 
 if TYPE_CHECKING:  # the stages are imported where they work, so `pynqrepro report calibration --help` is quick
-    from pynqrepro.folding.calibration import AnchorEstimate, Margins
+    from pynqrepro.folding.budget_calibration import AnchorEstimate, Margins
     from pynqrepro.pipeline import Setup
 
 EXPERIMENT = "experiments/test_calibration.py::test_calibration"
@@ -41,7 +41,7 @@ NOTES = [
     "ours = pynqrepro's estimate, the decision model: the per-node fit (node_model.json, fitted on the public "
     "builds' post-route rows against FINN's raw estimate rows) applied to FINN's rows of the anchor's folded "
     "nodes; analytic = FINN's estimate with its blind spots priced (threshold logic, 'auto' DSPs, nodes FINN "
-    "prices at 0), the model the fit was chosen over (pynqrepro.folding.calibration); err = (estimate - real) "
+    "prices at 0), the model the fit was chosen over (pynqrepro.folding.budget_calibration); err = (estimate - real) "
     "/ real per anchor. No anchor is a training build of the fit: every error is held out.",
     "held out: each FINN build with real post-route resources (public ones: pynqrepro/references/data/"
     "public-builds/<id>/SOURCE.md; 'first-party': added by `pynqrepro calibrate`) predicted by the per-node "
@@ -93,7 +93,7 @@ def measure(setup: Setup, case: Case) -> Calibration:
     import tempfile
     from pathlib import Path
 
-    from pynqrepro.folding.calibration import DECISION_ANCHORS, calibrated_margins, estimate_anchors
+    from pynqrepro.folding.budget_calibration import DECISION_ANCHORS, calibrated_margins, estimate_anchors
     from pynqrepro.synthesis.calibrate import calibrated_model
 
     estimates = estimate_anchors(setup.store, select(DECISION_ANCHORS, board=case.anchor_board))
@@ -144,7 +144,7 @@ def tabulate(results: Recorder, setup: Setup, calibration: Calibration) -> None:
         row = {key.removesuffix(" real"): value for key, value in row.items()}
         table.add({"design": f"held out: {row.pop('build')}", **row,
                    "source": "pynqrepro per-node model fitted on the other builds"}, config=config)
-    from pynqrepro.folding.calibration import bound_exclusions
+    from pynqrepro.folding.budget_calibration import bound_exclusions
 
     margins = calibration.margins
     excluded = "; ".join(f"{d}: {why}" for d, why in bound_exclusions(calibration.estimates).items()) or "none"

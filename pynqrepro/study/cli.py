@@ -18,7 +18,7 @@ from pynqrepro.core.options import (
     add_store_option,
     shorten,
 )
-from pynqrepro.core.reports import merge_reports
+from pynqrepro.core.report_files import merge_reports
 from pynqrepro.study import TABLES
 
 

@@ -265,7 +265,7 @@ def fold(hw_model, board: Board, store: ArtifactStore) -> Hardware:
 
 
 def checkpoint_hardware(store: ArtifactStore, checkpoint: Artifact, board: Board) -> Hardware:
-    from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+    from pynqrepro.finnflow.hw_build import hw_model_artifact, load_hw_model
 
     return fold(load_hw_model(hw_model_artifact(store, checkpoint, board)), board, store)
 
@@ -428,7 +428,7 @@ def recommended_designs(store: ArtifactStore, exploration: Exploration,
     """The recommended designs, each re-folded on its trained checkpoint and its folding put
     through FINN's build preparation (a rejection raises); ``tabulate`` writes the JSONs to
     ``reports/foldings/``."""
-    from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+    from pynqrepro.finnflow.hw_build import hw_model_artifact, load_hw_model
     from pynqrepro.folding.outputs import finn_build_check
 
     board, out = exploration.board, []
@@ -550,15 +550,15 @@ def front_plot(rows: list[dict], reports_dir: Path) -> None:
         return
     fig, axes = plt.subplots(1, len(boards), figsize=(5.5 * len(boards), 4.2), squeeze=False)
     for ax, name in zip(axes[0], boards):
-        mine = [r for r in designs if r["board"] == name]
+        board_rows = [r for r in designs if r["board"] == name]
         for on_front, style in ((False, "o"), (True, "s")):
-            pts = [r for r in mine if bool(r.get("on front")) == on_front]
+            pts = [r for r in board_rows if bool(r.get("on front")) == on_front]
             ax.scatter([float(r["est fps"]) for r in pts], [float(r["acc %"]) for r in pts], marker=style,
                        label="Pareto front" if on_front else "dominated", zorder=3)
             for r in pts:
                 ax.annotate(r["design"], (float(r["est fps"]), float(r["acc %"])), fontsize=6,
                             xytext=(3, 3), textcoords="offset points")
-        front = sorted((float(r["est fps"]), float(r["acc %"])) for r in mine if r.get("on front"))
+        front = sorted((float(r["est fps"]), float(r["acc %"])) for r in board_rows if r.get("on front"))
         ax.plot([p[0] for p in front], [p[1] for p in front], "-", alpha=0.6)
         ax.set_xscale("log")
         ax.set_title(f"{name}: accuracy vs est. fps")

@@ -30,7 +30,7 @@ def _explore(args) -> None:
     from pynqrepro.core.atomic import ensure_writable_dir
     from pynqrepro.core.boards import get_board
     from pynqrepro.core.provenance import environment
-    from pynqrepro.core.reports import merge_reports
+    from pynqrepro.core.report_files import merge_reports
     from pynqrepro.core.results import Recorder, SessionInfo, new_session_id
     from pynqrepro.core.scale import get_scale
     from pynqrepro.core.store import store_from_args

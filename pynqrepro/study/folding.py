@@ -130,7 +130,7 @@ class FoldingComparison:
     setfolding: Folding | None
     finn_build: dict = field(default_factory=dict)  # exact method -> where FINN's prepared build differs
     calibrated: Budget | None = None  # the default budget: device / (1 + bound)
-    margins: object = None  # folding.calibration.Margins of that budget (its bound per resource)
+    margins: object = None  # folding.budget_calibration.Margins of that budget (its bound per resource)
 
     def recommended(self) -> Folding | None:
         """At the default budget (the study's LUT ratio): the fastest exact folding FINN's build
@@ -185,7 +185,7 @@ def _finn_build_checks(model, exact: dict, board: Board) -> dict:
 
 def measure(setup: Setup, case: Case) -> FoldingComparison:
     from pynqrepro.folding import baselines
-    from pynqrepro.folding.calibration import calibrated_margins
+    from pynqrepro.folding.budget_calibration import calibrated_margins
     from pynqrepro.folding.optimise import board_budget
     from pynqrepro.folding.wholedesign import build_design
     from pynqrepro.pipeline import trained_network
@@ -230,7 +230,7 @@ def reference_fits(lut: int | None, bram18: int | None, budget: Budget) -> str |
 
 def tabulate(results: Recorder, setup: Setup, comparison: FoldingComparison) -> None:
     from pynqrepro.folding import outputs
-    from pynqrepro.folding.calibration import upper_bound
+    from pynqrepro.folding.budget_calibration import upper_bound
 
     case, board, budget = comparison.case, comparison.board, comparison.budget
     table = results.table(TABLE, title=TITLE, notes=NOTES, plot=f"{__name__}:fps_budget_plot",

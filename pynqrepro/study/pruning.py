@@ -128,9 +128,9 @@ def allowed_drop(limit: AccuracyDropLimit) -> float:
 
 
 def measure(setup: Setup, case: Case) -> PruningSweeps:
-    from pynqrepro.finnflow.build import hw_model_artifact
+    from pynqrepro.finnflow.hw_build import hw_model_artifact
     from pynqrepro.finnflow.verify import stored_verification
-    from pynqrepro.folding.calibration import calibrated_budget
+    from pynqrepro.folding.budget_calibration import calibrated_budget
     from pynqrepro.folding.optimise import board_budget
     from pynqrepro.folding.pruned import best_folding, masked_blocks, sweep_budget
     from pynqrepro.pipeline import holdout_images
@@ -159,7 +159,7 @@ def measure(setup: Setup, case: Case) -> PruningSweeps:
 
 
 def tabulate(results: Recorder, setup: Setup, sweeps: PruningSweeps) -> None:
-    from pynqrepro.folding.calibration import calibrated_margins
+    from pynqrepro.folding.budget_calibration import calibrated_margins
     from pynqrepro.folding.pruned import describe_budget
 
     board, bits = setup.board, sweeps.case.bits

@@ -26,10 +26,10 @@ from pynqrepro.study import Bits
 
 if TYPE_CHECKING:  # the stages are imported where they work, so `pynqrepro report synthesis --help` is quick
     from pynqrepro.finnflow.estimate import NetworkEstimate
-    from pynqrepro.folding.calibration import Margins
+    from pynqrepro.folding.budget_calibration import Margins
     from pynqrepro.folding.optimise import Folding
     from pynqrepro.pipeline import Network, Setup
-    from pynqrepro.synthesis.build import SynthesisBuild
+    from pynqrepro.synthesis.vivado_build import SynthesisBuild
 
 EXPERIMENT = "experiments/test_synthesis.py::test_synthesis"
 TABLE = "synthesis"
@@ -130,14 +130,14 @@ class Syntheses:
 
 def calibrated_margins(setup: Setup) -> Margins:
     """The calibrated budget fractions (``pynqrepro fold``'s default) of this store."""
-    from pynqrepro.folding.calibration import calibrated_margins as margins
+    from pynqrepro.folding.budget_calibration import calibrated_margins as margins
 
     return margins(setup.store.root)
 
 
 def calibrated_budget(setup: Setup):
     """``pynqrepro fold``'s default budget on this board and store."""
-    from pynqrepro.folding.calibration import calibrated_budget as budget
+    from pynqrepro.folding.budget_calibration import calibrated_budget as budget
 
     return budget(setup.board, setup.store.root)
 
@@ -176,7 +176,7 @@ def _pruned(setup: Setup, case: Build) -> list[Candidate]:
     if case.weight_bits != case.act_bits or case.weight_bits not in PRUNED_BITS:
         return [Candidate("pruned", why_not=f"the pruning study sweeps {', '.join(f'W{b}A{b}' for b in PRUNED_BITS)}; "
                                             f"it prunes no {case.model}")]
-    from pynqrepro.finnflow.build import hw_model_artifact
+    from pynqrepro.finnflow.hw_build import hw_model_artifact
     from pynqrepro.folding.optimise import optimise
     from pynqrepro.folding.pruned import folding_design
     from pynqrepro.pipeline import Network
@@ -247,7 +247,7 @@ def case_bits(weight_bits: int, act_bits: int) -> tuple[int, int]:
 def _recommended(setup: Setup, case: Build) -> list[Candidate]:
     """The design-space report's recommended designs for the board built under ``case``: those
     whose (widest) bits ``case_bits`` maps to it, mixed precision included."""
-    from pynqrepro.finnflow.build import hw_model_artifact
+    from pynqrepro.finnflow.hw_build import hw_model_artifact
     from pynqrepro.finnflow.foldconfig import read_folding
     from pynqrepro.pipeline import Network
     from pynqrepro.training.checkpoint import find_checkpoint, read_checkpoint

@@ -2,6 +2,6 @@
 
 ``synthesis_artifact(store, hw_artifact, board, folding)`` runs FINN's builder from the cached HW
 model (bitfile, driver settings, deployment package); ``read_build(build_dir, clock_ns)`` parses
-what it wrote (build.py) with the parsers in reports.py; ``check_package`` (deployment.py) checks
-a deployment package.
+what it wrote (vivado_build.py) with the parsers in vivado_reports.py; ``check_package``
+(deployment.py) checks a deployment package.
 """

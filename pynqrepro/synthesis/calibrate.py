@@ -28,7 +28,7 @@ from pynqrepro.folding.decision import (CALIBRATION_DIR, FITTED_RESOURCES, INSER
                                        NodeModel, costs_from_estimate, load_node_model, node_decision_costs,
                                        store_model_path)
 from pynqrepro.references.public_builds import PUBLIC_BUILDS, STUDY_OOC_BUILDS, lay_out
-from pynqrepro.synthesis.reports import BUILD_FILES, FOLDING_FILES, FinnBuild, op_type_of, read_finn_build
+from pynqrepro.synthesis.vivado_reports import BUILD_FILES, FOLDING_FILES, FinnBuild, op_type_of, read_finn_build
 
 
 @dataclass(frozen=True)
@@ -239,9 +239,9 @@ def fit_and_validate(anchors, source: str, bound: dict, bound_source: str) -> tu
 
 def regenerate_shipped_model(store, path: Path = NODE_MODEL_FILE) -> tuple[NodeModel, list[HeldOut], list]:
     """Refit ``node_model.json`` on the public builds and state its bound from its errors on the CNV
-    anchors (``folding.calibration.decision_bound``; HW models built in ``store``): the package's file,
+    anchors (``folding.budget_calibration.decision_bound``; HW models built in ``store``): the package's file,
     a library call, never a hand edit. Returns the model, the builds held out, the anchors' estimates."""
-    from pynqrepro.folding.calibration import DECISION_ANCHORS, bound_exclusions, decision_bound, estimate_anchors
+    from pynqrepro.folding.budget_calibration import DECISION_ANCHORS, bound_exclusions, decision_bound, estimate_anchors
 
     with tempfile.TemporaryDirectory() as tmp:
         anchors = public_anchors(Path(tmp))
@@ -254,7 +254,7 @@ def regenerate_shipped_model(store, path: Path = NODE_MODEL_FILE) -> tuple[NodeM
                       + " (references/data/public-builds); features: FINN's raw estimate rows",
                       decision_bound(estimates),
                       f"largest under-estimate real / ours - 1 over the {len(estimates)} CNV anchors of "
-                      f"pynqrepro.folding.calibration.DECISION_ANCHORS that fitted their device (none is a "
+                      f"pynqrepro.folding.budget_calibration.DECISION_ANCHORS that fitted their device (none is a "
                       f"training build); excluded: {excluded or 'none'}")
     atomic_write_json(path, model.to_json())
     return model, held_out, estimates

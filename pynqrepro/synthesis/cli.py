@@ -15,8 +15,8 @@ from pynqrepro.finnflow.cli import add_checkpoint_arguments, checkpoint_hw_model
 def _build(args) -> None:
     from pynqrepro.finnflow.estimate import estimate
     from pynqrepro.finnflow.foldconfig import apply_folding
-    from pynqrepro.synthesis.build import finished_build
-    from pynqrepro.synthesis.reports import estimate_ratios
+    from pynqrepro.synthesis.vivado_build import finished_build
+    from pynqrepro.synthesis.vivado_reports import estimate_ratios
 
     board, store, hw_artifact, hw_model, folding = checkpoint_hw_model(args)
     clock_ns = args.clock_ns or board.clock_ns
@@ -46,7 +46,7 @@ def _calibrate(args) -> None:
     from pynqrepro.core.atomic import check_writable
     from pynqrepro.core.boards import get_board
     from pynqrepro.synthesis import calibrate
-    from pynqrepro.synthesis.reports import read_finn_build
+    from pynqrepro.synthesis.vivado_reports import read_finn_build
 
     board = get_board(args.board)
     for build_dir in args.build_dirs:  # every folder read before any enters the set

@@ -1,7 +1,8 @@
-"""Cheap exact answers to the optimiser's threshold questions, before any MILP.
+"""Cheap exact answers for the optimiser's threshold instances, before any MILP: a min-sum dynamic
+program over the stream forest and the Lagrangian bounds it gives.
 
-A threshold question: per group, candidates with their resource costs; per stream between two
-groups, a cost table over (producer class, consumer class) with the allowed pairs; resource limits.
+A threshold instance (``ThresholdInstance``): per group, candidates with their resource costs; per
+stream between two groups, a cost table over (producer class, consumer class) with the allowed pairs; resource limits.
 When the streams form a forest (CNV and the MLPs are a chain), the minimum of any non-negative
 weighted sum of the resources over all choices is exact by leaf elimination (dynamic programming).
 That gives two certificates, both checked exactly:
@@ -10,7 +11,7 @@ That gives two certificates, both checked exactly:
 - a Lagrangian proof of infeasibility: for weights w >= 0, every choice has
   sum_r w_r total_r >= min(...) > sum_r w_r limit_r, so none fits.
 
-Weights follow a subgradient walk from "LUT only" towards the resources that overflow; questions
+Weights follow a subgradient walk from "LUT only" towards the resources that overflow; instances
 neither certificate settles go to the MILP.
 """
 
@@ -23,7 +24,7 @@ from pynqrepro.folding.costmodel import RESOURCES
 
 
 @dataclass
-class Question:
+class ThresholdInstance:
     """Allowed candidates of every group under a threshold, and the streams between groups."""
 
     costs: list  # per group: {resource: per allowed candidate}
@@ -105,59 +106,59 @@ class StreamForest:
         return cls(order[::-1], roots)
 
     @staticmethod
-    def _weighted(question: Question, weights: dict) -> tuple[list, list]:
+    def _weighted(instance: ThresholdInstance, weights: dict) -> tuple[list, list]:
         """Per group and per stream (allowed pairs only; inf elsewhere) the weighted cost."""
         vector = np.asarray([weights.get(r, 0.0) for r in RESOURCES])
-        groups, streams = question.stacked
+        groups, streams = instance.stacked
         return [g @ vector for g in groups], [np.where(s[2], t @ vector, np.inf)
-                                              for s, t in zip(question.streams, streams)]
+                                              for s, t in zip(instance.streams, streams)]
 
-    def _message(self, question: Question, table: np.ndarray, s: int, source: int, values: np.ndarray):
+    def _message(self, instance: ThresholdInstance, table: np.ndarray, s: int, source: int, values: np.ndarray):
         """min over ``source``'s candidates of values + stream cost, per class of the other end, and
         the argmin candidate of ``source`` per class of the other end."""
-        k, l, _, _ = question.streams[s]
-        p, _ = question.ends[s]
+        k, l, _, _ = instance.streams[s]
+        p, _ = instance.ends[s]
         producing = source == p
-        theirs = l if producing else k
+        other_class = l if producing else k
         rows = table if producing else table.T  # rows: the source's classes
-        members = question.members[s][0 if producing else 1]  # candidates x classes of the source
+        members = instance.members[s][0 if producing else 1]  # candidates x classes of the source
         by_class = np.where(members, values[:, None], np.inf)
         arg = np.argmin(by_class, axis=0)  # the cheapest candidate of each class of the source
         best = by_class[arg, np.arange(len(arg))]
         total = best[:, None] + rows
-        return total.min(axis=0), arg[np.argmin(total, axis=0)], theirs
+        return total.min(axis=0), arg[np.argmin(total, axis=0)], other_class
 
-    def minimise(self, question: Question, weights: dict) -> tuple[float, list]:
+    def minimise(self, instance: ThresholdInstance, weights: dict) -> tuple[float, list]:
         """(min over all choices of sum_r weights[r] x total_r, a choice attaining it)."""
-        unary, tables = self._weighted(question, weights)
+        group_costs, tables = self._weighted(instance, weights)
         choice_of = {}
         for g, h, s, _ in self.order:
-            message, pick_by_class, theirs = self._message(question, tables[s], s, g, unary[g])
-            unary[h] = unary[h] + message[theirs]
-            choice_of[g] = (h, theirs, pick_by_class)
-        picks = [None] * len(question.costs)
+            message, pick_by_class, other_class = self._message(instance, tables[s], s, g, group_costs[g])
+            group_costs[h] = group_costs[h] + message[other_class]
+            choice_of[g] = (h, other_class, pick_by_class)
+        picks = [None] * len(instance.costs)
         value = 0.0
         for g in self.roots:
-            picks[g] = int(np.argmin(unary[g]))
-            value += float(unary[g][picks[g]])
+            picks[g] = int(np.argmin(group_costs[g]))
+            value += float(group_costs[g][picks[g]])
         for g, _, _, _ in reversed(self.order):
-            h, theirs, pick_by_class = choice_of[g]
-            picks[g] = int(pick_by_class[theirs[picks[h]]])
+            h, other_class, pick_by_class = choice_of[g]
+            picks[g] = int(pick_by_class[other_class[picks[h]]])
         return value, picks
 
-    def min_marginals(self, question: Question, weights: dict) -> list:
+    def min_marginals(self, instance: ThresholdInstance, weights: dict) -> list:
         """Per group and candidate: the minimum weighted total over all choices containing it."""
-        base, tables = self._weighted(question, weights)
+        base, tables = self._weighted(instance, weights)
         incoming = [dict() for _ in base]  # group -> {neighbour: message over its candidates}
         up = [b.copy() for b in base]
         for g, h, s, _ in self.order:
-            message, _, theirs = self._message(question, tables[s], s, g, up[g])
-            incoming[h][g] = message[theirs]
+            message, _, other_class = self._message(instance, tables[s], s, g, up[g])
+            incoming[h][g] = message[other_class]
             up[h] = up[h] + incoming[h][g]
         for g, h, s, _ in reversed(self.order):
             others = base[h] + sum((m for n, m in incoming[h].items() if n != g), np.zeros(len(base[h])))
-            message, _, theirs = self._message(question, tables[s], s, h, others)
-            incoming[g][h] = message[theirs]
+            message, _, other_class = self._message(instance, tables[s], s, h, others)
+            incoming[g][h] = message[other_class]
         best = {r: float(up[r].min()) for r in self.roots}  # each tree's own minimum
         if not all(np.isfinite(list(best.values()))):
             return [np.full(len(b), np.inf) for b in base]
@@ -182,34 +183,34 @@ def _min_plus(f: np.ndarray, g: np.ndarray) -> np.ndarray:
     return h
 
 
-def resource_bound(forest: StreamForest, question: Question, weights: dict, resource: str) -> float:
+def resource_bound(forest: StreamForest, instance: ThresholdInstance, weights: dict, resource: str) -> float:
     """min over all choices whose ``resource`` total is within its limit of the other resources'
     weighted total: exact in ``resource`` (a DP over its integer budget), so stronger than any
     Lagrangian bound on it. inf if no choice keeps ``resource`` within its limit."""
-    budget = int(question.limits[resource])
+    budget = int(instance.limits[resource])
     if budget < 0:
         return np.inf
     span = budget + 1
     others = {r: w for r, w in weights.items() if r != resource}
-    unary, tables = forest._weighted(question, others)
-    used = [c[resource].astype(np.int64) for c in question.costs]
-    within = [np.where(np.arange(span)[None, :] >= u[:, None], v[:, None], np.inf) for u, v in zip(used, unary)]
-    stepped = [True] * len(unary)  # still "own cost once own use fits": a merge is a shift
+    group_costs, tables = forest._weighted(instance, others)
+    used = [c[resource].astype(np.int64) for c in instance.costs]
+    within = [np.where(np.arange(span)[None, :] >= u[:, None], v[:, None], np.inf) for u, v in zip(used, group_costs)]
+    stepped = [True] * len(group_costs)  # still "own cost once own use fits": a merge is a shift
     for g, h, s, g_produces in forest.order:
-        k, l, _, t = question.streams[s]
-        mine, theirs = (k, l) if g_produces else (l, k)
+        k, l, _, t = instance.streams[s]
+        own_class, other_class = (k, l) if g_produces else (l, k)
         cost, use = (tables[s], t[resource]) if g_produces else (tables[s].T, t[resource].T)
         best = np.full((cost.shape[0], span), np.inf)
-        np.minimum.at(best, mine, within[g])
+        np.minimum.at(best, own_class, within[g])
         message = np.full((cost.shape[1], span), np.inf)
         for a in range(cost.shape[0]):
             moved = _shifted(np.repeat(best[a][None, :], cost.shape[1], axis=0), use[a]) + cost[a][:, None]
             message = np.minimum(message, moved)
         if stepped[h]:
-            within[h] = _shifted(message[theirs], used[h]) + unary[h][:, None]
+            within[h] = _shifted(message[other_class], used[h]) + group_costs[h][:, None]
             stepped[h] = False
         else:
-            within[h] = np.stack([_min_plus(row, message[c]) for row, c in zip(within[h], theirs)])
+            within[h] = np.stack([_min_plus(row, message[c]) for row, c in zip(within[h], other_class)])
     total = None
     for root in forest.roots:
         best = within[root].min(axis=0)
@@ -217,22 +218,22 @@ def resource_bound(forest: StreamForest, question: Question, weights: dict, reso
     return float(total[budget])
 
 
-def _normalised(question: Question) -> dict:
-    return {r: 1.0 / max(question.limits[r], 1) for r in RESOURCES}
+def _normalised(instance: ThresholdInstance) -> dict:
+    return {r: 1.0 / max(instance.limits[r], 1) for r in RESOURCES}
 
 
-def _excess(question: Question, total: dict, scale: dict) -> float:
-    return sum(max(0, total[r] - question.limits[r]) * scale[r] for r in RESOURCES)
+def _excess(instance: ThresholdInstance, total: dict, scale: dict) -> float:
+    return sum(max(0, total[r] - instance.limits[r]) * scale[r] for r in RESOURCES)
 
 
-def _moves(question: Question, picks: list, g: int) -> tuple[np.ndarray, dict]:
+def _moves(instance: ThresholdInstance, picks: list, g: int) -> tuple[np.ndarray, dict]:
     """For every candidate of group g: whether switching to it keeps every stream pair allowed,
     and the change of each resource total."""
-    costs = question.costs[g]
+    costs = instance.costs[g]
     n = len(costs["LUT"])
     change = {r: costs[r].astype(np.int64) - int(costs[r][picks[g]]) for r in RESOURCES}
     allowed = np.ones(n, dtype=bool)
-    for (p, c), (k, l, ok, tables) in zip(question.ends, question.streams):
+    for (p, c), (k, l, ok, tables) in zip(instance.ends, instance.streams):
         if g not in (p, c):
             continue
         rows = k if g == p else np.full(n, k[picks[p]])
@@ -244,21 +245,21 @@ def _moves(question: Question, picks: list, g: int) -> tuple[np.ndarray, dict]:
     return allowed, change
 
 
-def repair(question: Question, picks: list, scale: dict, moves: int = 60) -> list | None:
+def repair(instance: ThresholdInstance, picks: list, scale: dict, moves: int = 60) -> list | None:
     """Single-group moves from ``picks`` that most reduce the normalised overflow (ties: least
     added cost) until it fits: a witness, or None when stuck."""
     picks = list(picks)
     for _ in range(moves):
-        total = question.totals(picks)
+        total = instance.totals(picks)
         if total is None:
             return None
-        excess = _excess(question, total, scale)
+        excess = _excess(instance, total, scale)
         if excess == 0:
             return picks
         best = None
-        for g in range(len(question.costs)):
-            allowed, change = _moves(question, picks, g)
-            after = sum(np.maximum(0, total[r] + change[r] - question.limits[r]) * scale[r] for r in RESOURCES)
+        for g in range(len(instance.costs)):
+            allowed, change = _moves(instance, picks, g)
+            after = sum(np.maximum(0, total[r] + change[r] - instance.limits[r]) * scale[r] for r in RESOURCES)
             added = sum(change[r] * scale[r] for r in RESOURCES)
             score = np.where(allowed, after, np.inf)
             j = int(np.lexsort((added, score))[0])
@@ -267,19 +268,19 @@ def repair(question: Question, picks: list, scale: dict, moves: int = 60) -> lis
         if best is None:
             return None
         picks[best[2]] = best[3]
-    return picks if question.fits(picks) else None
+    return picks if instance.fits(picks) else None
 
 
-def improve(question: Question, picks: list, objective: dict, moves: int = 60) -> list:
+def improve(instance: ThresholdInstance, picks: list, objective: dict, moves: int = 60) -> list:
     """Single-group moves from fitting ``picks`` that most lower the objective and keep it fitting."""
     picks = list(picks)
     for _ in range(moves):
-        total = question.totals(picks)
+        total = instance.totals(picks)
         best = None
-        for g in range(len(question.costs)):
-            allowed, change = _moves(question, picks, g)
+        for g in range(len(instance.costs)):
+            allowed, change = _moves(instance, picks, g)
             for r in RESOURCES:
-                allowed &= total[r] + change[r] <= question.limits[r]
+                allowed &= total[r] + change[r] <= instance.limits[r]
             gain = np.where(allowed, sum(objective.get(r, 0.0) * change[r] for r in RESOURCES), np.inf)
             j = int(np.argmin(gain))
             if gain[j] < 0 and (best is None or gain[j] < best[0]):
@@ -290,58 +291,58 @@ def improve(question: Question, picks: list, objective: dict, moves: int = 60) -
     return picks
 
 
-def lagrangian(forest: StreamForest, question: Question, iterations: int = 40) -> tuple[str | None, list | None, dict]:
+def lagrangian(forest: StreamForest, instance: ThresholdInstance, iterations: int = 40) -> tuple[str | None, list | None, dict]:
     """Feasibility: ("fits", witness, weights), ("infeasible", None, weights) or (None, None, the
     weights of the best bound) when undecided; a walk that ends near a fit is repaired to one."""
-    scale = _normalised(question)
+    scale = _normalised(instance)
     multiplier = {r: (1.0 if r == "LUT" else 1e-3) for r in RESOURCES}
     best, best_weights = -np.inf, None
     closest, closest_excess = None, np.inf
     step = 1.0
     for _ in range(iterations):
         weights = {r: multiplier[r] * scale[r] for r in RESOURCES}
-        value, picks = forest.minimise(question, weights)
+        value, picks = forest.minimise(instance, weights)
         if not np.isfinite(value):
             return "infeasible", None, weights  # no allowed pair on some stream
-        budget = sum(weights[r] * question.limits[r] for r in RESOURCES)
+        budget = sum(weights[r] * instance.limits[r] for r in RESOURCES)
         margin = (value - budget) / sum(multiplier.values())  # the multipliers are scale-free
         if margin > 1e-9:
             return "infeasible", None, weights
         if margin > best:
             best, best_weights = margin, weights
-        total = question.totals(picks)
-        excess = _excess(question, total, scale)
+        total = instance.totals(picks)
+        excess = _excess(instance, total, scale)
         if excess == 0:
             return "fits", picks, weights
         if excess < closest_excess:
             closest, closest_excess = picks, excess
         for r in RESOURCES:
-            multiplier[r] = max(0.0, multiplier[r] + step * (total[r] - question.limits[r]) * scale[r])
+            multiplier[r] = max(0.0, multiplier[r] + step * (total[r] - instance.limits[r]) * scale[r])
         step *= 0.9
-    for start in (closest, forest.minimise(question, {"LUT": 1.0})[1]):
-        repaired = repair(question, start, scale)
+    for start in (closest, forest.minimise(instance, {"LUT": 1.0})[1]):
+        repaired = repair(instance, start, scale)
         if repaired is not None:
             return "fits", repaired, best_weights
     return None, None, best_weights
 
 
-def dual(forest: StreamForest, question: Question, objective: dict, incumbent: float,
+def dual(forest: StreamForest, instance: ThresholdInstance, objective: dict, incumbent: float,
          iterations: int = 30) -> tuple[dict, float]:
     """(weights objective + lambda, lambda >= 0 on the resources, of the best Lagrangian lower
     bound found on the cheapest fitting choice's objective; that bound), by Polyak steps towards
     ``incumbent``."""
-    scale = _normalised(question)
+    scale = _normalised(instance)
     multiplier = {r: 0.0 for r in RESOURCES}
     best, best_weights = -np.inf, dict(objective)
     theta = 1.0
     for _ in range(iterations):
         weights = {r: objective.get(r, 0.0) + multiplier[r] * scale[r] for r in RESOURCES}
-        value, picks = forest.minimise(question, weights)
-        bound = value - sum(multiplier[r] * scale[r] * question.limits[r] for r in RESOURCES)
+        value, picks = forest.minimise(instance, weights)
+        bound = value - sum(multiplier[r] * scale[r] * instance.limits[r] for r in RESOURCES)
         if bound > best:
             best, best_weights = bound, weights
-        total = question.totals(picks)
-        gradient = {r: (total[r] - question.limits[r]) * scale[r] for r in RESOURCES}
+        total = instance.totals(picks)
+        gradient = {r: (total[r] - instance.limits[r]) * scale[r] for r in RESOURCES}
         norm = sum(g * g for g in gradient.values())
         if norm == 0 or bound >= incumbent:
             break
@@ -351,7 +352,7 @@ def dual(forest: StreamForest, question: Question, objective: dict, incumbent: f
     return best_weights, best
 
 
-def survivors(forest: StreamForest, question: Question, weights: dict, cutoff: float) -> list:
+def candidates_within(forest: StreamForest, instance: ThresholdInstance, weights: dict, cutoff: float) -> list:
     """Per group, the candidates some choice with weighted total <= ``cutoff`` contains."""
     slack = 1e-9 * (abs(cutoff) + 1.0)
-    return [m <= cutoff + slack for m in forest.min_marginals(question, weights)]
+    return [m <= cutoff + slack for m in forest.min_marginals(instance, weights)]

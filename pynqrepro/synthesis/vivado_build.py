@@ -1,7 +1,7 @@
 """The Vivado stage: FINN's full build of a cached HW-layer model at a folding, as a store artifact.
 
 The build continues FINN's BNN-PYNQ flow (``finn/benchmarking/dut/bnn-pynq.yml``) where the
-estimate flow (``pynqrepro.finnflow.build``) stopped, after layer specialisation: FINN's builder
+estimate flow (``pynqrepro.finnflow.hw_build``) stopped, after layer specialisation: FINN's builder
 (``build_dataflow_cfg``) applies the folding JSON, generates the hardware with exactly the FIFO
 depths the folding was certified with (the JSON's node depths: minimal, or ``fold --fifo-config``'s;
 FINN's FIFO sizing by simulation would deepen them past what ``fold`` budgeted), stitches the IP, runs out-of-context synthesis, synthesises the Zynq bitfile, writes the PYNQ
@@ -19,10 +19,10 @@ from pynqrepro.core.errors import UserError
 from pynqrepro.core.executor import JobSpec
 from pynqrepro.core.machine import missing_vivado
 from pynqrepro.core.store import Artifact, ArtifactStore
-from pynqrepro.finnflow.build import HW_MODEL
+from pynqrepro.finnflow.hw_build import HW_MODEL
 from pynqrepro.finnflow.finn_setup import boot_finn
 from pynqrepro.synthesis.deployment import check_package
-from pynqrepro.synthesis.reports import (
+from pynqrepro.synthesis.vivado_reports import (
     SynthesisResult,
     fmax_mhz,
     parse_timing_summary,
@@ -167,7 +167,7 @@ def synthesis_artifact(store: ArtifactStore, hw_artifact: Artifact, board: Board
     Xilinx tool, code generation included, then its whole-design estimate), so a bad or over-budget folding is a one-line
     UserError rather than a failure an hour into Vivado; a cached build was checked when it was made.
     """
-    from pynqrepro.finnflow.build import load_hw_model
+    from pynqrepro.finnflow.hw_build import load_hw_model
 
     clock_ns = clock_ns or board.clock_ns
     hw_model = load_hw_model(hw_artifact)

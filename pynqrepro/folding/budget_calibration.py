@@ -127,7 +127,7 @@ def anchor_measurement(anchor: SynthesisAnchor) -> BoardMeasurement | None:
 
 def anchor_hw_model(store: ArtifactStore, anchor: SynthesisAnchor):
     """The HW-layer model (untrained, seeded CNV at the anchor's bit widths) for the anchor's board."""
-    from pynqrepro.finnflow.build import hw_model_artifact, load_hw_model
+    from pynqrepro.finnflow.hw_build import hw_model_artifact, load_hw_model
     from pynqrepro.training.recipes import untrained_checkpoint
 
     checkpoint = untrained_checkpoint(store, anchor.weight_bits, anchor.act_bits)

@@ -7,11 +7,11 @@ import itertools
 import numpy as np
 import pytest
 
-from pynqrepro.folding import costmodel as cm
-from pynqrepro.folding.minsum import Question, StreamForest, lagrangian, resource_bound
+from pynqrepro.folding import costmodel
+from pynqrepro.folding.lagrangian_bounds import ThresholdInstance, StreamForest, lagrangian, resource_bound
 
 
-def random_question(rng, n_groups: int, allow_all: bool) -> Question:
+def random_threshold_instance(rng, n_groups: int, allow_all: bool) -> ThresholdInstance:
     """Groups of 1-4 candidates on a random forest of streams (most groups hang off an earlier one,
     either direction), 2-3 classes per stream end, some pairs forbidden unless ``allow_all``."""
     sizes = rng.integers(1, 5, n_groups)
@@ -33,12 +33,12 @@ def random_question(rng, n_groups: int, allow_all: bool) -> Question:
         streams.append((k, l, ok, tables))
     limits = {"LUT": int(rng.integers(40, 200)), "BRAM_18K": int(rng.integers(2, 15)), "URAM": 0,
               "DSP": int(rng.integers(1, 8))}
-    return Question(costs, ends, streams, limits)
+    return ThresholdInstance(costs, ends, streams, limits)
 
 
-def every_choice(question: Question):
-    for picks in itertools.product(*(range(len(c["LUT"])) for c in question.costs)):
-        total = question.totals(list(picks))
+def every_choice(instance: ThresholdInstance):
+    for picks in itertools.product(*(range(len(c["LUT"])) for c in instance.costs)):
+        total = instance.totals(list(picks))
         if total is not None:
             yield list(picks), total
 
@@ -48,17 +48,17 @@ def test_forest_dp_and_bounds_equal_brute_force(allow_all):
     rng = np.random.default_rng(int(allow_all))
     weights = {"LUT": 1.0, "BRAM_18K": 3.0, "DSP": 7.0}
     for _ in range(30):
-        question = random_question(rng, int(rng.integers(2, 7)), allow_all)
-        forest = StreamForest.of(len(question.costs), question.ends)
+        instance = random_threshold_instance(rng, int(rng.integers(2, 7)), allow_all)
+        forest = StreamForest.of(len(instance.costs), instance.ends)
         assert forest is not None
-        choices = list(every_choice(question))
+        choices = list(every_choice(instance))
         if not choices:
             continue
-        value, picks = forest.minimise(question, weights)
+        value, picks = forest.minimise(instance, weights)
         brute = min(sum(w * t[r] for r, w in weights.items()) for _, t in choices)
         assert value == pytest.approx(brute)
-        assert sum(w * question.totals(picks)[r] for r, w in weights.items()) == pytest.approx(brute)
-        marginals = forest.min_marginals(question, weights)
+        assert sum(w * instance.totals(picks)[r] for r, w in weights.items()) == pytest.approx(brute)
+        marginals = forest.min_marginals(instance, weights)
         for g, per_candidate in enumerate(marginals):
             for i, m in enumerate(per_candidate):
                 containing = [sum(w * t[r] for r, w in weights.items()) for p, t in choices if p[g] == i]
@@ -66,13 +66,13 @@ def test_forest_dp_and_bounds_equal_brute_force(allow_all):
         for resource in ("BRAM_18K", "DSP"):
             others = {r: w for r, w in weights.items() if r != resource}
             within = [sum(w * t[r] for r, w in others.items()) for _, t in choices
-                      if t[resource] <= question.limits[resource]]
-            bound = resource_bound(forest, question, others, resource)
+                      if t[resource] <= instance.limits[resource]]
+            bound = resource_bound(forest, instance, others, resource)
             assert bound == pytest.approx(min(within) if within else np.inf)
-        verdict, witness, _ = lagrangian(forest, question)
-        fits = [p for p, t in choices if all(t[r] <= question.limits[r] for r in cm.RESOURCES)]
+        verdict, witness, _ = lagrangian(forest, instance)
+        fits = [p for p, t in choices if all(t[r] <= instance.limits[r] for r in costmodel.RESOURCES)]
         if verdict == "fits":
-            assert question.fits(witness)
+            assert instance.fits(witness)
         elif verdict == "infeasible":
             assert not fits
 
