@@ -18,6 +18,9 @@ def test_pruning(setup, results, case):
 
     assert sweeps.check.first_divergence is None, f"pruned network diverges in FINN at {sweeps.check.first_divergence}"
     assert sweeps.base.fits_board == (sweeps.budget == sweeps.board_limit), (sweeps.budget, sweeps.base)
-    slower = [(s.method, s.result.step, sweeps.speedup(s)) for s in sweeps.steps if sweeps.speedup(s) <= 1.0]
-    assert not slower, f"steps without a speed-up: {slower}"
+    # a channel-pruned step is a smaller network: faster; a SIMD-block step skips blocks only at a SIMD
+    # dividing its mask's (stock FINN has no block skipping), so it may tie the dense design, never lose
+    slower = [(s.method, s.result.step, sweeps.speedup(s)) for s in sweeps.steps
+              if sweeps.speedup(s) < 1.0 or (s.method == "channels" and sweeps.speedup(s) == 1.0)]
+    assert not slower, f"steps slower than dense (or channel steps without a speed-up): {slower}"
     assert sweeps.drops_beyond(setup.scale.pruning_drop_limits) == []
