@@ -498,9 +498,11 @@ def tabulate(results: Recorder, setup: Setup, measured: DesignSpace) -> None:
     table = results.table(TABLE, title=TITLE, notes=NOTES, plot=f"{__name__}:front_plot")
 
     def design(e: Evaluated, hw: Hardware) -> dict:
-        return {"board": board.name, "design": e.candidate.label, "layer bits": e.candidate.layer_bits,
-                "pruning %": round(100 * e.candidate.sparsity), "acc %": round(e.accuracy, 2),
-                "est fps": round(hw.est_fps, 1), "LUT %": round(100 * hw.lut / board.luts, 1),
+        row = {"board": board.name, "design": e.candidate.label, "layer bits": e.candidate.layer_bits,
+               "pruning %": round(100 * e.candidate.sparsity), "acc %": round(e.accuracy, 2)}
+        if not hw.fits:  # no fps or share of the device to show: say so rather than print zeros
+            return {**row, "fits": "no: no folding fits fold's default budget"}
+        return {**row, "est fps": round(hw.est_fps, 1), "LUT %": round(100 * hw.lut / board.luts, 1),
                 "BRAM18 %": round(100 * hw.bram18 / board.bram18, 1), "DSP %": round(100 * hw.dsp / board.dsp, 1)}
 
     from pynqrepro.folding.outputs import write_config
