@@ -149,18 +149,21 @@ def test_study_rows_get_a_fits_verdict_from_their_compute_figures():
     assert folding.reference_fits(None, None, budget) is None
 
 
-def test_the_recommended_folding_is_the_fastest_exact_one_finn_s_build_agrees_with():
-    def comparison(ratio, finn_build):
-        exact = {"exact": SimpleNamespace(max_cycles=900), "exact+LUTRAM": SimpleNamespace(max_cycles=800),
-                 "exact+all FINN options": SimpleNamespace(max_cycles=800)}
+def test_the_recommended_folding_is_the_default_budget_s_where_finn_s_build_agrees():
+    """What folding.md recommends is the exact folding at `fold`'s default (calibrated) budget, not
+    the fastest at the study's LUT ratio (which our bound may call over the device)."""
+    def comparison(ratio, finn_build, calibrated=True):
+        exact = {"exact": SimpleNamespace(max_cycles=900), "exact+all FINN options": SimpleNamespace(max_cycles=800)}
+        if calibrated:
+            exact[folding.CALIBRATED_ROW] = SimpleNamespace(max_cycles=1200)
         return folding.FoldingComparison(folding.Case(ratio, 2, "pynq-z1"), None, None, [], exact, None, None,
                                          finn_build), exact
 
     agreed, exact = comparison(0.85, {})
-    assert agreed.recommended() is exact["exact+all FINN options"]  # equally fast: the most FINN options
-    disputed, exact = comparison(0.85, {"exact+all FINN options": ["LUT differs"], "exact+LUTRAM": []})
-    assert disputed.recommended() is exact["exact+LUTRAM"]
-    assert comparison(0.7, {})[0].recommended() is None  # only at the default budget
+    assert agreed.recommended() is exact[folding.CALIBRATED_ROW]  # slower than the 0.85 rows, but certified
+    assert comparison(0.85, {folding.CALIBRATED_ROW: ["LUT differs"]})[0].recommended() is None
+    assert comparison(0.85, {}, calibrated=False)[0].recommended() is None  # nothing fits the default budget
+    assert comparison(0.7, {})[0].recommended() is None  # given once per board and bit width
 
 
 def test_folding_first_screen_gives_fps_and_device_shares_with_the_json():

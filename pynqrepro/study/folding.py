@@ -72,7 +72,6 @@ NOTES = [
     "nodes alone exceed the budget and 'compute only: yes' otherwise (the whole design needs more).",
     "Columns: fps = estimated fps; LUT/BRAM18/DSP = whole design; 'cmp' = compute nodes only.",
 ]
-RECOMMENDED = ("exact+all FINN options", "exact+LUTRAM", "exact")  # preference among equally fast foldings
 FOLDINGS_DIR = "foldings"  # reports/foldings/<board>-w<W>a<A>.json: the recommended foldings
 HEADERS = {"est. fps": "fps", "LUT (whole)": "LUT", "BRAM18 (whole)": "BRAM18", "DSP (whole)": "DSP",
            "fits (whole design)": "fits", "LUT (compute)": "LUT cmp", "BRAM18 (compute)": "BRAM18 cmp",
@@ -133,12 +132,14 @@ class FoldingComparison:
     margins: object = None  # folding.budget_calibration.Margins of that budget (its bound per resource)
 
     def recommended(self) -> Folding | None:
-        """At the default budget (the study's LUT ratio): the fastest exact folding FINN's build
-        preparation agrees with, preferring the most FINN options among equally fast ones."""
+        """What to deploy: the exact folding at the default budget (``pynqrepro fold``'s: our estimate
+        x (1 + its bound) within the device), where FINN's build preparation agrees with it; None
+        where no folding fits that budget. Given once per board and bit width (by the study's LUT
+        ratio case, whose rows carry the calibrated row too)."""
         if self.case.lut_ratio != STUDY_LUT_RATIO:
             return None
-        agreed = [self.exact[m] for m in RECOMMENDED if m in self.exact and not self.finn_build.get(m)]
-        return min(agreed, key=lambda f: f.max_cycles, default=None)
+        folding = self.exact.get(CALIBRATED_ROW)
+        return folding if folding is not None and not self.finn_build.get(CALIBRATED_ROW) else None
 
     def speedup_over_setfolding(self) -> float | None:
         """exact / SetFolding fps, where both found a folding."""
@@ -304,11 +305,13 @@ def recommended_summary(rows: list[dict]) -> list[str]:
                      r["method"], r["folding JSON"]])
     speedups = [float(r["est. fps"]) for r in rows if r.get("method") == "exact / SetFolding fps"]
     lines = ["## Recommended folding", "",
-             textwrap.fill(f"What to deploy: per board and bit width, the fastest folding whose whole design (compute, "
-                           f"DWCs, FIFOs, shell) fits {STUDY_LUT_RATIO:g} x the device's LUTs and all its BRAM18/DSP, "
-                           "by FINN's cost model, and passes FINN's build preparation; % of the device, whole design. "
-                           "Deploy with `pynqrepro build CHECKPOINT --folding reports/<JSON>` (CHECKPOINT: the CNV of "
-                           "that W/A in training.md).", 110), "",
+             textwrap.fill("What to deploy: per board and bit width, the provably fastest folding whose whole design "
+                           "(compute, DWCs, FIFOs, shell) fits `pynqrepro fold`'s default budget (pynqrepro's estimate "
+                           "x (1 + its upper bound from real builds) within the device, reports/calibration.md) and "
+                           "passes FINN's build preparation; % of the device: our estimate of the whole design. A board "
+                           "and bit width missing here has no folding that fits that budget (its rows name the "
+                           "smallest budget that would). Deploy with `pynqrepro build CHECKPOINT --folding "
+                           "reports/<JSON>` (CHECKPOINT: the CNV of that W/A in training.md).", 110), "",
              render(body, headers=["board", "W/A", "fps", "LUT", "BRAM18", "DSP", "method", "folding JSON"],
                     tablefmt="github", disable_numparse=True)]
     if speedups:
