@@ -382,7 +382,13 @@ def test_report_keeps_foreign_and_corrupt_json_aside(tmp_path, capsys):
 
 
 def _subprocess(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def cli_process(argv: list[str], cwd: Path) -> tuple[int, str, list[str]]:
+    """(exit code, stdout, stderr lines) of ``python -m pynqrepro ARGV`` in a process of its own."""
+    done = _subprocess([sys.executable, "-m", "pynqrepro", *argv], cwd)
+    return done.returncode, done.stdout, done.stderr.splitlines()
 
 
 def test_python_m_pynqrepro_is_the_command_line(tmp_path):
@@ -426,7 +432,7 @@ def test_bad_pytest_option_is_a_usage_error(pytester, options, line):
     assert not list(pytester.path.glob("reports/*"))  # nothing written
 
 
-def test_infeasible_budget_and_a_folding_over_the_board_end_to_end(store, tmp_path, capsys):
+def test_infeasible_budget_and_a_folding_over_the_board_end_to_end(store, tmp_path):
     """On a real HW model (cached in the session's store): an infeasible budget is one line naming
     the smallest that fits; a folding over the board is flagged by estimate and refused by build."""
     from cnv_checkpoints import random_cnv_checkpoint
@@ -438,30 +444,29 @@ def test_infeasible_budget_and_a_folding_over_the_board_end_to_end(store, tmp_pa
     artifact = random_cnv_checkpoint(store, 2, 2)
     hw_model = load_hw_model(hw_model_artifact(store, artifact, get_board("pynq-z1")))
     checkpoint, options = str(artifact.file("checkpoint.tar")), ["--store-dir", str(store.root)]
-    # in its own process, as a user runs it: in-process, an earlier test's torch.onnx logging set-up
-    # can reach the captured stderr past the CLI's diversion of third-party output
-    done = _subprocess([sys.executable, "-m", "pynqrepro", "fold", "--model", checkpoint, "--lut-ratio", "0.01",
-                        "--out", str(tmp_path / "f.json"), *options], tmp_path)
-    code, out, err = done.returncode, done.stdout, done.stderr.splitlines()
+    # each command in its own process, as a user runs it: in-process, an earlier test's torch.onnx
+    # logging set-up can reach the captured stderr past the CLI's diversion of third-party output
+    code, out, err = cli_process(["fold", "--model", checkpoint, "--lut-ratio", "0.01", "--out", str(tmp_path / "f.json"),
+                                  *options], tmp_path)
     assert code == 2 and out == "" and len(err) == 1 and "the smallest fitting budget is" in err[0]
     assert not (tmp_path / "f.json").exists()
     widest = tmp_path / "widest.json"  # every PE/SIMD at its dimension: far beyond a Pynq-Z1
     widest.write_text(json.dumps({"Defaults": {}, **folded_dimensions(hw_model)}))
-    code, out, err = run_cli(["estimate", checkpoint, "--folding", str(widest), *options], capsys)
+    code, out, err = cli_process(["estimate", checkpoint, "--folding", str(widest), *options], tmp_path)
     assert code == 0 and len(err) == 1 and err[0].startswith("pynqrepro: warning: this folding does not fit pynq-z1 (LUT")
     assert "OVER BUDGET: LUT" in out
-    code, out, err = run_cli(["build", checkpoint, "--folding", str(widest), *options], capsys)
+    code, out, err = cli_process(["build", checkpoint, "--folding", str(widest), *options], tmp_path)
     assert code == 2 and len(err) == 1 and "does not fit pynq-z1" in err[0] and "pynqrepro fold" in err[0]
     # the compute-only optimum of the whole device fits by its compute nodes alone, not once FINN's build
     # adds its DWCs, FIFOs and the shell: build judges the whole design, before Vivado starts
     compute_only = tmp_path / "compute-only.json"
-    code, out, err = run_cli(["fold", "--model", checkpoint, "--lut-ratio", "1", "--ram-style-choice", "--compute-only",
-                              "--out", str(compute_only), *options], capsys)
+    code, out, err = cli_process(["fold", "--model", checkpoint, "--lut-ratio", "1", "--ram-style-choice", "--compute-only",
+                              "--out", str(compute_only), *options], tmp_path)
     assert code == 0 and "compute nodes only" in out
-    code, out, err = run_cli(["estimate", checkpoint, "--folding", str(compute_only), "--json", *options], capsys)
+    code, out, err = cli_process(["estimate", checkpoint, "--folding", str(compute_only), "--json", *options], tmp_path)
     estimate = json.loads(out)
     assert estimate["totals"]["lut"] <= 53_200 < estimate["whole_design"]["totals"]["LUT"]
-    code, out, err = run_cli(["build", checkpoint, "--folding", str(compute_only), *options], capsys)
+    code, out, err = cli_process(["build", checkpoint, "--folding", str(compute_only), *options], tmp_path)
     assert code == 2 and len(err) == 1 and "does not fit pynq-z1 (LUT" in err[0] and "whole design" in err[0]
 
 
