@@ -14,6 +14,7 @@ ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUE
           "REQUEUE_HOLD", "RESIZING", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"}
 QUEUED = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "CONFIGURING"}
 NFS_GRACE_S = 60.0  # how long a completed job's artifact may take to appear on the waiter's host
+REQUEUE_GRACE_S = 120.0  # how long a job submitit requeued may read as ended before SLURM queues it again
 UNANSWERED_S = 3600.0  # how long a waiter waits on a job SLURM cannot be asked about before giving up
 OOM = re.compile(r"exceeded (job )?memory limit|oom[-_ ]kill|out of memory", re.IGNORECASE)
 NOT_ANSWERING = "NOT_ANSWERING"  # SLURM's controller did not answer: no news, keep waiting
@@ -61,10 +62,24 @@ def job_status(record: claims.ClaimRecord, watch: claims.StaleWatch) -> claims.H
     node = (info or {}).get("BatchHost") or (info or {}).get("NodeList") or "?"
     describe = f"{name} {state}" + (f" on {node}" if state not in QUEUED and node not in ("?", "", "(null)") else "")
     if state in ACTIVE:
+        watch.forget(f"{record.token}:requeued")  # a later requeue gets its own grace
         return claims.HolderStatus(True, describe, job_id=record.job_id)
     if state == "COMPLETED" and watch.seconds_since_first(f"{record.token}:completed") < NFS_GRACE_S:
         return claims.HolderStatus(True, f"{name} completed, waiting for its artifact", job_id=record.job_id)
+    if (state != "COMPLETED" and requeued_by_submitit(record)
+            and watch.seconds_since_first(f"{record.token}:requeued") < REQUEUE_GRACE_S):
+        # the requeueing job exits (ExitCode 1:0 once measured) a moment before SLURM shows it PENDING again
+        return claims.HolderStatus(True, f"{name} requeued, waiting for SLURM to queue it again", job_id=record.job_id)
     return claims.HolderStatus(False, describe, error=explain_end(record, state, info or {}), job_id=record.job_id)
+
+
+def requeued_by_submitit(record: claims.ClaimRecord) -> bool:
+    """Did the job's last run end by requeueing itself (submitit's time-limit handler), with no run since?"""
+    try:
+        tail = Path(record.log).read_bytes()[-65536:].decode(errors="replace") if record.log else ""
+    except OSError:
+        return False
+    return tail.rfind(f"Requeued job {record.job_id} ") > tail.rfind("Starting with ")
 
 
 def _job_error_line(record: claims.ClaimRecord) -> str | None:
