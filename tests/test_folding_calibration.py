@@ -2,6 +2,7 @@
 are computed right; ``fold`` budgets with the calibrated bound by default, ``--margin`` as asked."""
 
 import json
+import statistics
 
 import pytest
 
@@ -189,6 +190,21 @@ def test_bound_covers_each_cnv_anchor_that_fitted_its_device(estimates):
                 assert real[r] <= e.fitted[r] * (1 + bound[r]) + 1e-6, (e.anchor.design, r)
                 tight[r] = max(tight[r], real[r] / e.fitted[r] - 1)
     assert all(tight[r] == pytest.approx(bound[r], abs=1e-4) for r in budget_calibration.RESOURCES)
+
+
+def test_decision_luts_meet_issue_16s_goal_on_the_cnv_anchors(estimates):
+    """Held out on every CNV anchor (none trains the fit; real figures: the sources), the decision
+    model's whole-design LUT error is at most 30 % and its median at most 15 % (issue 16's goal; the fit
+    without the threshold levels it cannot see missed it: -45 % on the study's W4A4, -37 % on its W2A2),
+    where FINN's raw estimate is further off."""
+    ours, finn = [], []
+    for e in estimates:
+        real = _real(e.anchor)["LUT"]
+        ours.append(abs(e.fitted["LUT"] / real - 1))
+        finn.append(abs(e.whole("LUT") / real - 1))
+    assert len(ours) == 9
+    assert max(ours) <= 0.30 and statistics.median(ours) <= 0.15, sorted(round(x, 2) for x in ours)
+    assert max(ours) < max(finn) and statistics.median(ours) < statistics.median(finn)
 
 
 def _bnn_pynq_w2a2(estimates):

@@ -9,6 +9,7 @@ import pytest
 
 from pynqrepro.cli import main
 from pynqrepro.core.errors import UserError
+from pynqrepro.folding.budget_calibration import calibrated_margins
 from pynqrepro.folding.decision import NODE_MODEL_FILE, load_node_model
 from pynqrepro.references.public_builds import PUBLIC_BUILDS, PUBLIC_BUILDS_DIR, lay_out
 from pynqrepro.synthesis import calibrate
@@ -110,6 +111,8 @@ def test_calibrate_adds_first_party_builds_and_refits(laid_out, tmp_path, capsys
     assert len(calibrate.store_anchors(store)) == 2
     refit = load_node_model(calibrate.store_model_path(store))
     assert "first-party" in refit.source and set(refit.bound) == {"LUT", "BRAM_18K", "DSP"}
+    # the refit states its own bound on the CNV anchors, and fold's calibrated budget follows it
+    assert "CNV anchors" in refit.bound_source and calibrated_margins(store).bound == refit.bound
     with __import__("tempfile").TemporaryDirectory() as tmp:
         _, held_out, _ = calibrate.calibrated_model(store, __import__("pathlib").Path(tmp))
     rows = calibrate.held_out_rows(held_out)

@@ -114,7 +114,8 @@ def fit_node_model(anchors, bound: dict | None = None, source: str = "") -> Node
         fitted = {}
         for resource in FITTED_RESOURCES:
             x = [[costs[resource], costs["memory_bits"]] for costs, _ in rows]
-            y = [real[resource] for _, real in rows]
+            # the fit learns what the threshold LUTs added unfitted leave (0 for the public builds)
+            y = [real[resource] - (costs.get("threshold_luts", 0.0) if resource == "LUT" else 0) for costs, real in rows]
             unpriced = all(estimate == 0 for estimate, _ in x)
             fit = LinearRegression(positive=True, fit_intercept=unpriced).fit(x, y)
             fitted[resource] = {"intercept": round(float(fit.intercept_), 3),
@@ -230,45 +231,48 @@ def store_anchors(store_root: Path) -> list[Anchor]:
     return anchors
 
 
-def fit_and_validate(anchors, source: str, bound: dict, bound_source: str) -> tuple[NodeModel, list[HeldOut]]:
-    """The model fitted on every anchor, with its leave-one-build-out rows, carrying ``bound``."""
-    held_out = leave_one_build_out(anchors)
-    fitted = fit_node_model(anchors, source=source)
-    return NodeModel(fitted.op_types, source, bound, bound_source), held_out
+def with_stated_bound(store, fitted: NodeModel, source: str) -> tuple[NodeModel, list]:
+    """``fitted`` with its whole-design bound stated from its errors on the CNV anchors
+    (``folding.budget_calibration.decision_bound``; their HW models built in ``store``, about 40 s on a
+    fresh one), and the anchors' estimates."""
+    from pynqrepro.folding.budget_calibration import DECISION_ANCHORS, bound_exclusions, decision_bound, estimate_anchors
+
+    estimates = estimate_anchors(store, DECISION_ANCHORS, fitted)
+    excluded = "; ".join(f"{design}: {why}" for design, why in bound_exclusions(estimates).items())
+    model = NodeModel(fitted.op_types, source, decision_bound(estimates),
+                      f"largest under-estimate real / ours - 1 over the {len(estimates)} CNV anchors of "
+                      f"pynqrepro.folding.budget_calibration.DECISION_ANCHORS that fitted their device (none is a "
+                      f"training build); excluded: {excluded or 'none'}")
+    return model, estimates
 
 
 def regenerate_shipped_model(store, path: Path = NODE_MODEL_FILE) -> tuple[NodeModel, list[HeldOut], list]:
-    """Refit ``node_model.json`` on the public builds and state its bound from its errors on the CNV
-    anchors (``folding.budget_calibration.decision_bound``; HW models built in ``store``): the package's file,
-    a library call, never a hand edit. Returns the model, the builds held out, the anchors' estimates."""
-    from pynqrepro.folding.budget_calibration import DECISION_ANCHORS, bound_exclusions, decision_bound, estimate_anchors
-
+    """Refit ``node_model.json`` on the public builds and state its bound (``with_stated_bound``): the
+    package's file, a library call, never a hand edit. Returns the model, the builds held out, the
+    anchors' estimates."""
     with tempfile.TemporaryDirectory() as tmp:
         anchors = public_anchors(Path(tmp))
         held_out = leave_one_build_out(anchors)
         fitted = fit_node_model(anchors)
-    estimates = estimate_anchors(store, DECISION_ANCHORS, fitted)
-    excluded = "; ".join(f"{design}: {why}" for design, why in bound_exclusions(estimates).items())
-    model = NodeModel(fitted.op_types,
-                      "public FINN builds " + ", ".join(b.id for b in PUBLIC_BUILDS)
-                      + " (references/data/public-builds); features: FINN's raw estimate rows",
-                      decision_bound(estimates),
-                      f"largest under-estimate real / ours - 1 over the {len(estimates)} CNV anchors of "
-                      f"pynqrepro.folding.budget_calibration.DECISION_ANCHORS that fitted their device (none is a "
-                      f"training build); excluded: {excluded or 'none'}")
+    model, estimates = with_stated_bound(store, fitted, "public FINN builds " + ", ".join(b.id for b in PUBLIC_BUILDS)
+                                         + " (references/data/public-builds); features: FINN's raw estimate rows")
     atomic_write_json(path, model.to_json())
     return model, held_out, estimates
 
 
 def calibrated_model(store_root: Path, workdir: Path) -> tuple[NodeModel, list[HeldOut], list[Anchor]]:
-    """The model refitted on the public builds and the store's calibration set; its bound stays the
-    shipped model's (stated on the CNV anchors; a refit does not re-estimate them)."""
+    """The model refitted on the public builds and the store's calibration set, with the builds held
+    out. With first-party builds its bound is stated anew on the CNV anchors (HW models built in the
+    store), so ``fold``'s calibrated budget follows the refit; without, it is the shipped model."""
+    from pynqrepro.core.store import ArtifactStore
+
     anchors = public_anchors(workdir) + store_anchors(store_root)
     firsts = sum(a.first_party for a in anchors)
-    shipped = load_node_model()
-    model, held_out = fit_and_validate(anchors, f"public FINN builds + {firsts} first-party build(s) "
-                                                f"of the calibration set; features: FINN's raw estimate rows",
-                                       shipped.bound, f"the shipped model's: {shipped.bound_source}")
+    held_out = leave_one_build_out(anchors)
+    if not firsts:
+        return load_node_model(), held_out, anchors
+    source = f"public FINN builds + {firsts} first-party build(s) of the calibration set; features: FINN's raw estimate rows"
+    model, _ = with_stated_bound(ArtifactStore(store_root), fit_node_model(anchors, source=source), source)
     return model, held_out, anchors
 
 
