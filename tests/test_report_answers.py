@@ -13,7 +13,7 @@ from pynqrepro.core.report_files import merge_reports
 from pynqrepro.core.results import Recorder, SessionInfo
 from pynqrepro.folding.optimise import board_budget
 from pynqrepro.core.boards import get_board
-from pynqrepro.study import folding, pruning
+from pynqrepro.study import calibration, folding, pruning
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -206,3 +206,20 @@ def test_pruning_first_screen_picks_the_fastest_step_within_one_point():
     assert "| pynq-z1 | 2/2   | channels    | 1,000       | 1,500 | 1.50x " in screen  # step 2 loses 1.5 points
     assert "| pynq-z1 | 2/2   | simd_blocks | 1,000       | 1,200 | 1.20x " in screen and "| no " in screen
     assert "9,999" not in screen
+
+
+def test_calibration_first_screen_states_the_bound_and_each_anchors_errors():
+    published = {"design": "CNV W2A2, BNN-PYNQ folding", "W/A": "2/2", "LUT": 37_302, "BRAM18": 280,
+                 "source": "reference: BNN-PYNQ bnn/src/network/cnvW2A2/README.md"}
+    ours = {"design": "CNV W2A2, BNN-PYNQ folding", "W/A": "2/2", "LUT": 26_816, "LUT FINN err": "-28 %",
+            "LUT ours err": "-23 %", "BRAM18 FINN err": "-20 %", "BRAM18 ours err": "+10 %",
+            "source": "pynqrepro estimate (finn-plus, whole design)"}
+    bound = {"design": "spread and bound: LUT", "upper bound": "+33.1 %", "budget fraction": 0.751,
+             "CNV anchors ours: median / worst abs. error": "9 % / 25 %",
+             "CNV anchors FINN: median / worst abs. error": "28 % / 55 %",
+             "foreign builds held out, fit: median abs. error": "24 %", "source": "pynqrepro (calibrated)"}
+    screen = "\n".join(calibration.first_screen([published, ours, bound]))
+    assert screen.index('How sure is a "fits"') < screen.index("Each CNV anchor")
+    assert "| LUT        | +33.1 %       | 0.751             | 9 % / 25 %" in screen
+    assert "| CNV W2A2, BNN-PYNQ folding | 2/2   | 37302      | -28 %          | -23 %          | 280" in screen
+    assert calibration.first_screen([published, ours]) == []  # no bound recorded: no answer to give

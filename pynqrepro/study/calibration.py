@@ -40,7 +40,8 @@ NOTES = [
     "estimated at the measured clock (BNN-PYNQ, Ultra96 at 300 MHz; its folding's bottleneck is the same).",
     "ours = pynqrepro's estimate, the decision model: the per-node fit (node_model.json, fitted on the public "
     "builds' post-route rows against FINN's raw estimate rows) applied to FINN's rows of the anchor's folded "
-    "nodes; analytic = FINN's estimate with its blind spots priced (threshold logic, 'auto' DSPs, nodes FINN "
+    "nodes, plus each MVAU's threshold levels beyond the one the fit sees, at FINN's distributed-threshold terms; "
+    "analytic = FINN's estimate with its blind spots priced (threshold logic, 'auto' DSPs, nodes FINN "
     "prices at 0), the model the fit was chosen over (pynqrepro.folding.budget_calibration); err = (estimate - real) "
     "/ real per anchor. No anchor is a training build of the fit: every error is held out.",
     "held out: each FINN build with real post-route resources (public ones: pynqrepro/references/data/"
@@ -125,7 +126,7 @@ def _estimate_row(e: AnchorEstimate) -> dict:
 
 
 def tabulate(results: Recorder, setup: Setup, calibration: Calibration) -> None:
-    table = results.table(TABLE, title=TITLE, notes=NOTES)
+    table = results.table(TABLE, title=TITLE, notes=NOTES, summary=f"{__name__}:first_screen")
     config = {"anchor_board": calibration.case.anchor_board}
     for e in calibration.estimates:
         anchor = e.anchor
@@ -163,6 +164,44 @@ def tabulate(results: Recorder, setup: Setup, calibration: Calibration) -> None:
 
 
 LABELS = {"LUT": "LUT", "BRAM_18K": "BRAM18", "DSP": "DSP"}
+
+
+def first_screen(rows: list[dict]) -> list[str]:
+    """calibration.md's answer: how sure a "fits" is (the bound per resource, the budget it leaves and
+    the errors it comes from), then each CNV anchor's real figure beside FINN's and our error."""
+    from tabulate import tabulate as render
+
+    from pynqrepro.core.results import is_reference_row
+
+    bounds = [r for r in rows if str(r.get("design", "")).startswith("spread and bound: ")]
+    if not bounds:
+        return []
+    ours = "CNV anchors ours: median / worst abs. error"
+    body = [[r["design"].removeprefix("spread and bound: "), r.get("upper bound", ""), r.get("budget fraction", ""),
+             r.get(ours, ""), r.get("CNV anchors FINN: median / worst abs. error", ""),
+             r.get("foreign builds held out, fit: median abs. error", "")] for r in bounds]
+    out = ["## How sure is a \"fits\"", "",
+           "A design fits when pynqrepro's estimate x (1 + upper bound) is within the device: `fold`'s default "
+           "budget is the device x the budget fraction. The bound is the largest under-estimate over the CNV "
+           "anchors below that fitted their own device (real syntheses, none used to fit the model).", "",
+           render(body, headers=["resource", "upper bound", "budget fraction", "CNV anchors, ours: median / worst "
+                                 "|error|", "FINN's raw: median / worst", "foreign builds held out: median"],
+                  tablefmt="github", disable_numparse=True)]
+    anchors, real = [], {}
+    for r in rows:
+        if is_reference_row(r):
+            real[r["design"]] = r
+        elif r["design"] in real and r.get("LUT ours err") not in (None, ""):
+            published = real[r["design"]]
+            anchors.append([r["design"], r["W/A"], published.get("LUT", ""), r.get("LUT FINN err", ""),
+                            r.get("LUT ours err", ""), published.get("BRAM18", ""), r.get("BRAM18 FINN err", ""),
+                            r.get("BRAM18 ours err", "")])
+    if anchors:
+        out += ["", "### Each CNV anchor: real, and the error of each estimate", "",
+                render(anchors, headers=["design", "W/A", "LUT real", "LUT FINN err", "LUT ours err", "BRAM18 real",
+                                         "BRAM18 FINN err", "BRAM18 ours err"], tablefmt="github",
+                       disable_numparse=True)]
+    return out
 
 
 def _percent(value: float | None, signed: bool = False) -> str:
