@@ -93,6 +93,16 @@ def test_recommendations_follow_their_rules():
     assert a.hardware.est_fps == 1000 and "none reaches 5,000 fps" in ta
 
 
+def test_a_candidate_no_folding_fits_says_so_instead_of_zero_fps():
+    board = get_board("pynq-z1")
+    unfit = design_space.Evaluated(Candidate.of("2/2", 0.0), 97.0, "full", design_space.Hardware(False), None)
+    row = design_space.design_row(board, unfit, unfit.hardware)
+    assert row["fits"].startswith("no: no folding fits") and not {"est fps", "LUT %", "BRAM18 %"} & set(row)
+    fit = design_space.Hardware(True, 2000.0, lut=26_600, bram18=140, dsp=0)
+    row = design_space.design_row(board, unfit, fit)  # 26,600 / 53,200 LUT, 140 / 280 BRAM18
+    assert "fits" not in row and (row["est fps"], row["LUT %"], row["BRAM18 %"], row["DSP %"]) == (2000.0, 50.0, 50.0, 0.0)
+
+
 @pytest.mark.parametrize("bits, sparsities, match", [
     (("3/3",), (0.0,), "bits '3/3' is not W/A"),
     (("ends2-mid1",), (0.0,), "no uniform dense network"),

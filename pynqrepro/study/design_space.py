@@ -493,17 +493,22 @@ def mixed_verdict(exploration: Exploration) -> str:
     return "; ".join(parts)
 
 
+def design_row(board, e: Evaluated, hw: Hardware) -> dict:
+    """A candidate's row: its accuracy, and its fps and share of the device, or that nothing fits."""
+    row = {"board": board.name, "design": e.candidate.label, "layer bits": e.candidate.layer_bits,
+           "pruning %": round(100 * e.candidate.sparsity), "acc %": round(e.accuracy, 2)}
+    if not hw.fits:  # no fps or share of the device to show: say so rather than print zeros
+        return {**row, "fits": "no: no folding fits fold's default budget"}
+    return {**row, "est fps": round(hw.est_fps, 1), "LUT %": round(100 * hw.lut / board.luts, 1),
+            "BRAM18 %": round(100 * hw.bram18 / board.bram18, 1), "DSP %": round(100 * hw.dsp / board.dsp, 1)}
+
+
 def tabulate(results: Recorder, setup: Setup, measured: DesignSpace) -> None:
     exploration, board = measured.exploration, measured.exploration.board
     table = results.table(TABLE, title=TITLE, notes=NOTES, plot=f"{__name__}:front_plot")
 
     def design(e: Evaluated, hw: Hardware) -> dict:
-        row = {"board": board.name, "design": e.candidate.label, "layer bits": e.candidate.layer_bits,
-               "pruning %": round(100 * e.candidate.sparsity), "acc %": round(e.accuracy, 2)}
-        if not hw.fits:  # no fps or share of the device to show: say so rather than print zeros
-            return {**row, "fits": "no: no folding fits fold's default budget"}
-        return {**row, "est fps": round(hw.est_fps, 1), "LUT %": round(100 * hw.lut / board.luts, 1),
-                "BRAM18 %": round(100 * hw.bram18 / board.bram18, 1), "DSP %": round(100 * hw.dsp / board.dsp, 1)}
+        return design_row(board, e, hw)
 
     from pynqrepro.folding.outputs import write_config
 
