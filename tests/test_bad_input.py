@@ -267,6 +267,10 @@ CASES = [
     ("number", "train --bit-width 2 --dataset digits -j 100000 --experiments {T}/exp",
      "--workers 100000 would start 100000 data loader processes"),
     ("echo", "train --bit-width 2 --conv-channels " + "64," * 3000 + "64", "64, 64, … (3,001 in all))"),
+    ("silent", f"estimate {CKPT} --folding {{F}}/fifo_empty.json --store-dir {{S}}",
+     "fifo_empty.json sets no node's attributes, so every PE and SIMD would stay 1: pass all-ones for that"),
+    ("echo", f"estimate {CKPT} --folding {{F}}/folding_pe0_many.json --store-dir {{S}}",
+     "MVAU_hls_4 PE=0 … and 2,995 more: PE and SIMD must be integers >= 1"),
     # a value like a negative number read as an unknown option: "expected one argument"
     ("misleading", "train --bit-width 2 --conv-channels -64,64,128,128,256,256",
      "conv channels must be 6 positive integers up to 4096, got (-64, 64"),
@@ -331,6 +335,7 @@ def world(tmp_path_factory):
     (files / "corrupt_cifar" / "cifar-10-python.tar.gz").write_bytes(b"not a tar")
     (files / "folding_list.json").write_text("[]")
     (files / "folding_pe0.json").write_text(json.dumps({"Defaults": {}, "MVAU_hls_0": {"PE": 0, "SIMD": 3}}))
+    (files / "folding_pe0_many.json").write_text(json.dumps({f"MVAU_hls_{i}": {"PE": 0} for i in range(3000)}))
     (files / "folding_simd_text.json").write_text(json.dumps({"MVAU_hls_0": {"PE": 1, "SIMD": "8"}}))
     (files / "c.toml").write_text("")
     (files / "cluster_list.toml").write_text("train = [1, 2]\n")
