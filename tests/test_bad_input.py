@@ -9,6 +9,7 @@ under test (``python -m pynqrepro``, ``./run pynqrepro``, pytest's options).
 
 import hashlib
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -271,11 +272,25 @@ CASES = [
      "fifo_empty.json sets no node's attributes, so every PE and SIMD would stay 1: pass all-ones for that"),
     ("echo", f"estimate {CKPT} --folding {{F}}/folding_pe0_many.json --store-dir {{S}}",
      "MVAU_hls_4 PE=0 … and 2,995 more: PE and SIMD must be integers >= 1"),
+    ("output", f"fold --model {CKPT} --out {{F}}/pipe --store-dir {{S}}",
+     "--out {F}/pipe is not a regular file (a device, pipe or socket), which writing would replace"),
+    ("output", f"fold --model {CKPT} --plot {{F}}/pipe --store-dir {{S}}", "--plot {F}/pipe is not a regular file"),
+    ("traceback", "estimate {F}/model_best.pth.tar --executor slurm --cluster-config {F}/truncated.pth.tar",
+     "--cluster-config {F}/truncated.pth.tar is not readable TOML ('utf-8' codec can't decode"),
+    ("misleading", "deploy {F} --board-host board.local --board-key {F}/empty_run", "SSH key {F}/empty_run is a directory"),
+    ("misleading", "deploy {F} --board-host board.local --board-key {F}/pipe",
+     "SSH key {F}/pipe is not a regular file (a device, pipe or socket)"),
     # a value like a negative number read as an unknown option: "expected one argument"
     ("misleading", "train --bit-width 2 --conv-channels -64,64,128,128,256,256",
      "conv channels must be 6 positive integers up to 4096, got (-64, 64"),
     ("misleading", f"estimate {CKPT} --clock-ns -1e3", "--clock-ns: -1e3 is not allowed"),
     # huge inputs: the echo is cut
+    ("echo", f"estimate {CKPT} --folding " + "y" * 5000, "yyy… is too long a path: each name in it may have 255"),
+    ("echo", "estimate {F}/" + "m" * 3000, "mmm… is too long a path"),
+    ("echo", f"fold --model {CKPT} --pruning " + "A=0.5," * 2000, "--pruning 'A=0.5,A=0.5"),
+    ("echo", f"fold --model {CKPT} --margin " + "z" * 5000, "--margin 'zzzz"),
+    ("echo", "explore --layer-bits " + "q" * 5000, "--layer-bits 'qqqq"),
+    ("echo", "explore --sparsity " + "q" * 5000, "--sparsity 'qqqq"),
     ("echo", "train --bit-width 2 --conv-channels " + "64," * 3000 + "x", "characters) is not a comma-separated"),
     ("echo", "train --bit-width " + "9" * 5000, "--bit-width: invalid int value: '99999"),
     ("echo", f"fold --model {CKPT} --clock-ns " + "x" * 5000, "--clock-ns: 'xxxx"),
@@ -335,6 +350,7 @@ def world(tmp_path_factory):
     (files / "corrupt_cifar" / "cifar-10-python.tar.gz").write_bytes(b"not a tar")
     (files / "folding_list.json").write_text("[]")
     (files / "folding_pe0.json").write_text(json.dumps({"Defaults": {}, "MVAU_hls_0": {"PE": 0, "SIMD": 3}}))
+    os.mkfifo(files / "pipe")  # a device or pipe where a file is wanted (never /dev/null: a bug would replace it)
     (files / "folding_pe0_many.json").write_text(json.dumps({f"MVAU_hls_{i}": {"PE": 0} for i in range(3000)}))
     (files / "folding_simd_text.json").write_text(json.dumps({"MVAU_hls_0": {"PE": 1, "SIMD": "8"}}))
     (files / "c.toml").write_text("")

@@ -39,6 +39,9 @@ def check_writable(path: Path, what: str, directory: bool = False) -> Path:
     if path.exists() and path.is_dir() != directory:
         raise UserError(f"{what} {path} is {'a file' if directory else 'a directory'}, not a {kind}: "
                         f"pass a {kind} path")
+    if not directory and path.exists() and not path.is_file():  # the atomic rename would put a file in its place
+        raise UserError(f"{what} {path} is not a regular file (a device, pipe or socket), which writing would "
+                        f"replace: pass a file path")
     existing = _nearest_existing(path)
     if existing != path and not existing.is_dir():
         raise UserError(f"{what} {path} cannot be created: {existing} is a file, not a directory: "

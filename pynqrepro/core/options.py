@@ -156,6 +156,13 @@ def shorten(items, shown: int = 5, sep: str = ", ") -> str:
     return head if len(items) <= shown else f"{head} … and {len(items) - shown:,} more"
 
 
+def clip_echoes(message: str) -> str:
+    """``message`` with a huge input it quotes cut: a quoted value past 80 characters, any word
+    (a path, a list) past 200; the fix the message ends with is kept."""
+    message = re.sub(r"'([^']{80})[^']+'", r"'\1…'", message)
+    return re.sub(r"(\S{200})\S+", r"\1…", message)
+
+
 def _clip(text: str, width: int = 80) -> str:
     return text if len(text) <= width else f"{text[:width]}… ({len(text):,} characters)"
 
@@ -200,5 +207,4 @@ class CommandParser(argparse.ArgumentParser):
         return super()._get_values(action, arg_strings)
 
     def error(self, message: str):
-        message = re.sub(r"'([^']{80})[^']+'", r"'\1…'", message)  # a huge value is cut, not echoed whole
-        raise UserError(f"{message} (see {self.prog} --help)")
+        raise UserError(f"{clip_echoes(message)} (see {self.prog} --help)")
