@@ -6,12 +6,14 @@ printed as one line (exit 2), as are bad options. Registering imports no torch, 
 ``logs/`` unless ``-v`` (``pynqrepro.core.logs``)."""
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.logs import log_file, third_party_output
-from pynqrepro.core.options import CommandParser
+from pynqrepro.core.options import CommandParser, clip_echoes
 
 COMMANDS = (
     "pynqrepro.training.cli",
@@ -50,12 +52,17 @@ def main(argv: list[str] | None = None) -> int:
         with third_party_output(log, args.verbose):
             args.func(args)
     except UserError as exc:  # one line, even where it quotes a tool's multi-line message
-        print(f"pynqrepro: error: {'; '.join(filter(None, map(str.strip, str(exc).splitlines())))}", file=sys.stderr)
+        print(f"pynqrepro: error: {clip_echoes('; '.join(filter(None, map(str.strip, str(exc).splitlines()))))}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pynqrepro: interrupted", file=sys.stderr)
         return 130
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # any path option: the first stat fails
+            print(f"pynqrepro: error: {clip_echoes(str(exc.filename))} is too long a path: each name in it may have "
+                  f"{os.pathconf('/', 'PC_NAME_MAX')} characters at most: shorten it", file=sys.stderr)
+            return 2
         if log is not None and log.exists():
             print(f"pynqrepro: third-party output of this run: {log}", file=sys.stderr)
         raise

@@ -9,6 +9,7 @@ under test (``python -m pynqrepro``, ``./run pynqrepro``, pytest's options).
 
 import hashlib
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -125,6 +126,9 @@ CASES = [
     ("file", "train --resume {F}/state_only.pth", "state_only.pth is not a training checkpoint"),
     ("file", "train --evaluate", "--evaluate needs the checkpoint to evaluate"),
     ("file", "train --evaluate --resume {F}/text.txt", "text.txt is not a readable checkpoint"),
+    ("file", "train --resume {F}/model_best.pth.tar --epochs 2",
+     "model_best.pth.tar holds no optim_dict/scheduler/progress to continue a run from: resume from the "
+     "checkpoint.tar of a pynqrepro train run, or start a new run from its weights with --pretrained"),
     ("file", "train --bit-width 2 --pretrained {F}/missing.pt --experiments {T}/exp", "missing.pt do not exist"),
     ("file", "train --bit-width 2 --dataset digits --pretrained {F}/text.txt --experiments {T}/exp",
      "text.txt is not a state_dict file"),
@@ -204,7 +208,89 @@ CASES = [
      "no training case matches --weight-bits 8 --act-bits 1: its cases are"),
     ("silent", f"fold --model {CKPT} --fifo-config {{F}}/fifo_empty.json --store-dir {{S}}", "sets no FIFO depth"),
     ("silent", f"fold --model {CKPT} --fifo-config {{F}}/folding_pe_only.json --store-dir {{S}}", "sets no FIFO depth"),
+    # issue 18, round 3: an option another one makes meaningless is refused, not dropped
+    ("silent", "train --evaluate --resume {E}/CNV_2W2A/checkpoints/checkpoint.tar --experiments {T}/exp",
+     "--evaluate only evaluates the --resume checkpoint with its own config and writes nothing, so --experiments "
+     "would be ignored: drop it"),
+    ("silent", "train --evaluate --resume {E}/CNV_2W2A/checkpoints/checkpoint.tar --epochs 3 --dataset cifar10",
+     "so --dataset, --epochs would be ignored: drop them"),
+    ("silent", "train --evaluate --resume {E}/CNV_2W2A/checkpoints/checkpoint.tar --executor slurm", "so --executor"),
+    ("silent", "train --overwrite --resume {E}/CNV_2W2A/checkpoints/checkpoint.tar",
+     "--overwrite starts a new run over the earlier one, --resume continues it: drop --overwrite"),
+    ("silent", "train --overwrite --resume {E}/CNV_2W2A/checkpoints/checkpoint.tar --executor slurm",
+     "--overwrite starts a new run over the earlier one, --resume continues it"),
+    ("silent", "train --bit-width 2 --dataset digits --executor slurm --overwrite --cluster-config {F}/c.toml",
+     "--overwrite is for --executor local"),
+    ("silent", "train --bit-width 2 --dataset digits --executor slurm --compile --cluster-config {F}/c.toml",
+     "--compile is for --executor local"),
+    ("silent", "train --bit-width 2 --dataset digits --executor slurm -j 4 --cluster-config {F}/c.toml",
+     "--workers is for --executor local"),
+    ("silent", "train --bit-width 2 --dataset digits --nproc-per-node 2 --experiments {T}/exp",
+     "--nproc-per-node 2 sets the processes --multiprocessing-distributed spawns"),
+    ("silent", "train --bit-width 2 --dataset digits --verify --experiments {T}/exp",
+     "--verify checks store entries, and a local training uses none"),
+    ("silent", "train --bit-width 2 --dataset digits --slurm-partition gpu --experiments {T}/exp",
+     "--slurm-partition applies to SLURM jobs only: add --executor slurm"),
+    ("silent", "train --bit-width 2 --dataset digits --cluster-config {F}/cluster_list.toml --experiments {T}/exp",
+     "cluster_list.toml"),
+    ("silent", f"estimate {CKPT} --slurm-account lab --store-dir {{S}}", "--slurm-account applies to SLURM jobs only"),
+    ("silent", f"prune --model {CKPT} --bit-width 2 --method channels --simd-list 9,16,16,12,8,6 --store-dir {{S}}",
+     "--simd-list is for --method simd_blocks, and --method channels ignores it: drop --simd-list"),
+    ("silent", f"prune --model {CKPT} --bit-width 2 --method channels --norm-order 2 --store-dir {{S}}",
+     "--norm-order is for --method simd_blocks"),
+    ("silent", f"prune --model {CKPT} --bit-width 2 --channel-steps 4 --store-dir {{S}}",
+     "--channel-steps is for --method channels, and --method simd_blocks ignores it"),
+    ("silent", "calibrate --board kv260 --store-dir {S}", "--board names the board of the BUILD_DIRs being added"),
+    ("silent", "calibrate --write-shipped --board kv260 --store-dir {S}", "or drop --board kv260"),
+    # an empty value: Path('') is the current directory, which the command would silently use
+    ("silent", "report --reports-dir ''", "argument --reports-dir: the value is empty: pass a value"),
+    ("silent", "train --bit-width 2 --dataset digits --experiments ''", "argument --experiments: the value is empty"),
+    ("silent", "estimate '' --store-dir {S}", "argument checkpoint: the value is empty: pass a value ('.' for the "
+                                              "current directory) (see pynqrepro estimate --help)"),
+    ("silent", f"estimate {CKPT} --folding ' ' --store-dir {{S}}", "argument --folding: the value is empty"),
+    ("silent", f"fold --model {CKPT} --store-dir ''", "argument --store-dir: the value is empty"),
+    # issue 18, round 3: tracebacks of torch, named before any work
+    ("traceback", "train --bit-width 2 --dataset digits --world-size 2 --dist-url bogus --experiments {T}/exp",
+     "--dist-url 'bogus' is not a rendezvous URL: use env://"),
+    ("traceback", "train --bit-width 2 --dataset digits --multiprocessing-distributed --experiments {T}/exp",
+     "--dist-url env:// reads the rendezvous from the environment, which lacks MASTER_ADDR and MASTER_PORT"),
+    ("traceback", f"prune --model {CKPT} --bit-width 2 --device bogus --store-dir {{S}}",
+     "--device 'bogus' is not a torch device: use cpu, cuda or cuda:N"),
+    ("traceback", f"prune --model {CKPT} --bit-width 2 --device cuda:7 --store-dir {{S}}",
+     "--device cuda:7 is not on this machine"),
+    ("misleading", "explore --target-board pynq-z1 --reports-dir {A} --store-dir {S}",
+     "--reports-dir {A} is a file, not a directory: pass a directory path"),
+    ("misleading", "report training --reports-dir {A}/r --store-dir {S}",
+     "--reports-dir {A}/r is not writable: {A} is a file, not a directory"),
+    ("traceback", "train --bit-width 2 --conv-channels 99999999999,64,128,128,256,256",
+     "conv channels must be 6 positive integers up to 4096, got (99999999999, 64, 128"),
+    ("traceback", "train --bit-width 2 --fc-features 512,1000000", "fc features must be 2 positive integers up to 4096"),
+    ("number", "train --bit-width 2 --dataset digits -j 100000 --experiments {T}/exp",
+     "--workers 100000 would start 100000 data loader processes"),
+    ("echo", "train --bit-width 2 --conv-channels " + "64," * 3000 + "64", "64, 64, … (3,001 in all))"),
+    ("silent", f"estimate {CKPT} --folding {{F}}/fifo_empty.json --store-dir {{S}}",
+     "fifo_empty.json sets no node's attributes, so every PE and SIMD would stay 1: pass all-ones for that"),
+    ("echo", f"estimate {CKPT} --folding {{F}}/folding_pe0_many.json --store-dir {{S}}",
+     "MVAU_hls_4 PE=0 … and 2,995 more: PE and SIMD must be integers >= 1"),
+    ("output", f"fold --model {CKPT} --out {{F}}/pipe --store-dir {{S}}",
+     "--out {F}/pipe is not a regular file (a device, pipe or socket), which writing would replace"),
+    ("output", f"fold --model {CKPT} --plot {{F}}/pipe --store-dir {{S}}", "--plot {F}/pipe is not a regular file"),
+    ("traceback", "estimate {F}/model_best.pth.tar --executor slurm --cluster-config {F}/truncated.pth.tar",
+     "--cluster-config {F}/truncated.pth.tar is not readable TOML ('utf-8' codec can't decode"),
+    ("misleading", "deploy {F} --board-host board.local --board-key {F}/empty_run", "SSH key {F}/empty_run is a directory"),
+    ("misleading", "deploy {F} --board-host board.local --board-key {F}/pipe",
+     "SSH key {F}/pipe is not a regular file (a device, pipe or socket)"),
+    # a value like a negative number read as an unknown option: "expected one argument"
+    ("misleading", "train --bit-width 2 --conv-channels -64,64,128,128,256,256",
+     "conv channels must be 6 positive integers up to 4096, got (-64, 64"),
+    ("misleading", f"estimate {CKPT} --clock-ns -1e3", "--clock-ns: -1e3 is not allowed"),
     # huge inputs: the echo is cut
+    ("echo", f"estimate {CKPT} --folding " + "y" * 5000, "yyy… is too long a path: each name in it may have 255"),
+    ("echo", "estimate {F}/" + "m" * 3000, "mmm… is too long a path"),
+    ("echo", f"fold --model {CKPT} --pruning " + "A=0.5," * 2000, "--pruning 'A=0.5,A=0.5"),
+    ("echo", f"fold --model {CKPT} --margin " + "z" * 5000, "--margin 'zzzz"),
+    ("echo", "explore --layer-bits " + "q" * 5000, "--layer-bits 'qqqq"),
+    ("echo", "explore --sparsity " + "q" * 5000, "--sparsity 'qqqq"),
     ("echo", "train --bit-width 2 --conv-channels " + "64," * 3000 + "x", "characters) is not a comma-separated"),
     ("echo", "train --bit-width " + "9" * 5000, "--bit-width: invalid int value: '99999"),
     ("echo", f"fold --model {CKPT} --clock-ns " + "x" * 5000, "--clock-ns: 'xxxx"),
@@ -264,6 +350,8 @@ def world(tmp_path_factory):
     (files / "corrupt_cifar" / "cifar-10-python.tar.gz").write_bytes(b"not a tar")
     (files / "folding_list.json").write_text("[]")
     (files / "folding_pe0.json").write_text(json.dumps({"Defaults": {}, "MVAU_hls_0": {"PE": 0, "SIMD": 3}}))
+    os.mkfifo(files / "pipe")  # a device or pipe where a file is wanted (never /dev/null: a bug would replace it)
+    (files / "folding_pe0_many.json").write_text(json.dumps({f"MVAU_hls_{i}": {"PE": 0} for i in range(3000)}))
     (files / "folding_simd_text.json").write_text(json.dumps({"MVAU_hls_0": {"PE": 1, "SIMD": "8"}}))
     (files / "c.toml").write_text("")
     (files / "cluster_list.toml").write_text("train = [1, 2]\n")
@@ -271,8 +359,9 @@ def world(tmp_path_factory):
                           ("fifo_node_int", {"MVAU_hls_0": 5}), ("fifo_depths_empty", {"MVAU_hls_0": {"inFIFODepths": []}}),
                           ("fifo_empty", {}), ("folding_pe_only", {"Defaults": {}, "MVAU_hls_0": {"PE": 1, "SIMD": 1}})):
         (files / f"{name}.json").write_text(json.dumps(content))
-    for name in ("model_best.pth.tar", "checkpoint.tar"):
-        (experiments / name).write_bytes(data)
+    (experiments / "model_best.pth.tar").write_bytes(data)
+    save_checkpoint(experiments / "checkpoint.tar", {"state_dict": model.state_dict(), "config": config.to_dict(),
+                                                     "optim_dict": {}, "scheduler": {}, "progress": {}})
     (root / "afile").write_text("a regular file\n")
     from pynqrepro.training.checkpoint import import_checkpoint
 
@@ -321,6 +410,8 @@ def test_bad_input_is_one_line_before_any_work(world, capsys, monkeypatch, categ
     monkeypatch.chdir(world.paths["T"])  # defaults (./.pynqrepro-store, ./experiments_out) land here
     monkeypatch.delenv("PYNQREPRO_STORE", raising=False)
     monkeypatch.delenv("PYNQ_BOARD_HOST", raising=False)
+    for name in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE"):  # as outside torchrun
+        monkeypatch.delenv(name, raising=False)
     before = snapshot(world.root)
     code, out, err = run_cli(shlex.split(fill(command, world.paths)), capsys)
     assert code == 2, err
@@ -331,12 +422,14 @@ def test_bad_input_is_one_line_before_any_work(world, capsys, monkeypatch, categ
     assert_nothing_changed(before, snapshot(world.root))
 
 
-def test_absurd_learning_rate_is_one_warning_before_the_work(world, capsys, monkeypatch):
+@pytest.mark.parametrize("lr, warning", [("1e30", "--lr 1e+30 is above 1: Adam will diverge"),
+                                         ("1e-12", "--lr 1e-12 is below 1e-07: Adam will barely move the weights")])
+def test_absurd_learning_rate_is_one_warning_before_the_work(world, capsys, monkeypatch, lr, warning):
     monkeypatch.chdir(world.paths["T"])
-    code, _, err = run_cli(shlex.split(fill("train --bit-width 2 --dataset digits --lr 1e30 --experiments {E}",
+    code, _, err = run_cli(shlex.split(fill(f"train --bit-width 2 --dataset digits --lr {lr} --experiments {{E}}",
                                             world.paths)), capsys)
     assert code == 2 and len(err) == 2
-    assert err[0].startswith("pynqrepro: warning: --lr 1e+30 is above 1") and "chance" in err[0]
+    assert err[0].startswith(f"pynqrepro: warning: {warning}") and "the study uses 1e-4..0.02" in err[0]
     assert "already holds a run" in err[1]
 
 

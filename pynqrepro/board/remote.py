@@ -31,8 +31,11 @@ class BoardLogin:
 
     def check_key(self) -> None:
         """Before connecting: a key that was named exists (ssh would only say "Permission denied")."""
-        if self.key and not Path(self.key).expanduser().is_file():
-            raise UserError(f"SSH key {self.key} does not exist: pass --board-key PRIVATE_KEY_FILE "
+        key = Path(self.key).expanduser() if self.key else None
+        if key is not None and not key.is_file():
+            what = ("is a directory" if key.is_dir() else "is not a regular file (a device, pipe or socket)"
+                    if key.exists() else "does not exist")
+            raise UserError(f"SSH key {self.key} {what}: pass --board-key PRIVATE_KEY_FILE "
                             f"(or set PYNQ_BOARD_KEY), or leave it out to use ssh's own keys")
 
     @property

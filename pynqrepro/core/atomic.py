@@ -8,9 +8,19 @@ from pathlib import Path
 from pynqrepro.core.errors import UserError
 
 
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest existing parent (the anchor, or ".", for a path nothing of which exists)."""
+    return next(p for p in (path, *path.parents) if p.exists() or p == Path(p.anchor or "."))
+
+
 def ensure_writable_dir(path: Path, what: str) -> Path:
     """Create ``path`` if needed and check it is writable, else a one-line UserError."""
     path = Path(path)
+    existing = _nearest_existing(path)
+    if not existing.is_dir():  # mkdir's own words ("File exists", "Not a directory") point nowhere
+        if existing == path:
+            raise UserError(f"{what} {path} is a file, not a directory: pass a directory path")
+        raise UserError(f"{what} {path} is not writable: {existing} is a file, not a directory: choose another path")
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
@@ -29,7 +39,10 @@ def check_writable(path: Path, what: str, directory: bool = False) -> Path:
     if path.exists() and path.is_dir() != directory:
         raise UserError(f"{what} {path} is {'a file' if directory else 'a directory'}, not a {kind}: "
                         f"pass a {kind} path")
-    existing = next(p for p in (path, *path.parents) if p.exists() or p == Path(p.anchor or "."))
+    if not directory and path.exists() and not path.is_file():  # the atomic rename would put a file in its place
+        raise UserError(f"{what} {path} is not a regular file (a device, pipe or socket), which writing would "
+                        f"replace: pass a file path")
+    existing = _nearest_existing(path)
     if existing != path and not existing.is_dir():
         raise UserError(f"{what} {path} cannot be created: {existing} is a file, not a directory: "
                         f"choose another path")

@@ -53,6 +53,10 @@ def make_executor(name: str, cluster_config: Path | None = None, partition: str 
     # file meant for the cluster is not silently ignored on a run that forgot --executor slurm
     config = ClusterConfig.load(Path(cluster_config) if cluster_config else None, partition, account)
     if name == "local":
+        for option, value in (("--slurm-partition", partition), ("--slurm-account", account)):
+            if value is not None:  # no environment default: the user typed it, for a run meant for the cluster
+                raise UserError(f"{option} applies to SLURM jobs only: add --executor slurm, or drop "
+                                f"{option}")
         if cluster_config is not None and str(cluster_config) != os.environ.get(CLUSTER_CONFIG_ENV):
             warn(f"--cluster-config {cluster_config} applies to SLURM jobs only: add --executor slurm to use it")
         return LOCAL

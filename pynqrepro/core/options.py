@@ -156,6 +156,13 @@ def shorten(items, shown: int = 5, sep: str = ", ") -> str:
     return head if len(items) <= shown else f"{head} … and {len(items) - shown:,} more"
 
 
+def clip_echoes(message: str) -> str:
+    """``message`` with a huge input it quotes cut: a quoted value past 80 characters, any word
+    (a path, a list) past 200; the fix the message ends with is kept."""
+    message = re.sub(r"'([^']{80})[^']+'", r"'\1…'", message)
+    return re.sub(r"(\S{200})\S+", r"\1…", message)
+
+
 def _clip(text: str, width: int = 80) -> str:
     return text if len(text) <= width else f"{text[:width]}… ({len(text):,} characters)"
 
@@ -171,10 +178,33 @@ def positive_float(text: str) -> float:
     return value
 
 
+def options_given(args, parser: argparse.ArgumentParser, dests) -> list[str]:
+    """The options among ``dests`` that ``args`` sets to something other than ``parser``'s default,
+    named as typed (``--batch-size``), in the parser's order: the ones a combination would ignore."""
+    return [max(action.option_strings, key=len) for action in parser._actions
+            if action.dest in dests and action.option_strings
+            and getattr(args, action.dest, action.default) != action.default]
+
+
 class CommandParser(argparse.ArgumentParser):
     """An argument parser whose errors (unknown option, invalid choice, bad type) end like any other
     bad input: one line naming the fix, a UserError the command line prints (exit 2)."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # a value that starts like a negative number is a value (its own check names the fix), not an
+        # unknown option: argparse's own pattern misses -1e3 and -9,16 ("expected one argument")
+        self._negative_number_matcher = re.compile(r"^-(\d|\.\d)[\d.,eE+-]*$")
+
+    def _get_values(self, action, arg_strings):
+        """An empty value typed for a path or a name ('' is the current directory to ``Path``, so
+        ``--store-dir ''`` would use it) is refused; defaults, from the environment too, are not seen here."""
+        typed = action.type in (None, str, Path) and action.nargs not in (argparse.PARSER, argparse.REMAINDER)
+        if typed and any(isinstance(text, str) and not text.strip() for text in arg_strings):
+            name = "/".join(action.option_strings) or action.metavar or action.dest
+            self.error(f"argument {name}: the value is empty: pass a value ('.' for the current directory)"
+                       + (f", or drop {name} for its default" if action.option_strings else ""))
+        return super()._get_values(action, arg_strings)
+
     def error(self, message: str):
-        message = re.sub(r"'([^']{80})[^']+'", r"'\1…'", message)  # a huge value is cut, not echoed whole
-        raise UserError(f"{message} (see {self.prog} --help)")
+        raise UserError(f"{clip_echoes(message)} (see {self.prog} --help)")

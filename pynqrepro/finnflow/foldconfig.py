@@ -202,7 +202,10 @@ def read_folding(path: Path) -> dict:
     bad = [f"{name} {attr}={value!r}" for name, attrs in folding.items() for attr, value in attrs.items()
            if attr in FOLDING_ATTRS and not _positive_int(value)]
     if bad:
-        raise UserError(f"folding {path} sets {', '.join(bad)}: PE and SIMD must be integers >= 1; {fix}")
+        raise UserError(f"folding {path} sets {shorten(bad)}: PE and SIMD must be integers >= 1; {fix}")
+    if not any(attrs for attrs in folding.values()):  # {} or {"Defaults": {}}: silently all-ones before
+        raise UserError(f"folding {path} sets no node's attributes, so every PE and SIMD would stay 1: pass "
+                        f"{ALL_ONES} for that, or a folding pynqrepro fold wrote")
     return folding
 
 

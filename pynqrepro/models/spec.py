@@ -19,10 +19,14 @@ def check_bits(name: str, bits: int) -> int:
     return bits
 
 
+MAX_WIDTH = 4096  # 8x the study's widest layer; beyond it a layer's weights alone outgrow any memory
+
+
 def check_widths(name: str, widths, length: int) -> tuple:
     widths = tuple(widths)
-    if len(widths) != length or not all(isinstance(w, int) and w > 0 for w in widths):
-        raise UserError(f"{name} must be {length} positive integers, got {widths!r}")
+    if len(widths) != length or not all(isinstance(w, int) and 0 < w <= MAX_WIDTH for w in widths):
+        shown = ", ".join(map(str, widths[:8])) + (f", … ({len(widths):,} in all)" if len(widths) > 8 else "")
+        raise UserError(f"{name} must be {length} positive integers up to {MAX_WIDTH}, got ({shown[:400]})")
     return widths
 
 

@@ -8,7 +8,9 @@ from dataclasses import fields
 from pathlib import Path
 
 from pynqrepro.core.executor_options import add_executor_options
-from pynqrepro.core.options import add_data_option, add_store_option, parse_int_list, positive_float, positive_int
+from pynqrepro.core.errors import UserError
+from pynqrepro.core.options import (add_data_option, add_store_option, options_given, parse_int_list, positive_float,
+                                    positive_int)
 from pynqrepro.pruning.config import METHODS, STUDY_PRESETS, SweepConfig, study_preset
 from pynqrepro.training.config import warn_absurd_lr
 
@@ -39,7 +41,28 @@ def register(subparsers) -> None:
     add_store_option(p.add_argument)
     p.add_argument("--device", help="torch device (default: CUDA if available)")
     add_executor_options(p.add_argument)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, parser=p)
+
+
+# the options only one method reads: given with the other, they would be ignored
+METHOD_OPTIONS = {"simd_blocks": ("channel_steps",), "channels": ("simd_list", "norm_order")}
+
+
+def check_device(text: str | None) -> None:
+    """A --device torch knows and this machine has, before any work (torch's own error is a traceback)."""
+    import torch
+
+    if text is None:
+        return
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise UserError(f"--device {text[:80]!r} is not a torch device: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise UserError(f"--device {text} is not on this machine ({torch.cuda.device_count()} CUDA GPUs visible): "
+                        f"use --device cpu, or a cuda:N below the count")
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {text}: pruning runs on cpu or cuda only: use --device cpu or cuda")
 
 
 def run(args) -> None:
@@ -50,6 +73,11 @@ def run(args) -> None:
     from pynqrepro.training.checkpoint import import_checkpoint
     from pynqrepro.training.trainer import RunOptions
 
+    for ignored in options_given(args, args.parser, METHOD_OPTIONS[args.method]):
+        other = next(method for method in METHOD_OPTIONS if method != args.method)
+        raise UserError(f"{ignored} is for --method {other}, and --method {args.method} ignores it: drop {ignored}, "
+                        f"or pass --method {other}")
+    check_device(args.device)
     preset = study_preset(args.bit_width)
     simd = parse_int_list(args.simd_list, "--simd-list", '"9,16,16,12,8,6"') if args.simd_list else preset.simd
     sweep = SweepConfig(

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from pynqrepro.core.errors import UserError
-from pynqrepro.core.options import add_board_option, add_store_option
+from pynqrepro.core.options import add_board_option, add_store_option, options_given
 
 from pynqrepro.finnflow.cli import add_checkpoint_arguments, checkpoint_hw_model
 
@@ -49,6 +49,9 @@ def _calibrate(args) -> None:
     from pynqrepro.synthesis.vivado_reports import read_finn_build
 
     board = get_board(args.board)
+    if not args.build_dirs and options_given(args, args.parser, {"board"}):
+        raise UserError(f"--board names the board of the BUILD_DIRs being added, and none is given: pass the "
+                        f"finished builds' folders, or drop --board {args.board}")
     for build_dir in args.build_dirs:  # every folder read before any enters the set
         read_finn_build(build_dir)
     if args.write_shipped:
@@ -96,4 +99,4 @@ def register(subparsers) -> None:
                                 "(developers; default: off)")
     add_store_option(calibrate.add_argument)
     add_board_option(calibrate.add_argument)
-    calibrate.set_defaults(func=_calibrate)
+    calibrate.set_defaults(func=_calibrate, parser=calibrate)

@@ -58,6 +58,20 @@ def read_checkpoint(path: Path) -> dict:
     return package
 
 
+RESUME_KEYS = ("optim_dict", "scheduler", "progress")
+
+
+def read_resumable(path: Path) -> dict:
+    """The checkpoint dict at ``path``, with the optimizer, scheduler and progress a run continues
+    from; a weights-only checkpoint (e.g. an exported or foreign model_best) is a UserError."""
+    package = read_checkpoint(path)
+    missing = [key for key in RESUME_KEYS if key not in package]
+    if missing:
+        raise UserError(f"{path} holds no {'/'.join(missing)} to continue a run from: resume from the {LAST} of "
+                        f"a pynqrepro train run, or start a new run from its weights with --pretrained {path}")
+    return package
+
+
 def strip_ddp_prefix(state_dict: dict) -> dict:
     """State dicts saved from a DistributedDataParallel wrapper carry a ``module.`` prefix."""
     return {k.removeprefix("module."): v for k, v in state_dict.items()}

@@ -1,18 +1,20 @@
 """``pynqrepro train``: the study's trainer options (``trainer.py``), plus bits/widths/dataset."""
 
+import os
 from dataclasses import fields
 from pathlib import Path
 
 from pynqrepro.core.atomic import check_writable
 from pynqrepro.core.errors import UserError
-from pynqrepro.core.executor_options import add_executor_options
-from pynqrepro.core.options import (add_data_option, add_store_option, nonnegative_int, parse_int_list, positive_float,
-                                    positive_int)
+from pynqrepro.core.executor_options import add_executor_options, executor_from_args
+from pynqrepro.core.options import (add_data_option, add_store_option, nonnegative_int, options_given, parse_int_list,
+                                    positive_float, positive_int)
 from pynqrepro.models.spec import (BIT_WIDTHS, LAYER_BIT_PRESETS, LAYER_BITS_EXAMPLE, check_bits, format_layer_bits,
                                    parse_layer_bits, uniform_layer_bits, widest_bits)
 from pynqrepro.training.config import AUGMENTATIONS, DATASETS, TrainConfig, warn_absurd_lr
 
 EXPERIMENTS = "experiments_out"
+MAX_WORKERS = 4 * (os.cpu_count() or 1)  # beyond it --workers only forks processes that wait for a CPU
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not f.default_factory}
 
 
@@ -48,8 +50,11 @@ def register(subparsers) -> None:
                    help=f"output root of the runs (default: ./{EXPERIMENTS}; with --resume: the run's own)")
     p.add_argument("--resume", type=Path, help="continue from this checkpoint.tar (its config is used) (default: none)")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an earlier run in <experiments>/<CNV_xWyA> (default: refuse, naming --resume)")
-    p.add_argument("--evaluate", action="store_true", help="only evaluate the --resume checkpoint (default: off)")
+                   help="replace an earlier run in <experiments>/<CNV_xWyA> with a new one; not with --resume, "
+                        "which continues it (default: refuse, naming --resume)")
+    p.add_argument("--evaluate", action="store_true",
+                   help="only evaluate the --resume checkpoint on its own config's data, writing nothing; "
+                        "takes no training option (default: off)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars (default: bars on)")
     p.add_argument("--deterministic", action="store_true",
                    help="CUDA's deterministic mode: a resumed run ends with the uninterrupted run's weights on a "
@@ -68,7 +73,14 @@ def register(subparsers) -> None:
     p.add_argument("--rank", type=nonnegative_int, default=0, help="this process's (node's) rank (default: %(default)s)")
     add_executor_options(p.add_argument)
     add_store_option(p.add_argument)  # --executor slurm: the training lands there, built once, as a job
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, parser=p)
+
+
+# what --evaluate reads; every other option given with it would be ignored
+EVALUATE_USES = {"evaluate", "resume", "data_dir", "store_dir", "verbose", "help"}
+# options a SLURM training has no use for: its store entry, its job's tasks and requeues replace them
+SLURM_IGNORES = {"resume", "experiments", "overwrite", "multiprocessing_distributed", "world_size", "rank",
+                 "nproc_per_node", "dist_url", "dist_backend", "workers", "compile"}
 
 
 def config_from_args(args) -> TrainConfig:
@@ -94,9 +106,9 @@ def config_from_args(args) -> TrainConfig:
                      **({} if layers == uniform_layer_bits(weight_bits, act_bits)
                         else {"layer_bits": format_layer_bits(layers)}))
     if args.resume:
-        from pynqrepro.training.checkpoint import read_checkpoint
+        from pynqrepro.training.checkpoint import read_resumable
 
-        saved = read_checkpoint(args.resume).get("config")
+        saved = read_resumable(args.resume).get("config")
         if saved is None:
             raise UserError(f"{args.resume} has no training config: resume from a checkpoint written by pynqrepro train")
         clash = sorted(k for k, v in given.items() if k != "epochs" and saved.get(k) != v)
@@ -119,6 +131,11 @@ def _evaluate(args) -> None:
 
     if args.resume is None:
         raise UserError("--evaluate needs the checkpoint to evaluate: pass --resume PATH")
+    ignored = options_given(args, args.parser, {action.dest for action in args.parser._actions} - EVALUATE_USES)
+    if ignored:
+        raise UserError(f"--evaluate only evaluates the --resume checkpoint with its own config and writes nothing, "
+                        f"so {', '.join(ignored)} would be ignored: drop {'it' if len(ignored) == 1 else 'them'}, "
+                        f"or drop --evaluate to train")
     model, cfg = load_model(args.resume)
     splits = load_splits(cfg.dataset, args.data_dir, cfg.val_fraction, "none", cfg.seed)
     val = f"{evaluate(model, splits.val, 'cpu'):.2f}%" if splits.val is not None else "-"
@@ -131,12 +148,25 @@ def run(args) -> None:
 
     if args.workers < 0:
         raise UserError(f"--workers must be 0 or more, got {args.workers}")
+    if args.workers > MAX_WORKERS:
+        raise UserError(f"--workers {args.workers} would start {args.workers} data loader processes on a machine "
+                        f"of {os.cpu_count()} CPUs: use at most {MAX_WORKERS} (0 loads in the training process)")
     if args.evaluate:
         _evaluate(args)
         return
+    if args.overwrite and args.resume:
+        raise UserError(f"--overwrite starts a new run over the earlier one, --resume continues it: drop --overwrite "
+                        f"to continue from {args.resume}, or drop --resume to start over")
     if args.executor != "local":
         _train_as_job(args)
         return
+    executor_from_args(args)  # --cluster-config read and checked, --slurm-* refused, as by every command
+    if args.verify:
+        raise UserError("--verify checks store entries, and a local training uses none: drop --verify, or train "
+                        "into the store with --executor slurm")
+    if args.nproc_per_node is not None and not args.multiprocessing_distributed:
+        raise UserError(f"--nproc-per-node {args.nproc_per_node} sets the processes --multiprocessing-distributed "
+                        f"spawns: add --multiprocessing-distributed, or drop --nproc-per-node")
     cfg = config_from_args(args)
     warn_absurd_lr(cfg.lr, "--lr")
     args.experiments = _experiments_root(args)
@@ -190,10 +220,7 @@ def _train_as_job(args) -> None:
     from pynqrepro.core.store import store_from_args
     from pynqrepro.training.recipes import train_artifact, training_result
 
-    given = {"--resume": args.resume, "--experiments": args.experiments,
-             "--multiprocessing-distributed": args.multiprocessing_distributed,
-             "--world-size": args.world_size != 1}
-    for flag in (flag for flag, value in given.items() if value):
+    for flag in options_given(args, args.parser, SLURM_IGNORES):
         raise UserError(f"{flag} is for --executor local: a SLURM training lands in --store-dir, resumes by "
                         f"itself and takes its processes from the cluster config's [train] nodes/tasks_per_node")
     cfg = config_from_args(args)

@@ -10,6 +10,7 @@ from pynqrepro.models.spec import (CONV_CHANNELS, FC_FEATURES, check_bits, check
 
 SEED_MAX = 2**32 - 1  # numpy's generators take seeds in [0, 2**32)
 LR_SANE_MAX = 1.0  # Adam (and SGD) steps above this blow BatchNorm'd nets up: legal, never useful
+LR_SANE_MIN = 1e-7  # Adam's steps are about lr: below it a whole run moves no weight visibly
 DATASETS = ("cifar10", "digits")
 AUGMENTATIONS = ("crop_flip", "crop", "none")
 MEMORY_FORMATS = ("channels_last", "contiguous")  # torch.channels_last, torch.contiguous_format
@@ -130,3 +131,6 @@ def warn_absurd_lr(lr: float, option: str) -> None:
     if lr > LR_SANE_MAX:
         warn(f"{option} {lr:g} is above {LR_SANE_MAX:g}: Adam will diverge and the run stay at chance "
              f"accuracy; the study uses 1e-4..0.02")
+    elif lr < LR_SANE_MIN:
+        warn(f"{option} {lr:g} is below {LR_SANE_MIN:g}: Adam will barely move the weights and the run stay "
+             f"where it started; the study uses 1e-4..0.02")

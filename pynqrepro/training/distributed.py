@@ -45,6 +45,8 @@ def resolve(world_size: int = 1, rank: int = 0, dist_url: str = "env://", backen
         raise UserError(f"--world-size must be at least 1, got {world_size}")
     if not 0 <= rank < world_size:
         raise UserError(f"--rank {rank} is outside --world-size {world_size}: use a rank in 0..{world_size - 1}")
+    if world_size > 1 or multiprocessing_distributed:
+        _check_rendezvous(dist_url)
     if not multiprocessing_distributed:
         return DistSpec(world_size, rank, 1, dist_url, backend)
     gpus = torch.cuda.device_count()
@@ -60,6 +62,18 @@ def _run_rank(rank: int, cfg: TrainConfig, opts: RunOptions, spec: DistSpec) -> 
         return train(cfg, replace(opts, rank=rank, world_size=spec.world_size))
     finally:
         dist.destroy_process_group()
+
+
+def _check_rendezvous(dist_url: str) -> None:
+    """A --dist-url torch.distributed can meet at, before any work (torch's own error is a traceback)."""
+    scheme = dist_url.partition("://")[0] if "://" in dist_url else ""
+    if scheme not in ("env", "tcp", "file"):
+        raise UserError(f"--dist-url {dist_url[:80]!r} is not a rendezvous URL: use env:// (with MASTER_ADDR and "
+                        f"MASTER_PORT set, as torchrun does), tcp://HOST:PORT or file:///shared/path")
+    missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if scheme == "env" and name not in os.environ]
+    if missing:
+        raise UserError(f"--dist-url env:// reads the rendezvous from the environment, which lacks "
+                        f"{' and '.join(missing)}: export them, start under torchrun, or pass --dist-url tcp://HOST:PORT")
 
 
 def _worker(local_rank: int, cfg: TrainConfig, opts: RunOptions, spec: DistSpec, queue) -> None:

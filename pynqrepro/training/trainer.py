@@ -38,7 +38,7 @@ from pynqrepro.core.atomic import atomic_write_text
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.logs import user_stream
 from pynqrepro.data.splits import ImageSet, Splits, load_splits
-from pynqrepro.training.checkpoint import BEST, LAST, load_pretrained, read_checkpoint, save_checkpoint
+from pynqrepro.training.checkpoint import BEST, LAST, load_pretrained, read_resumable, save_checkpoint
 from pynqrepro.training.config import EARLIER_KERNELS, TrainConfig
 from pynqrepro.training.determinism import adam_kernel, apply_kernel_settings
 
@@ -305,7 +305,7 @@ def restore(cfg: TrainConfig, opts: RunOptions) -> Run:
     scheduler = StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
     progress = Progress()
     if opts.resume:
-        package = read_checkpoint(opts.resume)
+        package = read_resumable(opts.resume)
         if not same_run(package.get("config"), cfg):
             raise UserError(f"{opts.resume} was trained with a different configuration: "
                             f"resume with the same options or start a new --experiments directory")

@@ -84,7 +84,7 @@ class ClusterConfig:
             except FileNotFoundError:
                 raise UserError(f"--cluster-config {path} does not exist: pass a TOML file "
                                 f"(README: Running on a cluster)") from None
-            except (OSError, tomllib.TOMLDecodeError) as exc:
+            except (OSError, ValueError) as exc:  # TOMLDecodeError, and UnicodeDecodeError of a binary file
                 raise UserError(f"--cluster-config {path} is not readable TOML ({exc}): fix the file") from None
         known = set(RESOURCE_KEYS) | set(GLOBAL_KEYS) | set(KINDS)
         for key in data:
