@@ -258,6 +258,8 @@ CASES = [
      "--device 'bogus' is not a torch device: use cpu, cuda or cuda:N"),
     ("traceback", f"prune --model {CKPT} --bit-width 2 --device cuda:7 --store-dir {{S}}",
      "--device cuda:7 is not on this machine"),
+    ("silent", "explore --target-board pynq-z1 pynq-z1 --reports-dir {T}/r --store-dir {S}",
+     "--target-board names pynq-z1 more than once: give each board once"),
     ("misleading", "explore --target-board pynq-z1 --reports-dir {A} --store-dir {S}",
      "--reports-dir {A} is a file, not a directory: pass a directory path"),
     ("misleading", "report training --reports-dir {A}/r --store-dir {S}",
@@ -431,6 +433,15 @@ def test_absurd_learning_rate_is_one_warning_before_the_work(world, capsys, monk
     assert code == 2 and len(err) == 2
     assert err[0].startswith(f"pynqrepro: warning: {warning}") and "the study uses 1e-4..0.02" in err[0]
     assert "already holds a run" in err[1]
+
+
+def test_a_data_dir_digits_does_not_use_is_one_warning(world, capsys, monkeypatch):
+    monkeypatch.chdir(world.paths["T"])
+    code, _, err = run_cli(shlex.split(fill("train --bit-width 2 --dataset digits --data-dir {T}/nowhere "
+                                            "--experiments {E}", world.paths)), capsys)
+    assert code == 2 and len(err) == 2  # the warning, then the existing run's one-line error
+    assert err[0] == fill("pynqrepro: warning: --data-dir {T}/nowhere is not used: the digits dataset ships with "
+                          "scikit-learn (--data-dir holds CIFAR-10's archive)", world.paths)
 
 
 def test_renamed_checkpoint_is_the_same_store_entry_and_an_old_entry_is_repaired(world, tmp_path):

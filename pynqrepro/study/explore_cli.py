@@ -41,6 +41,9 @@ def _explore(args) -> None:
     scale = get_scale(args.scale, args.max_steps)
     ensure_writable_dir(args.reports_dir, "--reports-dir")
     store = store_from_args(args)
+    twice = sorted({name for name in args.target_board if args.target_board.count(name) > 1})
+    if twice:
+        raise UserError(f"--target-board names {', '.join(twice)} more than once: give each board once")
     boards = [get_board(name) for name in args.target_board]
     setup = Setup(scale, boards[0], store, args.data_dir)
     session = SessionInfo(new_session_id(), scale.name, boards[0].name, environment())

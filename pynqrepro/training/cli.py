@@ -7,6 +7,7 @@ from pathlib import Path
 from pynqrepro.core.atomic import check_writable
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.executor_options import add_executor_options, executor_from_args
+from pynqrepro.core.logs import warn
 from pynqrepro.core.options import (add_data_option, add_store_option, nonnegative_int, options_given, parse_int_list,
                                     positive_float, positive_int)
 from pynqrepro.models.spec import (BIT_WIDTHS, LAYER_BIT_PRESETS, LAYER_BITS_EXAMPLE, check_bits, format_layer_bits,
@@ -169,6 +170,9 @@ def run(args) -> None:
                         f"spawns: add --multiprocessing-distributed, or drop --nproc-per-node")
     cfg = config_from_args(args)
     warn_absurd_lr(cfg.lr, "--lr")
+    if cfg.dataset == "digits" and options_given(args, args.parser, {"data_dir"}):
+        warn(f"--data-dir {args.data_dir} is not used: the digits dataset ships with scikit-learn "
+             f"(--data-dir holds CIFAR-10's archive)")
     args.experiments = _experiments_root(args)
     check_writable(args.experiments, "--experiments", directory=True)
     spec = resolve(args.world_size, args.rank, args.dist_url, args.dist_backend,
@@ -225,5 +229,8 @@ def _train_as_job(args) -> None:
                         f"itself and takes its processes from the cluster config's [train] nodes/tasks_per_node")
     cfg = config_from_args(args)
     warn_absurd_lr(cfg.lr, "--lr")
+    if cfg.dataset == "digits" and options_given(args, args.parser, {"data_dir"}):
+        warn(f"--data-dir {args.data_dir} is not used: the digits dataset ships with scikit-learn "
+             f"(--data-dir holds CIFAR-10's archive)")
     store = store_from_args(args)
     _print_result(cfg, training_result(train_artifact(store, cfg, args.data_dir.absolute())))
