@@ -40,7 +40,8 @@ COMPUTE_ONLY = f"{COMPARED_IN}, compute-only search"
 CALIBRATED_ROW = f"{COMPARED_IN}, calibrated budget"  # the default budget of `fold`: ours x (1 + bound) <= device
 NOTES = [
     "pynqrepro's estimate decides: FINN's analytical exp_cycles, and the per-node fit on real builds "
-    "(node_model.json) applied to FINN's res_estimation of each node, chosen over the analytic model on the "
+    "(node_model.json) applied to FINN's res_estimation of each node, plus each MVAU's threshold levels beyond "
+    "the one the fit sees at FINN's distributed-threshold terms, chosen over the analytic model on the "
     "CNV anchors (reports/calibration.md; pynqrepro.folding.decision); "
     "FINN (whole) columns: FINN's raw estimate of the same whole design. fps at the board's default clock.",
     "Whole design: the compute nodes, the width converters (DWCs) and FIFOs FINN's build inserts (InsertDWC, "
