@@ -21,7 +21,10 @@ def test_folding(setup, results, case):
     if folding.CALIBRATED_ROW in exact and folding.COMPARED_IN in exact:  # the same space under its own budget
         tighter = all(getattr(comparison.calibrated, r) <= getattr(budget, r) for r in ("LUT", "BRAM_18K", "DSP"))
         assert not tighter or exact[folding.CALIBRATED_ROW].max_cycles >= exact[folding.COMPARED_IN].max_cycles
-        assert comparison.finn_build[method] == [], method
+        assert comparison.finn_build[method].agrees, (method, comparison.finn_build[method].cell())
+    # every exact JSON (the rows' and the recommended one) passes FINN's build preparation, code generation included
+    rejected = {name: check.rejected for name, check in comparison.finn_build.items() if not check.passes}
+    assert not rejected, f"FINN's build preparation rejects: {rejected}"
     if "exact+LUTRAM" in exact:  # each space contains the one before it: never slower
         assert exact["exact+all FINN options"].max_cycles <= exact["exact+LUTRAM"].max_cycles
     if folding.NO_CONVERTERS in exact:  # forbidding DWCs can only cost speed

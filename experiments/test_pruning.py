@@ -24,3 +24,8 @@ def test_pruning(setup, results, case):
               if sweeps.speedup(s) < 1.0 or (s.method == "channels" and sweeps.speedup(s) == 1.0)]
     assert not slower, f"steps slower than dense (or channel steps without a speed-up): {slower}"
     assert sweeps.drops_beyond(setup.scale.pruning_drop_limits) == []
+    # buildable by construction: every row's folding JSON passes FINN's build preparation (code generation
+    # included) on its own HW model, and where stock FINN builds the row's network as estimated (dense,
+    # channels) FINN's figures of the prepared build are ours
+    assert sweeps.build_rejections() == [], "foldings FINN's build preparation rejects"
+    assert sweeps.build_disagreements() == [], "stock-FINN foldings whose FINN figures differ from ours"

@@ -106,6 +106,18 @@ def test_masked_mvau_skips_blocks_at_mask_simd_divisors_else_runs_dense():
     assert len(set(rule.params["MW"].tolist())) > 1  # the study's rule still depends on the SIMD
 
 
+def test_masked_mvau_admits_only_simds_finn_generates_at_its_full_mw():
+    """MVAU_hls_3 (MW 1152) masked in blocks of 9 keeping 900 columns: at SIMD 1 the estimate would
+    stream 900 < 1024 columns, but the JSON is applied to the masked network, whose MW 1152 FINN's
+    HLS code generation checks (SIMD >= MW / 1024): SIMD 1 is no candidate, the skipping SIMD 3 is."""
+    pruning = (("MVAU_hls_3", MaskedBlocks(mask_simd=9, kept_columns=900)),)
+    masked = next(g for g in build_space(hw_model(2), PYNQ_Z1.part, SpaceOptions(pruning=pruning))
+                  if g.name == "MVAU_hls_3")
+    assert masked.nodes[0].attrs["MW"] == 1152
+    assert 1 not in masked.params["SIMD"].tolist() and masked.params["SIMD"].min() == 2
+    assert 3 in masked.params["SIMD"][masked.params["MW"] == 900].tolist()
+
+
 def test_masked_mvau_keeping_every_column_folds_freely():
     """Nothing to skip: the candidates and costs are those of the dense node."""
     model = hw_model(2)

@@ -78,3 +78,45 @@ def test_build_preparation_runs_code_generation(store):
     config[wide] = {**config[wide], "SIMD": 1}
     with pytest.raises(UserError, match="SIMD >= MW / 1024"):
         prepare_build(model, config, PYNQ_Z1)
+
+
+def _with_simd(folding: Folding, node: str, simd: int) -> Folding:
+    """``folding`` with ``node``'s chosen candidate set to ``simd`` (a JSON outside the space)."""
+    import dataclasses
+
+    k = next(i for i, g in enumerate(folding.groups) if g.name == node)
+    group = folding.groups[k]
+    simds = group.params["SIMD"].copy()
+    simds[folding.choice[k]] = simd
+    groups = list(folding.groups)
+    groups[k] = dataclasses.replace(group, params={**group.params, "SIMD": simds})
+    return dataclasses.replace(folding, groups=groups)
+
+
+def test_build_check_records_what_finn_code_generation_rejects(store, monkeypatch):
+    """The build-preparation check of the experiments (``outputs.finn_build_checks``, one FINN build
+    per distinct JSON change) on the pruning stage's folding of a channel-pruned CNV (MW 1053 and
+    1809): it passes with FINN's figures equal to ours; the same JSON with MVAU_hls SIMD 1 at MW 1053
+    is recorded as rejected, with FINN's code-generation message, not raised."""
+    from pynqrepro.folding import outputs
+    from pynqrepro.folding.optimise import optimise
+    from pynqrepro.folding.pruned import fitting_budget, folding_design
+
+    model = hw_models.cnv(store, 2, ODD_CHANNELS)
+    design = folding_design(model, PYNQ_Z1)
+    best = optimise(design, fitting_budget(design, PYNQ_Z1, 0.85))
+    wide = next(g.name for g in design.groups if g.name.startswith("MVAU_hls") and g.nodes[0].attrs["MW"] == 1053)
+    rejected = _with_simd(best, wide, 1)
+    assert rejected.config()[wide]["SIMD"] == 1 and best.config()[wide]["SIMD"] >= 2
+    from pynqrepro.finnflow import buildprep
+
+    prepared = []
+    monkeypatch.setattr(buildprep, "prepare_build", lambda *args: prepared.append(args) or prepare_build(*args))
+    checks = outputs.finn_build_checks(model, {"best": best, "same": best, "SIMD 1": rejected}, PYNQ_Z1)
+    assert len(prepared) == 2  # once per distinct change to the model
+    assert checks["best"] == checks["same"] == outputs.BuildCheck()
+    assert checks["best"].agrees and checks["best"].cell() == "equal"
+    failing = checks["SIMD 1"]
+    assert not failing.passes and not failing.agrees
+    assert "SIMD >= MW / 1024" in failing.rejected and failing.cell().startswith("rejected: FINN's build preparation")
+    assert outputs.build_check(model, rejected, PYNQ_Z1) == failing

@@ -85,6 +85,24 @@ def test_channel_sweep_shrinks_the_network(dense):
     assert not artifact.file(MASKS_FILE).exists()
 
 
+def test_channel_step_folding_passes_finn_build_preparation(dense):
+    """The pruning stage puts a channel-pruned step's best folding, its JSON as a user applies it,
+    through FINN's build preparation (code generation included) on the step's own HW model: stock
+    FINN builds it as estimated, so FINN's figures are ours."""
+    from pynqrepro.core.boards import get_board
+    from pynqrepro.folding.optimise import board_budget
+    from pynqrepro.folding.pruned import best_folding
+
+    store, checkpoint, root = dense
+    (artifact, _), = run_sweep(store, checkpoint, SweepConfig("channels", max_sparsity=0.1, epochs=1), _run(root),
+                               bit_width=4)
+    board = get_board("pynq-z1")
+    budget = board_budget(board, 0.85)
+    point = best_folding(store, artifact, board, budget, budget)
+    assert point.finn_build.agrees and point.finn_build.cell() == "equal", point.finn_build.cell()
+    assert point.config["Defaults"] == {} and len(point.config) > 1  # the ApplyConfig JSON the report records
+
+
 def test_masked_step_folds_within_its_mask_blocks(dense):
     from pynqrepro.core.boards import get_board
     from pynqrepro.folding.optimise import board_budget
@@ -100,6 +118,9 @@ def test_masked_step_folds_within_its_mask_blocks(dense):
     budget = board_budget(board, 0.85)
     point = best_folding(store, artifact, board, budget, budget, blocks)
     assert point.fits_board and point.lut <= budget.LUT and point.fits_calibrated is None
+    # the step's folding JSON, as a user applies it to the masked network, passes FINN's build preparation
+    # (code generation included); stock FINN builds it dense, so its cycles may differ from the estimate's
+    assert point.finn_build.passes, point.finn_build.rejected
     # the shell alone takes 4 BRAM18: no folding fits a 2-BRAM18 calibrated budget
     tight = best_folding(store, artifact, board, budget, budget, blocks, calibrated=board_budget(board, 0.85, 0.01))
     assert tight.fits_calibrated is False and tight.fits_board

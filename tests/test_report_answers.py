@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from pynqrepro.core.report_files import merge_reports
 from pynqrepro.core.results import Recorder, SessionInfo
 from pynqrepro.folding.optimise import board_budget
+from pynqrepro.folding.outputs import BuildCheck
 from pynqrepro.core.boards import get_board
 from pynqrepro.study import calibration, folding, pruning
 
@@ -161,7 +162,9 @@ def test_the_recommended_folding_is_the_default_budget_s_where_finn_s_build_agre
 
     agreed, exact = comparison(0.85, {})
     assert agreed.recommended() is exact[folding.CALIBRATED_ROW]  # slower than the 0.85 rows, but certified
-    assert comparison(0.85, {folding.CALIBRATED_ROW: ["LUT differs"]})[0].recommended() is None
+    assert comparison(0.85, {folding.CALIBRATED_ROW: BuildCheck(("LUT differs",))})[0].recommended() is None
+    assert comparison(0.85, {folding.CALIBRATED_ROW: BuildCheck(rejected="SIMD >= MW / 1024")})[0].recommended() is None
+    assert comparison(0.85, {folding.CALIBRATED_ROW: BuildCheck()})[0].recommended() is not None
     assert comparison(0.85, {}, calibrated=False)[0].recommended() is None  # nothing fits the default budget
     assert comparison(0.7, {})[0].recommended() is None  # given once per board and bit width
 

@@ -1,8 +1,11 @@
 """What a folding search hands on: the FINN folding JSON, the study's ``get_res`` table (for the
 whole design), its ``plot_cycles_remainder`` picture (with where FINN's DWCs/FIFOs go and what they
 cost), and checks that FINN itself estimates the JSON as we do: on the folded HW model
-(``finn_reestimate``), and on the design its build prepares (``finn_build_check``)."""
+(``finn_reestimate``), and on the design its build prepares (``finn_build_check``; as a report's
+verdict, a rejection included: ``build_check``, ``finn_build_checks``)."""
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +13,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from pynqrepro.core.atomic import atomic_write_json
 from pynqrepro.core.boards import Board
+from pynqrepro.core.errors import UserError
 from pynqrepro.folding import costmodel
 from pynqrepro.folding import decision
 from pynqrepro.folding.optimise import Budget, Folding
@@ -200,4 +204,60 @@ def finn_build_check(model: ModelWrapper, folding: Folding, board: Board, prepar
         finn = prepared.whole_design(board)
         out += [f"whole design {r}: ours {folding.finn_total(r)} FINN {finn[r]}" for r in costmodel.RESOURCES
                 if folding.finn_total(r) != finn[r]]
+    return out
+
+
+@dataclass(frozen=True)
+class BuildCheck:
+    """A folding's JSON through FINN's build preparation (``finn_build_check``): whether FINN accepts
+    it, up to and including its code generation (``step_hw_codegen``), and where FINN's figures of
+    the prepared build differ from ours."""
+
+    differences: tuple = ()  # finn_build_check's, where FINN accepts the JSON
+    rejected: str = ""  # FINN's refusal (prepare_build's UserError); empty where FINN accepts the JSON
+
+    @property
+    def passes(self) -> bool:
+        """FINN's build preparation, code generation included, accepts the JSON."""
+        return not self.rejected
+
+    @property
+    def agrees(self) -> bool:
+        """FINN accepts the JSON and its figures of the prepared build are ours."""
+        return self.passes and not self.differences
+
+    def cell(self) -> str:
+        """The report's "FINN build prep" value: "equal", what differs, or "rejected: " FINN's reason."""
+        if self.rejected:
+            return f"rejected: {self.rejected}"
+        return "; ".join(self.differences) or "equal"
+
+
+def build_check(model: ModelWrapper, folding: Folding, board: Board, prepared=None) -> BuildCheck:
+    """``finn_build_check`` as a verdict: a folding FINN's build preparation rejects is recorded,
+    with FINN's reason, instead of raising."""
+    try:
+        return BuildCheck(tuple(finn_build_check(model, folding, board, prepared)))
+    except UserError as exc:
+        return BuildCheck(rejected=str(exc))
+
+
+def finn_build_checks(model: ModelWrapper, foldings: dict, board: Board) -> dict:
+    """``build_check`` of every folding of ``model`` ({name: Folding} -> {name: BuildCheck}), FINN's
+    build prepared once per distinct change the JSONs make to the model (``foldconfig.changes``:
+    e.g. the folding study's exact and exact+LUTRAM often choose the same)."""
+    from pynqrepro.finnflow.buildprep import prepare_build
+    from pynqrepro.finnflow.foldconfig import changes
+
+    prepared: dict = {}  # changes -> PreparedBuild, or the BuildCheck of FINN's refusal
+    out = {}
+    for name, folding in foldings.items():
+        key = json.dumps(changes(model, folding.config()), sort_keys=True)
+        if key not in prepared:
+            try:
+                prepared[key] = prepare_build(model, folding.config(), board)
+            except UserError as exc:
+                prepared[key] = BuildCheck(rejected=str(exc))
+        found = prepared[key]
+        out[name] = found if isinstance(found, BuildCheck) else build_check(model, folding, board, found)
     return out

@@ -12,11 +12,16 @@ A sweep is estimated under one budget so its speed-ups compare like with like: t
 the dense network fits it, otherwise the smallest LUT budget (on a 0.05 x device grid) that fits
 the dense network, e.g. the 8-bit CNV on a Pynq-Z1. Each point also says whether any folding fits
 the board's own budget, so a larger budget never passes for a fit.
+
+Each point's folding JSON goes through FINN's build preparation (``outputs.build_check``: every
+builder step before the first Xilinx tool, code generation included) on the step's own HW model, as
+a user would apply it: a channel-pruned step is built as it is; a SIMD-block step's masked network
+is built dense by stock FINN, so FINN's figures differ where the estimate skips pruned blocks.
 """
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from qonnx.custom_op.registry import getCustomOp
 
@@ -24,6 +29,7 @@ from pynqrepro.core.boards import Board
 from pynqrepro.core.errors import UserError
 from pynqrepro.core.store import Artifact, ArtifactStore
 from pynqrepro.finnflow.hw_build import hw_model_artifact, load_hw_model
+from pynqrepro.folding.outputs import BuildCheck, build_check
 from pynqrepro.folding.optimise import Budget, board_budget, optimise, smallest_lut_budget
 from pynqrepro.folding.space import MaskedBlocks, SpaceOptions
 from pynqrepro.folding.wholedesign import Design, build_design
@@ -41,6 +47,8 @@ class HardwarePoint:
     conv_simd: tuple[int, ...]
     fits_board: bool  # some folding fits the board's own budget, not only the sweep's
     fits_calibrated: bool | None = None  # some folding fits the calibrated budget (device / (1 + bound))
+    config: dict = field(default_factory=dict, compare=False)  # the folding's FINN ApplyConfig JSON
+    finn_build: BuildCheck | None = None  # that JSON through FINN's build preparation on the step's HW model
 
 
 LUT_GRID = 0.05  # a larger-than-board LUT budget is rounded up to a multiple of this x device LUTs
@@ -120,7 +128,9 @@ def best_folding(store: ArtifactStore, checkpoint: Artifact, board: Board, budge
                  board_limit: Budget, conv_pruning: tuple = (), calibrated: Budget | None = None) -> HardwarePoint:
     """The fastest folding of ``checkpoint``'s network whose whole design fits ``budget`` (the
     sweep's), and whether any folding fits ``board_limit`` (the board's own budget) and
-    ``calibrated`` (the default budget: our estimate plus its stated upper bound within the device)."""
+    ``calibrated`` (the default budget: our estimate plus its stated upper bound within the device).
+    The folding's JSON goes through FINN's build preparation on the network's HW model
+    (``outputs.build_check``: a rejection is recorded, with FINN's reason)."""
     hw_model = load_hw_model(hw_model_artifact(store, checkpoint, board))
     design = folding_design(hw_model, board, conv_pruning)
     convs = conv_mvau_names(hw_model)
@@ -131,7 +141,8 @@ def best_folding(store: ArtifactStore, checkpoint: Artifact, board: Board, budge
         lut=folding.total("LUT"), bram18=folding.total("BRAM_18K"),
         conv_pe=tuple(config[n]["PE"] for n in convs), conv_simd=tuple(config[n]["SIMD"] for n in convs),
         fits_board=_fits(design, board_limit),
-        fits_calibrated=None if calibrated is None else _fits(design, calibrated))
+        fits_calibrated=None if calibrated is None else _fits(design, calibrated),
+        config=config, finn_build=build_check(hw_model, folding, board))
 
 
 def _fits(space: "list | Design", budget: Budget) -> bool:

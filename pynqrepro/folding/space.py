@@ -236,7 +236,9 @@ def _styles(spec, attr: str, choose: bool, values: tuple) -> list[int]:
 
 def hls_mvau_codegen_accepts(simd, mw) -> np.ndarray:
     """MVAU_hls.defines("ipgen") (step_hw_codegen) asserts "HLS synthesis of MatrixVectorActivation
-    requires: SIMD >= MW / 1024", for the MW the node is built with."""
+    requires: SIMD >= MW / 1024", for the MW the node is built with: the HW model's, also for a
+    SIMD-block pruned layer whose estimate streams only the kept columns (its folding JSON is
+    applied to the masked network, which stock FINN builds at its full MW)."""
     return np.asarray(simd) >= np.asarray(mw) / 1024
 
 
@@ -265,8 +267,8 @@ def _mvau_group(spec, options: SpaceOptions, pruning: StudyRule | MaskedBlocks |
         keep = c["PE"] * c["SIMD"] * a["W"] <= 8191
         c = {k: v[keep] for k, v in c.items()}
     c["MW"] = pruning.columns(a["MW"], c["SIMD"]) if pruning is not None else np.full(len(c["PE"]), a["MW"])
-    if spec.op_type == "MVAU_hls":
-        keep = hls_mvau_codegen_accepts(c["SIMD"], c["MW"])
+    if spec.op_type == "MVAU_hls":  # FINN generates the node of the HW model: its MW, even where pruning skips
+        keep = hls_mvau_codegen_accepts(c["SIMD"], a["MW"])  # blocks (stock FINN builds a masked layer dense)
         if not keep.any():
             raise UserError(f"{spec.name} (MW {a['MW']}): FINN's HLS code generation accepts no legal SIMD "
                             "(SIMD >= MW / 1024 and SIMD dividing MW): prune or pad the layer to a MW with a "

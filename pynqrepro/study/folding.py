@@ -14,7 +14,6 @@ prepared graph plus the shell must equal our whole-design totals.
 from __future__ import annotations
 
 import itertools
-import json
 import textwrap
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -56,8 +55,9 @@ NOTES = [
     f"--no-width-converters); {COMPUTE_ONLY}: the search of the compute nodes alone, for comparison (its whole "
     "design may not fit); SetFolding: FINN's SetFolding at its fastest target whose whole design fits.",
     "FINN build prep: each exact JSON went through the Python part of FINN's build (ApplyConfig ... InsertDWC, "
-    "InsertFIFO, InsertIODMA, dataflow partitioning) and FINN's estimate of the prepared graph plus the shell "
-    "equals the whole-design totals.",
+    "InsertFIFO, code generation (step_hw_codegen), InsertIODMA, dataflow partitioning): 'equal' where FINN "
+    "accepts it and its estimate of the prepared graph plus the shell equals the whole-design totals, else what "
+    "differs or 'rejected:' and FINN's reason.",
     "study greedy: the study's search re-implemented (prio SIMD); it ignores BRAM and counts compute LUTs only, "
     "as the study did. FINN published: FINN's shipped CNV foldings (W1A1/W1A2/W2A2 only) with every setting "
     "they carry (PE/SIMD, and MVAU/SWG ram_style: some weights in LUTRAM).",
@@ -128,7 +128,7 @@ class FoldingComparison:
     exact: dict  # method name -> the whole-design optimiser's folding, where one fits
     compute_only: Folding | None  # the compute-only search's folding, judged as a whole design
     setfolding: Folding | None
-    finn_build: dict = field(default_factory=dict)  # exact method -> where FINN's prepared build differs
+    finn_build: dict = field(default_factory=dict)  # exact method -> outputs.BuildCheck of its JSON
     calibrated: Budget | None = None  # the default budget: device / (1 + bound)
     margins: object = None  # folding.budget_calibration.Margins of that budget (its bound per resource)
 
@@ -140,7 +140,8 @@ class FoldingComparison:
         if self.case.lut_ratio != STUDY_LUT_RATIO:
             return None
         folding = self.exact.get(CALIBRATED_ROW)
-        return folding if folding is not None and not self.finn_build.get(CALIBRATED_ROW) else None
+        check = self.finn_build.get(CALIBRATED_ROW)
+        return folding if folding is not None and (check is None or check.agrees) else None
 
     def speedup_over_setfolding(self) -> float | None:
         """exact / SetFolding fps, where both found a folding."""
@@ -168,25 +169,8 @@ def _compute_only(design: Design, budget: Budget) -> Method:
     return Method(COMPUTE_ONLY, Folding.of(COMPUTE_ONLY, design, found.folding.choice))
 
 
-def _finn_build_checks(model, exact: dict, board: Board) -> dict:
-    """``outputs.finn_build_check`` of every exact folding, FINN's build prepared once per distinct
-    change the JSONs make to the model (exact and exact+LUTRAM often choose the same)."""
-    from pynqrepro.finnflow.buildprep import prepare_build
-    from pynqrepro.finnflow.foldconfig import changes
-    from pynqrepro.folding import outputs
-
-    prepared: dict = {}
-    out = {}
-    for name, folding in exact.items():
-        key = json.dumps(changes(model, folding.config()), sort_keys=True)
-        if key not in prepared:
-            prepared[key] = prepare_build(model, folding.config(), board)
-        out[name] = outputs.finn_build_check(model, folding, board, prepared[key])
-    return out
-
-
 def measure(setup: Setup, case: Case) -> FoldingComparison:
-    from pynqrepro.folding import baselines
+    from pynqrepro.folding import baselines, outputs
     from pynqrepro.folding.budget_calibration import calibrated_margins
     from pynqrepro.folding.optimise import board_budget
     from pynqrepro.folding.wholedesign import build_design
@@ -214,7 +198,7 @@ def measure(setup: Setup, case: Case) -> FoldingComparison:
                                                                               "FINN published")))
     methods.append(Method("all PE=SIMD=1", baselines.all_ones(designs["exact"])))
     return FoldingComparison(case, board, budget, methods, exact, compute_only.folding, setfolding,
-                             _finn_build_checks(model, exact, board), calibrated, margins)
+                             outputs.finn_build_checks(model, exact, board), calibrated, margins)
 
 
 def folding_file(board: str, bits: int) -> str:
@@ -267,8 +251,7 @@ def tabulate(results: Recorder, setup: Setup, comparison: FoldingComparison) -> 
                         "FINN BRAM18 (whole)": folding.finn_total("BRAM_18K"),
                         "FINN DSP (whole)": folding.finn_total("DSP")})
             if method.name in comparison.finn_build:
-                differences = comparison.finn_build[method.name]
-                row["FINN build prep"] = "equal" if not differences else "; ".join(differences)
+                row["FINN build prep"] = comparison.finn_build[method.name].cell()
         folding_config = {"folding": method.folding.config()} if method.folding is not None else {}
         table.add({**row, "note": "; ".join(note), "source": source}, config={**config, **folding_config})
     speedup = comparison.speedup_over_setfolding()

@@ -52,6 +52,12 @@ NOTES = [
     "simd_blocks folding: a pruned conv MVAU whose SIMD divides the SIMD its masks were cut at (the preset "
     "list) skips whole mask blocks and streams only the columns the step's masks keep; at any other SIMD "
     "the optimiser may still run it dense, as stock FINN would.",
+    "FINN build prep: the row's folding JSON (its config in pruning.json) went through the Python part of FINN's "
+    "build on the step's own HW model, as a user applies it: ApplyConfig ... InsertDWC, InsertFIFO, code "
+    "generation (step_hw_codegen), InsertIODMA, dataflow partitioning. 'equal': FINN accepts it and its "
+    "estimate of the prepared graph plus the shell is ours; else what differs (simd_blocks: stock FINN builds "
+    "the masked network dense, so cycles differ where the estimate skips pruned blocks) or 'rejected:' and "
+    "FINN's reason.",
     "Study rows: CIFAR-10, est. fps at the out-of-context fmax; smoke-scale rows are digits and not comparable.",
 ]
 HARDWARE_NOTE = {"simd_blocks": "estimate only (needs block-skipping input generator)", "channels": "stock FINN"}
@@ -95,6 +101,21 @@ class PruningSweeps:
     steps: list  # Step, both methods in order
     checked: Step  # the smallest channel-pruned network ...
     check: Verification  # ... through every FINN stage
+
+    def points(self) -> list[tuple[str, int, HardwarePoint]]:
+        """(method, step, folding) of every row with a folding: the dense network's, then each step's."""
+        return [("dense", 0, self.base)] + [(s.method, s.result.step, s.point) for s in self.steps]
+
+    def build_rejections(self) -> list[tuple[str, int, str]]:
+        """(method, step, FINN's reason) of every row whose folding FINN's build preparation rejects."""
+        return [(method, step, point.finn_build.rejected) for method, step, point in self.points()
+                if not point.finn_build.passes]
+
+    def build_disagreements(self) -> list[tuple[str, int, str]]:
+        """(method, step, what differs) of the stock-FINN rows (dense, channels) where FINN's figures
+        of the prepared build differ from ours (simd_blocks rows differ by design: FINN builds them dense)."""
+        return [(method, step, point.finn_build.cell()) for method, step, point in self.points()
+                if method != "simd_blocks" and not point.finn_build.agrees]
 
     def speedup(self, step: Step) -> float:
         return step.point.est_fps / self.base.est_fps
@@ -179,15 +200,16 @@ def tabulate(results: Recorder, setup: Setup, sweeps: PruningSweeps) -> None:
                 "est fps": round(point.est_fps, 1), "speedup vs dense": round(point.est_fps / sweeps.base.est_fps, 3),
                 "LUT (whole)": point.lut, "BRAM18 (whole)": point.bram18, "LUT bound": bounded(point.lut, "LUT"),
                 "BRAM18 bound": bounded(point.bram18, "BRAM_18K"), "fits": point.fits_calibrated,
-                f"fits {STUDY_LUT_RATIO:g} x LUT": point.fits_board, "note": note,
-                "source": source}
+                f"fits {STUDY_LUT_RATIO:g} x LUT": point.fits_board, "FINN build prep": point.finn_build.cell(),
+                "note": note, "source": source}
 
     table.add(row("dense", 0, 0.0, sweeps.dense_acc, sweeps.base, HARDWARE_NOTE["channels"]),
-              config={"checkpoint": sweeps.dense.key})
+              config={"checkpoint": sweeps.dense.key, "folding": sweeps.base.config})
     for step in sweeps.steps:
         table.add(row(step.method, step.result.step, step.result.sparsity, step.result.test_acc, step.point,
                       HARDWARE_NOTE[step.method]),
-                  config={"sweep": step.sweep.step_key(), "artifact": step.artifact.key})
+                  config={"sweep": step.sweep.step_key(), "artifact": step.artifact.key,
+                          "folding": step.point.config})
     for ref in select(STUDY_PRUNING_SWEEP, board=board.name, bits=bits):
         table.add_reference(ref, {"bits": bits, "board": ref.board, "dataset": ref.dataset, "method": "simd_blocks",
                                   "sparsity %": round(100 * ref.conv_sparsity, 1), "acc %": ref.top1,
