@@ -183,9 +183,9 @@ def test_folding_first_screen_gives_fps_and_device_shares_with_the_json():
 
 def test_pruning_figure_keeps_datasets_apart_and_marks_designs_that_do_not_fit():
     rows = [{"bits": 2, "method": "channels", "sparsity %": 0.0, "est fps": 1000.0, "acc %": 97.0,
-             "fits board": True, "dataset": "digits", "source": "pynqrepro (smoke)"},
+             pruning.FITS: True, "dataset": "digits", "source": "pynqrepro (smoke)"},
             {"bits": 8, "method": "channels", "sparsity %": 10.0, "est fps": 300.0, "acc %": 96.0,
-             "fits board": False, "source": "pynqrepro (smoke)"},  # recorded before the dataset column
+             pruning.FITS: False, "source": "pynqrepro (smoke)"},  # recorded before the dataset column
             {"bits": 2, "method": "simd_blocks", "sparsity %": 15.0, "est fps": 2353.0, "acc %": 88.02,
              "dataset": "cifar10", "source": "reference: the study"}]
     panels = pruning.pareto_series(rows)
@@ -199,7 +199,7 @@ def test_pruning_first_screen_picks_the_fastest_step_within_one_point():
     def row(method, step, fps, drop, fits=True):
         return {"bits": 2, "board": "pynq-z1", "method": method, "step": step, "sparsity %": 10.0 * step,
                 "acc %": 97.0 - drop, "drop vs dense": drop, "est fps": fps, "speedup vs dense": fps / 1000,
-                "fits board": fits, "source": "pynqrepro (smoke)"}
+                pruning.FITS: fits, "source": "pynqrepro (smoke)"}
 
     rows = [row("dense", 0, 1000.0, 0.0), row("channels", 1, 1500.0, 0.5), row("channels", 2, 2500.0, 1.5),
             row("simd_blocks", 1, 1200.0, -0.2, fits=False),
