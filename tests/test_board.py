@@ -281,6 +281,9 @@ def test_cli_deploy_without_host(tmp_path, capsys, monkeypatch):
     from pynqrepro.cli import main
 
     monkeypatch.delenv("PYNQ_BOARD_HOST", raising=False)
-    assert main(["deploy", str(tmp_path), "--board-host", ""]) == 2
+    assert main(["deploy", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == \
         "pynqrepro: error: no board host: pass --board-host HOST or set PYNQ_BOARD_HOST"
+    assert main(["deploy", str(tmp_path), "--board-host", ""]) == 2  # typed empty: a value is missing
+    assert capsys.readouterr().err.strip() == ("pynqrepro: error: argument --board-host: the value is empty: pass a "
+                                               "value, or drop --board-host for its default (see pynqrepro deploy --help)")

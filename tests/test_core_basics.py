@@ -33,7 +33,8 @@ def test_atomic_write_keeps_old_content_on_failure(tmp_path, monkeypatch):
 def test_unwritable_dir_is_a_one_line_error(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with pytest.raises(UserError, match=r"--reports-dir .* is not writable .*choose a writable directory") as err:
+    with pytest.raises(UserError, match=r"--reports-dir .*/a-file/reports is not writable: .*/a-file is a file, not a directory: "
+                                        r"choose another path$") as err:
         ensure_writable_dir(blocker / "reports", "--reports-dir")
     assert "\n" not in str(err.value)
 

@@ -98,7 +98,7 @@ def test_directory_option_values_are_not_taken_for_test_paths(project, tmp_path_
 def test_unwritable_reports_dir_is_a_usage_error(project):
     (project.path / "blocker").write_text("")
     result = project.runpytest_subprocess("--reports-dir", str(project.path / "blocker" / "reports"))
-    result.stderr.fnmatch_lines(["*--reports-dir * is not writable*choose a writable directory*"])
+    result.stderr.fnmatch_lines(["*--reports-dir */blocker/reports is not writable: */blocker is a file, not a directory: choose another path"])
     assert result.ret == 4
 
 

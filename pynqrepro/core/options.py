@@ -202,7 +202,8 @@ class CommandParser(argparse.ArgumentParser):
         typed = action.type in (None, str, Path) and action.nargs not in (argparse.PARSER, argparse.REMAINDER)
         if typed and any(isinstance(text, str) and not text.strip() for text in arg_strings):
             name = "/".join(action.option_strings) or action.metavar or action.dest
-            self.error(f"argument {name}: the value is empty: pass a value ('.' for the current directory)"
+            here = " ('.' for the current directory)" if action.type is Path else ""
+            self.error(f"argument {name}: the value is empty: pass a value{here}"
                        + (f", or drop {name} for its default" if action.option_strings else ""))
         return super()._get_values(action, arg_strings)
 
