@@ -364,14 +364,16 @@ def test_the_ceiling_restarts_when_slurm_answers_again(monkeypatch):
 def test_a_job_submitit_requeued_is_waited_for_while_slurm_shows_it_ended(tmp_path, monkeypatch):
     """Seen in CI: the waiter read FAILED (exit 1:0) in the moment between submitit's requeue and SLURM's
     PENDING, and reported a healthy job as failed."""
-    log = tmp_path / "7_0_log.err"
+    # as in the CI run: submitit logs to the job's stdout, srun's and slurmstepd's lines go to stderr
+    log, err = tmp_path / "7_0_log.out", tmp_path / "7_0_log.err"
     log.write_text("submitit INFO - Starting with JobEnvironment(job_id=7)\nepoch 1\n"
                    "submitit INFO - Requeued job 7 (2 remaining timeouts)\n")
+    err.write_text("slurmstepd-vm: error: *** JOB 7 ON vm CANCELLED AT 2026-12-07T09:34:47 DUE TO JOB REQUEUE ***\n")
     answers = iter(["FAILED", "FAILED", "PENDING", "FAILED"])
     monkeypatch.setattr(diagnosis.shutil, "which", lambda tool: f"/usr/bin/{tool}")
     monkeypatch.setattr(diagnosis, "job_info", lambda job_id: {"JobState": next(answers), "ExitCode": "1:0"})
     monkeypatch.setattr(diagnosis, "REQUEUE_GRACE_S", 0.2)
-    record = claims.ClaimRecord("train", "k", "s", job_id="7", state="submitted", log=str(log))
+    record = claims.ClaimRecord("train", "k", "s", job_id="7", state="submitted", log=str(err))
     watch = claims.StaleWatch()
     assert diagnosis.job_status(record, watch).alive  # requeued by submitit, SLURM not caught up yet
     time.sleep(0.25)

@@ -74,12 +74,18 @@ def job_status(record: claims.ClaimRecord, watch: claims.StaleWatch) -> claims.H
 
 
 def requeued_by_submitit(record: claims.ClaimRecord) -> bool:
-    """Did the job's last run end by requeueing itself (submitit's time-limit handler), with no run since?"""
-    try:
-        tail = Path(record.log).read_bytes()[-65536:].decode(errors="replace") if record.log else ""
-    except OSError:
+    """Did the job's last run end by requeueing itself (submitit's time-limit handler), with no run since?
+    submitit logs to the job's stdout (``*_log.out``); ``record.log`` is its stderr beside it."""
+    if not record.log:
         return False
-    return tail.rfind(f"Requeued job {record.job_id} ") > tail.rfind("Starting with ")
+    for log in (Path(record.log).with_suffix(".out"), Path(record.log)):
+        try:
+            tail = log.read_bytes()[-65536:].decode(errors="replace")
+        except OSError:
+            continue
+        if tail.rfind(f"Requeued job {record.job_id} ") > tail.rfind("Starting with "):
+            return True
+    return False
 
 
 def _job_error_line(record: claims.ClaimRecord) -> str | None:
