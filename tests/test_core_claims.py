@@ -367,9 +367,10 @@ def test_a_job_submitit_requeued_is_waited_for_while_slurm_shows_it_ended(tmp_pa
     # as in the CI run: submitit logs to the job's stdout, srun's and slurmstepd's lines go to stderr
     log, err = tmp_path / "7_0_log.out", tmp_path / "7_0_log.err"
     log.write_text("submitit INFO - Starting with JobEnvironment(job_id=7)\nepoch 1\n"
-                   "submitit INFO - Requeued job 7 (2 remaining timeouts)\n")
+                   "submitit WARNING - Caught signal SIGUSR2 on vm: this job is preempted.\n"
+                   "submitit INFO - Calling checkpoint method.\n")  # SLURM may show it ended before the next line
     err.write_text("slurmstepd-vm: error: *** JOB 7 ON vm CANCELLED AT 2026-12-07T09:34:47 DUE TO JOB REQUEUE ***\n")
-    answers = iter(["FAILED", "FAILED", "PENDING", "FAILED"])
+    answers = iter(["FAILED", "FAILED", "PENDING", "FAILED", "FAILED"])
     monkeypatch.setattr(diagnosis.shutil, "which", lambda tool: f"/usr/bin/{tool}")
     monkeypatch.setattr(diagnosis, "job_info", lambda job_id: {"JobState": next(answers), "ExitCode": "1:0"})
     monkeypatch.setattr(diagnosis, "REQUEUE_GRACE_S", 0.2)
@@ -381,6 +382,10 @@ def test_a_job_submitit_requeued_is_waited_for_while_slurm_shows_it_ended(tmp_pa
     assert diagnosis.job_status(record, watch).alive  # PENDING: queued again
     log.write_text(log.read_text() + "submitit INFO - Starting with JobEnvironment(job_id=7)\nTraceback\n")
     assert not diagnosis.job_status(record, watch).alive  # a failure after the requeued run started
+    log.write_text(log.read_text() + "submitit INFO - Starting with JobEnvironment(job_id=7)\n"
+                   "submitit INFO - Calling checkpoint method.\n"
+                   "submitit WARNING - Job not requeued because: timed-out too many times.\n")
+    assert not diagnosis.job_status(record, watch).alive  # submitit gave up: ended, no grace
 
 
 def test_other_ranks_wait_for_rank_zeros_prepare(tmp_path, monkeypatch):

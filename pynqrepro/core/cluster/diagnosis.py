@@ -74,8 +74,11 @@ def job_status(record: claims.ClaimRecord, watch: claims.StaleWatch) -> claims.H
 
 
 def requeued_by_submitit(record: claims.ClaimRecord) -> bool:
-    """Did the job's last run end by requeueing itself (submitit's time-limit handler), with no run since?
-    submitit logs to the job's stdout (``*_log.out``); ``record.log`` is its stderr beside it."""
+    """Is the job's last run requeueing itself (submitit's time-limit handler), with no run since?
+    submitit logs to the job's stdout (``*_log.out``; ``record.log`` is its stderr beside it) "Calling
+    checkpoint method." before it asks SLURM to requeue and "Requeued job <id>" after SLURM answered, by
+    when SLURM may already show the job ended: the first line is the mark, unless it then logged why
+    it did not requeue."""
     if not record.log:
         return False
     for log in (Path(record.log).with_suffix(".out"), Path(record.log)):
@@ -83,7 +86,8 @@ def requeued_by_submitit(record: claims.ClaimRecord) -> bool:
             tail = log.read_bytes()[-65536:].decode(errors="replace")
         except OSError:
             continue
-        if tail.rfind(f"Requeued job {record.job_id} ") > tail.rfind("Starting with "):
+        run = tail[tail.rfind("Starting with "):]  # the last run's lines (all, before any run started)
+        if "Calling checkpoint method." in run and "Job not requeued because" not in run:
             return True
     return False
 
