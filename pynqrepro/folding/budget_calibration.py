@@ -241,10 +241,15 @@ def calibrated_budget(board, store_root: Path | None = None) -> Budget:
     return board_budget(board, m.LUT, m.BRAM_18K, m.DSP)
 
 
+def bounded(total: int, resource: str, margins: Margins) -> int | None:
+    """Our stated upper bound of a real whole design we estimate at ``total`` (None: no data)."""
+    bound = margins.bound.get(resource)
+    return None if bound is None else round(total * (1 + bound))
+
+
 def upper_bound(folding: Folding, resource: str, margins: Margins) -> int | None:
     """Our stated upper bound of a folding's real whole design (None: no data for the resource)."""
-    bound = margins.bound.get(resource)
-    return None if bound is None else round(folding.total(resource) * (1 + bound))
+    return bounded(folding.total(resource), resource, margins)
 
 
 def budget_margins(margin: str | float, store_root: Path | None = None) -> Margins:

@@ -180,7 +180,7 @@ def measure(setup: Setup, case: Case) -> PruningSweeps:
 
 
 def tabulate(results: Recorder, setup: Setup, sweeps: PruningSweeps) -> None:
-    from pynqrepro.folding.budget_calibration import calibrated_margins
+    from pynqrepro.folding.budget_calibration import bounded, calibrated_margins
     from pynqrepro.folding.pruned import describe_budget
 
     board, bits = setup.board, sweeps.case.bits
@@ -189,17 +189,15 @@ def tabulate(results: Recorder, setup: Setup, sweeps: PruningSweeps) -> None:
     common = {"bits": bits, "board": board.name, "dataset": setup.scale.dataset,
               "budget": describe_budget(sweeps.budget, board, STUDY_LUT_RATIO)}
     source = f"pynqrepro ({setup.scale.name})"
-    bound = calibrated_margins(setup.store.root).bound
-
-    def bounded(value: int, resource: str) -> int | None:
-        return None if bound.get(resource) is None else round(value * (1 + bound[resource]))
+    margins = calibrated_margins(setup.store.root)
 
     def row(method: str, step: int, sparsity: float, acc: float, point: HardwarePoint, note: str) -> dict:
         return {**common, "method": method, "step": step, "sparsity %": round(100 * sparsity, 1),
                 "acc %": round(acc, 2), "drop vs dense": round(sweeps.dense_acc - acc, 2),
                 "est fps": round(point.est_fps, 1), "speedup vs dense": round(point.est_fps / sweeps.base.est_fps, 3),
-                "LUT (whole)": point.lut, "BRAM18 (whole)": point.bram18, "LUT bound": bounded(point.lut, "LUT"),
-                "BRAM18 bound": bounded(point.bram18, "BRAM_18K"), FITS: point.fits_calibrated,
+                "LUT (whole)": point.lut, "BRAM18 (whole)": point.bram18,
+                "LUT bound": bounded(point.lut, "LUT", margins),
+                "BRAM18 bound": bounded(point.bram18, "BRAM_18K", margins), FITS: point.fits_calibrated,
                 f"fits {STUDY_LUT_RATIO:g} x LUT": point.fits_board, "FINN build prep": point.finn_build.cell(),
                 "note": note, "source": source}
 

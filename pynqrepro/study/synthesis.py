@@ -109,7 +109,8 @@ class Judged:
 
 
 def device_limits(board) -> dict:
-    return {"LUT": board.luts, "BRAM_18K": board.bram18, "DSP": board.dsp}
+    """The resources a certified design is judged on (``Board.limits`` without URAM: no CNV uses it)."""
+    return {r: n for r, n in board.limits().items() if r in ("LUT", "BRAM_18K", "DSP")}
 
 
 @dataclass(frozen=True)
