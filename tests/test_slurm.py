@@ -217,6 +217,9 @@ def test_requeued_training_resumes_to_the_same_weights(cluster, reference, tmp_p
         cluster.run("scancel", "--signal=USR2", job)
         requeued = re.compile(r"JobState=PENDING .*Restarts=1", re.DOTALL)
         wait_for(lambda: requeued.search(cluster.run("scontrol", "show", "job", job)), what="the requeue")
+        # the node still cleans up the killed run a moment after the job is PENDING; a start forced before
+        # that ended once in CI as FAILED (exit 1:0) without running: SLURM's own hold waits it out
+        wait_for(lambda: "COMPLETING" not in cluster.run("scontrol", "show", "node"), what="the node's clean-up")
         cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now")  # skip SLURM's 2-minute requeue hold
 
     outcome, job, _ = _interrupt_mid_training(cluster, store, cfg, time_limit_signal)
