@@ -76,7 +76,10 @@ class SlurmCluster:
             f"SlurmctldHost={self.host}",
             f"SlurmctldPort={_free_port()}",
             f"SlurmdPort={_free_port()}",
-            "AuthType=auth/munge", "CredType=cred/munge", f"AuthInfo=socket={self.munge_socket}",
+            # cred_expire is also how long SLURM holds a requeued job (a new launch credential must post-date
+            # the old run's revocation, to the second): 30 s, not the default 2 minutes, still long enough
+            # for a job step to launch under CI's load
+            "AuthType=auth/munge", "CredType=cred/munge", f"AuthInfo=socket={self.munge_socket},cred_expire=30",
             "SlurmUser=root", "SlurmdUser=root",
             f"StateSaveLocation={d / 'state'}", f"SlurmdSpoolDir={d / 'spool'}",
             f"SlurmctldPidFile={d / 'slurmctld.pid'}", f"SlurmdPidFile={d / 'slurmd.pid'}",
@@ -135,6 +138,13 @@ class SlurmCluster:
                 _end(int((self.dir / pid_file).read_text()))
             except (OSError, ValueError):
                 pass
+
+    def job_history(self, job: str) -> str:
+        """The controller's and the node's log lines about ``job``, for a test's failure message."""
+        pattern = re.compile(rf"(JobId={job}\b|job {job}\b|\[{job}\.|StepId={job}\.)")
+        return "".join(line for name in ("slurmctld.log", "slurmd.log") if (self.dir / "log" / name).is_file()
+                       for line in (self.dir / "log" / name).read_text().splitlines(keepends=True)
+                       if pattern.search(line))
 
     def run(self, *command: str, check: bool = True) -> str:
         """A SLURM client command (scontrol, squeue, scancel) against this cluster."""
