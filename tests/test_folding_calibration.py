@@ -122,6 +122,20 @@ def test_margin_values():
         assert "\n" not in str(error.value)
 
 
+def test_the_stated_bound_is_within_the_device_exactly_when_the_budget_admits_the_design():
+    """The bound the reports print beside a design (folding.md, pruning.md, synthesis.md) agrees
+    with the budget the optimiser held it to (``board_budget``: device x fraction, rounded down), for
+    every integer total around each resource's budget edge."""
+    margins = budget_calibration.calibrated_margins()
+    budget = budget_calibration.calibrated_budget(PYNQ_Z1)
+    for resource, device, edge in (("LUT", PYNQ_Z1.luts, budget.LUT), ("BRAM_18K", PYNQ_Z1.bram18, budget.BRAM_18K)):
+        assert margins.bound[resource] is not None
+        for total in range(edge - 50, edge + 50):
+            bound = budget_calibration.bounded(total, resource, margins)
+            assert bound >= total * (1 + margins.bound[resource]) - 1e-6
+            assert (bound <= device) == (total <= edge), (resource, total, bound, edge)
+
+
 def test_fold_budgets_the_whole_design_calibrated_by_default(store, tmp_path, capsys):
     """Without a budget option ``fold`` budgets with the model's stated bound (the store's refit once
     ``pynqrepro calibrate`` made one), as ``--margin calibrated`` does; ``--margin F`` shrinks every

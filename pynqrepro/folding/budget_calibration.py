@@ -241,10 +241,17 @@ def calibrated_budget(board, store_root: Path | None = None) -> Budget:
     return board_budget(board, m.LUT, m.BRAM_18K, m.DSP)
 
 
-def bounded(total: int, resource: str, margins: Margins) -> int | None:
-    """Our stated upper bound of a real whole design we estimate at ``total`` (None: no data)."""
-    bound = margins.bound.get(resource)
-    return None if bound is None else round(total * (1 + bound))
+def budgeted(total: float, resource: str, margins: Margins) -> int:
+    """What a design we estimate at ``total`` counts against the device under ``margins``:
+    ceil(total / fraction), within the device exactly when ``total`` is within the budget
+    (``board_budget``: the device x fraction, rounded down) the optimiser holds designs to."""
+    return math.ceil(total / getattr(margins, resource))
+
+
+def bounded(total: float, resource: str, margins: Margins) -> int | None:
+    """Our stated upper bound of a real whole design we estimate at ``total`` (None: no data): what
+    it counts against the device under the calibrated margins, whose fractions are 1 / (1 + bound)."""
+    return None if margins.bound.get(resource) is None else budgeted(total, resource, margins)
 
 
 def upper_bound(folding: Folding, resource: str, margins: Margins) -> int | None:

@@ -200,13 +200,29 @@ def finn_memory_bits(spec: costmodel.NodeSpec, finn: costmodel.Costs, mw=None):
     return finn.BRAM_18K * BRAM18_BITS + finn.URAM * URAM_BITS
 
 
-def threshold_luts(spec: costmodel.NodeSpec, pe, simd, ram_style, mw=None, res_type=None, thresholds=None):
-    """Per candidate, the LUTs of an MVAU's threshold logic (storage and comparators of every level)
-    by FINN's own distributed-threshold terms (``costmodel.mvau_costs(decision=True)``): the MVAU's
-    LUTs less those of the same MVAU without activation."""
-    bare = replace(spec, attrs={**spec.attrs, "noActivation": 1})
-    with_thresholds = costmodel.mvau_costs(spec, pe, simd, ram_style, mw, res_type, decision=True, thresholds=thresholds)
-    return with_thresholds.LUT - costmodel.mvau_costs(bare, pe, simd, ram_style, mw, res_type, decision=True).LUT
+@dataclass(frozen=True)
+class ThresholdTerms:
+    """An MVAU's costs per candidate at FINN's distributed-threshold terms (``costmodel.mvau_costs``
+    with ``decision=True``): at the node's own threshold style, at the candidate's (``here`` when it
+    keeps its own), and the LUTs of the same MVAU without activation."""
+
+    here: costmodel.Costs
+    there: costmodel.Costs
+    bare_luts: np.ndarray
+
+    @classmethod
+    def of(cls, spec: costmodel.NodeSpec, pe, simd, ram_style, mw=None, res_type=None, thresholds=None):
+        here = costmodel.mvau_costs(spec, pe, simd, ram_style, mw, res_type, decision=True)
+        there = here if not moves_thresholds(spec, thresholds).any() else costmodel.mvau_costs(
+            spec, pe, simd, ram_style, mw, res_type, decision=True, thresholds=thresholds)
+        bare = replace(spec, attrs={**spec.attrs, "noActivation": 1})
+        return cls(here, there, costmodel.mvau_costs(bare, pe, simd, ram_style, mw, res_type, decision=True).LUT)
+
+    def unfitted_luts(self, levels: int):
+        """The threshold LUTs the fit leaves out (``unfitted_threshold_luts``): the threshold logic
+        (the MVAU's LUTs less the bare MVAU's) at the candidate's style, less one of ``levels`` at the
+        node's own style."""
+        return (self.there.LUT - self.bare_luts) - (self.here.LUT - self.bare_luts) / levels
 
 
 def unfitted_threshold_luts(spec: costmodel.NodeSpec, pe, simd, ram_style, mw=None, res_type=None, thresholds=None):
@@ -220,9 +236,15 @@ def unfitted_threshold_luts(spec: costmodel.NodeSpec, pe, simd, ram_style, mw=No
     levels = costmodel.threshold_levels(spec)
     if levels == 0:
         return np.zeros(np.shape(pe), dtype=np.float64)
-    own = threshold_luts(spec, pe, simd, ram_style, mw, res_type)
-    there = own if thresholds is None else threshold_luts(spec, pe, simd, ram_style, mw, res_type, thresholds)
-    return there - own / levels
+    return ThresholdTerms.of(spec, pe, simd, ram_style, mw, res_type, thresholds).unfitted_luts(levels)
+
+
+def moves_thresholds(spec: costmodel.NodeSpec, thresholds) -> np.ndarray:
+    """Per candidate, whether its ram_style_thresholds code (``thresholds``, None: the node's own)
+    moves the thresholds from the node's own style."""
+    if thresholds is None:
+        return np.zeros(1, dtype=bool)
+    return np.asarray(thresholds) != costmodel.encode("ram_style_thresholds", spec.attrs["ram_style_thresholds"])
 
 
 def mvau(spec: costmodel.NodeSpec, pe, simd, ram_style, mw=None, res_type=None, thresholds=None) -> costmodel.Costs:
@@ -231,16 +253,15 @@ def mvau(spec: costmodel.NodeSpec, pe, simd, ram_style, mw=None, res_type=None, 
     elsewhere (``thresholds``: ram_style_thresholds codes, the optimiser's choice) adds the analytic
     model's BRAM18 per partition of that style."""
     finn = costmodel.mvau_costs(spec, pe, simd, ram_style, mw, res_type)
-    extra = unfitted_threshold_luts(spec, pe, simd, ram_style, mw, res_type, thresholds)
-    ours = decision_model().apply(spec.op_type, finn, finn_memory_bits(spec, finn, mw), extra)
-    if thresholds is None:
+    levels = costmodel.threshold_levels(spec)
+    if levels == 0:  # no activation: no thresholds to price or move
+        return decision_model().apply(spec.op_type, finn, finn_memory_bits(spec, finn, mw))
+    terms = ThresholdTerms.of(spec, pe, simd, ram_style, mw, res_type, thresholds)
+    ours = decision_model().apply(spec.op_type, finn, finn_memory_bits(spec, finn, mw), terms.unfitted_luts(levels))
+    if terms.there is terms.here:
         return ours
-    moved = np.asarray(thresholds) != costmodel.encode("ram_style_thresholds", spec.attrs["ram_style_thresholds"])
-    if not moved.any():
-        return ours
-    there = costmodel.mvau_costs(spec, pe, simd, ram_style, mw, res_type, decision=True, thresholds=thresholds)
-    here = costmodel.mvau_costs(spec, pe, simd, ram_style, mw, res_type, decision=True)
-    bram = np.where(moved, np.maximum(0, ours.BRAM_18K + there.BRAM_18K - here.BRAM_18K), ours.BRAM_18K)
+    moved = moves_thresholds(spec, thresholds)
+    bram = np.where(moved, np.maximum(0, ours.BRAM_18K + terms.there.BRAM_18K - terms.here.BRAM_18K), ours.BRAM_18K)
     return costmodel.Costs(ours.cycles, ours.LUT, bram, ours.URAM, ours.DSP)
 
 

@@ -13,7 +13,6 @@ row saying why.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,7 +96,9 @@ class Judged:
     finn: NetworkEstimate
 
     def bound(self, resource: str) -> int:
-        return math.ceil(self.ours.total(resource) / getattr(self.margins, resource))
+        from pynqrepro.folding.budget_calibration import budgeted
+
+        return budgeted(self.ours.total(resource), resource, self.margins)
 
     def certified(self, board) -> bool:
         return all(self.bound(r) <= limit for r, limit in device_limits(board).items())
