@@ -203,20 +203,25 @@ def finn_memory_bits(spec: costmodel.NodeSpec, finn: costmodel.Costs, mw=None):
 @dataclass(frozen=True)
 class ThresholdTerms:
     """An MVAU's costs per candidate at FINN's distributed-threshold terms (``costmodel.mvau_costs``
-    with ``decision=True``): at the node's own threshold style, at the candidate's (``here`` when it
-    keeps its own), and the LUTs of the same MVAU without activation."""
+    with ``decision=True``): at the node's own threshold style, at the candidate's (``here`` where no
+    candidate moves them), and the LUTs of the same MVAU without activation."""
 
     here: costmodel.Costs
     there: costmodel.Costs
     bare_luts: np.ndarray
+    moved: np.ndarray  # per candidate: its ram_style_thresholds differs from the node's own
 
     @classmethod
     def of(cls, spec: costmodel.NodeSpec, pe, simd, ram_style, mw=None, res_type=None, thresholds=None):
+        """``thresholds``: the candidates' ram_style_thresholds codes (None: the node's own)."""
+        own = costmodel.encode("ram_style_thresholds", spec.attrs["ram_style_thresholds"])
+        moved = np.zeros(1, dtype=bool) if thresholds is None else np.asarray(thresholds) != own
         here = costmodel.mvau_costs(spec, pe, simd, ram_style, mw, res_type, decision=True)
-        there = here if not moves_thresholds(spec, thresholds).any() else costmodel.mvau_costs(
-            spec, pe, simd, ram_style, mw, res_type, decision=True, thresholds=thresholds)
+        there = costmodel.mvau_costs(spec, pe, simd, ram_style, mw, res_type, decision=True,
+                                     thresholds=thresholds) if moved.any() else here
         bare = replace(spec, attrs={**spec.attrs, "noActivation": 1})
-        return cls(here, there, costmodel.mvau_costs(bare, pe, simd, ram_style, mw, res_type, decision=True).LUT)
+        bare_luts = costmodel.mvau_costs(bare, pe, simd, ram_style, mw, res_type, decision=True).LUT
+        return cls(here, there, bare_luts, moved)
 
     def unfitted_luts(self, levels: int):
         """The threshold LUTs the fit leaves out (``unfitted_threshold_luts``): the threshold logic
@@ -239,14 +244,6 @@ def unfitted_threshold_luts(spec: costmodel.NodeSpec, pe, simd, ram_style, mw=No
     return ThresholdTerms.of(spec, pe, simd, ram_style, mw, res_type, thresholds).unfitted_luts(levels)
 
 
-def moves_thresholds(spec: costmodel.NodeSpec, thresholds) -> np.ndarray:
-    """Per candidate, whether its ram_style_thresholds code (``thresholds``, None: the node's own)
-    moves the thresholds from the node's own style."""
-    if thresholds is None:
-        return np.zeros(1, dtype=bool)
-    return np.asarray(thresholds) != costmodel.encode("ram_style_thresholds", spec.attrs["ram_style_thresholds"])
-
-
 def mvau(spec: costmodel.NodeSpec, pe, simd, ram_style, mw=None, res_type=None, thresholds=None) -> costmodel.Costs:
     """Our estimate of an MVAU at each candidate: the fit on FINN's raw estimate of it plus the
     threshold LUTs it leaves out (``unfitted_threshold_luts``). A candidate that moves the thresholds
@@ -258,10 +255,10 @@ def mvau(spec: costmodel.NodeSpec, pe, simd, ram_style, mw=None, res_type=None, 
         return decision_model().apply(spec.op_type, finn, finn_memory_bits(spec, finn, mw))
     terms = ThresholdTerms.of(spec, pe, simd, ram_style, mw, res_type, thresholds)
     ours = decision_model().apply(spec.op_type, finn, finn_memory_bits(spec, finn, mw), terms.unfitted_luts(levels))
-    if terms.there is terms.here:
+    if not terms.moved.any():
         return ours
-    moved = moves_thresholds(spec, thresholds)
-    bram = np.where(moved, np.maximum(0, ours.BRAM_18K + terms.there.BRAM_18K - terms.here.BRAM_18K), ours.BRAM_18K)
+    bram = np.where(terms.moved, np.maximum(0, ours.BRAM_18K + terms.there.BRAM_18K - terms.here.BRAM_18K),
+                    ours.BRAM_18K)
     return costmodel.Costs(ours.cycles, ours.LUT, bram, ours.URAM, ours.DSP)
 
 
