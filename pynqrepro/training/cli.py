@@ -143,6 +143,15 @@ def _evaluate(args) -> None:
     print(f"{cfg.name} {args.resume}: val {val} test {evaluate(model, splits.test, 'cpu'):.2f}%")
 
 
+def warn_of_unused_or_absurd(cfg: TrainConfig, args) -> None:
+    """Warnings that do not stop a training, locally or as a job: an absurd ``--lr``, and a
+    ``--data-dir`` that the digits dataset does not read."""
+    warn_absurd_lr(cfg.lr, "--lr")
+    if cfg.dataset == "digits" and options_given(args, args.parser, {"data_dir"}):
+        warn(f"--data-dir {args.data_dir} is not used: the digits dataset ships with scikit-learn "
+             f"(--data-dir holds CIFAR-10's archive)")
+
+
 def run(args) -> None:
     from pynqrepro.training.distributed import launch, resolve
     from pynqrepro.training.trainer import RunOptions
@@ -169,10 +178,7 @@ def run(args) -> None:
         raise UserError(f"--nproc-per-node {args.nproc_per_node} sets the processes --multiprocessing-distributed "
                         f"spawns: add --multiprocessing-distributed, or drop --nproc-per-node")
     cfg = config_from_args(args)
-    warn_absurd_lr(cfg.lr, "--lr")
-    if cfg.dataset == "digits" and options_given(args, args.parser, {"data_dir"}):
-        warn(f"--data-dir {args.data_dir} is not used: the digits dataset ships with scikit-learn "
-             f"(--data-dir holds CIFAR-10's archive)")
+    warn_of_unused_or_absurd(cfg, args)
     args.experiments = _experiments_root(args)
     check_writable(args.experiments, "--experiments", directory=True)
     spec = resolve(args.world_size, args.rank, args.dist_url, args.dist_backend,
@@ -228,9 +234,6 @@ def _train_as_job(args) -> None:
         raise UserError(f"{flag} is for --executor local: a SLURM training lands in --store-dir, resumes by "
                         f"itself and takes its processes from the cluster config's [train] nodes/tasks_per_node")
     cfg = config_from_args(args)
-    warn_absurd_lr(cfg.lr, "--lr")
-    if cfg.dataset == "digits" and options_given(args, args.parser, {"data_dir"}):
-        warn(f"--data-dir {args.data_dir} is not used: the digits dataset ships with scikit-learn "
-             f"(--data-dir holds CIFAR-10's archive)")
+    warn_of_unused_or_absurd(cfg, args)
     store = store_from_args(args)
     _print_result(cfg, training_result(train_artifact(store, cfg, args.data_dir.absolute())))
